@@ -1,0 +1,339 @@
+import { randomUUID } from 'node:crypto';
+import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import fastifyApollo, { fastifyApolloDrainPlugin } from '@as-integrations/fastify';
+import { ApolloArmor } from '@escape.tech/graphql-armor';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import type { GraphQLSchema } from 'graphql';
+import type { Config } from './config.js';
+import { modules as allModules } from './modules/index.js';
+import { openDatabase, RequestTransaction, type Database } from './platform/db/index.js';
+import { AppError, ErrorCode } from './platform/errors.js';
+import { describeForLog, formatError, isUnexpected } from './platform/http/graphql-errors.js';
+import { createMetrics, type Metrics } from './platform/http/metrics.js';
+import { createLogger, type Logger } from './platform/logger.js';
+import { buildSchema, resolveModules, type ModuleDeps, type ModuleManifest, type Principal, type RequestContext } from './schema/index.js';
+
+export interface AppOptions {
+  /** module manifests to choose from (default: src/modules/index.ts) */
+  modules?: readonly ModuleManifest[];
+  logger?: Logger;
+  /** an already open database (tests); otherwise openDatabase(config) */
+  database?: Database;
+}
+
+export interface App {
+  server: FastifyInstance;
+  config: Config;
+  log: Logger;
+  database: Database;
+  schema: GraphQLSchema;
+  modules: readonly ModuleManifest[];
+  metrics: Metrics;
+  /** starts listening; resolves to the base URL */
+  listen(): Promise<string>;
+  /** stops accepting, drains in-flight requests (bounded), closes modules and the pool */
+  close(): Promise<void>;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    carebaseTx?: RequestTransaction;
+  }
+}
+
+export async function createApp(config: Config, opts: AppOptions = {}): Promise<App> {
+  const log = opts.logger ?? createLogger(config.logLevel);
+  const modules = resolveModules(config.features, opts.modules ?? allModules);
+  const enabledModules = modules.map((m) => m.name);
+  const enabledPhase = modules.reduce((max, m) => Math.max(max, m.phase), 0);
+  const schema = buildSchema(modules);
+  const ownsDatabase = !opts.database;
+  const database = opts.database ?? (await openDatabase(config, log));
+  const metrics = createMetrics(config.databasePoolMax);
+  const deps: ModuleDeps = { config, log, database };
+
+  try {
+    return await startServer({ config, log, modules, schema, database, ownsDatabase, metrics, deps, enabledModules, enabledPhase });
+  } catch (e) {
+    if (ownsDatabase) await database.close().catch(() => undefined);
+    throw e;
+  }
+}
+
+interface Parts {
+  config: Config;
+  log: Logger;
+  modules: readonly ModuleManifest[];
+  schema: GraphQLSchema;
+  database: Database;
+  ownsDatabase: boolean;
+  metrics: Metrics;
+  deps: ModuleDeps;
+  enabledModules: string[];
+  enabledPhase: number;
+}
+
+async function startServer(parts: Parts): Promise<App> {
+  const { config, log, modules, schema, database, ownsDatabase, metrics, deps, enabledModules, enabledPhase } = parts;
+  for (const m of modules) await m.init?.(deps);
+
+  const server: FastifyInstance = Fastify({
+    loggerInstance: log as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.bodyLimitBytes,
+    genReqId: (req) => {
+      const h = req.headers['x-request-id'];
+      return typeof h === 'string' && REQUEST_ID.test(h) ? h : randomUUID();
+    },
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  });
+
+  // @as-integrations/fastify answers 500 to a request without Host; refuse it first.
+  server.addHook('onRequest', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+    if (!req.headers.host) {
+      return reply.code(400).send(errorBody('Missing Host header', ErrorCode.BAD_REQUEST, req.id));
+    }
+  });
+  server.addHook('onResponse', async (req, reply) => {
+    await req.carebaseTx?.rollback().catch(() => undefined); // safety net: never leak a connection
+    const route = req.routeOptions.url ?? 'unmatched';
+    metrics.http.observe({ method: req.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    log.info({ reqId: req.id, method: req.method, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+  });
+  server.addHook('onRequestAbort', async (req) => {
+    await req.carebaseTx?.rollback().catch(() => undefined);
+  });
+
+  server.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+    if (status >= 500) {
+      log.error({ reqId: req.id, ...describeForLog(err) }, 'unexpected HTTP error');
+      return reply.code(status === 503 ? 503 : 500).send(errorBody('Internal server error', ErrorCode.INTERNAL_SERVER_ERROR, req.id));
+    }
+    const [code, message] = fastifyErrorCode(err);
+    return reply.code(status).send(errorBody(message, code, req.id));
+  });
+  server.setNotFoundHandler((req, reply) => reply.code(404).send(errorBody('Not found', ErrorCode.NOT_FOUND, req.id)));
+
+  // ---- operations endpoints ----
+  server.get('/healthz', async () => ({ status: 'ok' }));
+  server.get('/readyz', async (_req, reply) => {
+    try {
+      const [row] = await database.sql<{ n: number }[]>`select count(*)::int as n from drizzle.__drizzle_migrations`.execute();
+      const applied = row?.n ?? 0;
+      if (applied < database.migrationsExpected) {
+        return reply.code(503).send({ status: 'not ready', reason: 'migrations pending', applied, expected: database.migrationsExpected });
+      }
+      return { status: 'ready', migrations: applied };
+    } catch {
+      return reply.code(503).send({ status: 'not ready', reason: 'database unreachable' });
+    }
+  });
+  server.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+
+  // ---- GraphQL ----
+  const armor = new ApolloArmor({
+    maxDepth: { n: 12, ignoreIntrospection: true },
+    maxAliases: { n: 15 },
+    maxDirectives: { n: 10 },
+    costLimit: { maxCost: 5000, ignoreIntrospection: true },
+    // armor's max-tokens turns syntax errors into HTTP 500 on Apollo 5: Apollo's parseOptions.maxTokens does it instead
+    maxTokens: { enabled: false },
+    blockFieldSuggestion: { enabled: true },
+  });
+  const protection = armor.protect();
+  const apollo = new ApolloServer<RequestContext>({
+    schema,
+    plugins: [
+      // armor and the fastify integration ship CJS typings of Apollo's types: same runtime objects
+      ...(protection.plugins as unknown as ApolloServerPlugin<RequestContext>[]),
+      fastifyApolloDrainPlugin(server) as unknown as ApolloServerPlugin<RequestContext>,
+      ...(config.isProduction ? [ApolloServerPluginLandingPageDisabled() as ApolloServerPlugin<RequestContext>] : []),
+      transactionPlugin(),
+      observabilityPlugin(metrics),
+    ],
+    validationRules: protection.validationRules,
+    allowBatchedHttpRequests: false,
+    includeStacktraceInErrorResponses: false,
+    hideSchemaDetailsFromClientErrors: true,
+    introspection: !config.isProduction,
+    csrfPrevention: true,
+    // main.ts owns signal handling and shuts Apollo down in order
+    stopOnTerminationSignals: false,
+    parseOptions: { maxTokens: 5000 },
+    formatError,
+  });
+  await apollo.start();
+
+  const authenticators = modules.filter((m) => m.authenticate);
+  async function authenticate(req: FastifyRequest): Promise<Principal | null> {
+    for (const m of authenticators) {
+      const p = await m.authenticate!(req, deps);
+      if (p) return p;
+    }
+    return null;
+  }
+
+  await server.register(fastifyApollo(apollo), {
+    path: '/graphql',
+    context: async (req, reply): Promise<RequestContext> => {
+      let principal: Principal | null;
+      try {
+        principal = await authenticate(req);
+      } catch (e) {
+        if (e instanceof AppError) {
+          const status = e.code === ErrorCode.UNAUTHENTICATED ? 401 : e.code === ErrorCode.RATE_LIMITED ? 429 : 400;
+          throw new AppError(e.code, e.message, { ...e.extensions, http: { status } });
+        }
+        throw e;
+      }
+      const tx = new RequestTransaction(database.sql, principal?.tenantId ?? null, principal?.kind === 'user' ? principal.id : null);
+      req.carebaseTx = tx;
+      void reply;
+      return {
+        requestId: req.id,
+        ip: req.ip,
+        userAgent: req.headers['user-agent'],
+        config,
+        log: req.log as Logger,
+        principal,
+        tx,
+        db: () => tx.db(),
+        enabledModules,
+        enabledPhase,
+        responseHeaders: new Map(),
+      };
+    },
+  });
+
+  for (const m of modules) await m.routes?.(server, deps);
+
+  log.info({ modules: enabledModules, phase: enabledPhase, embeddedDatabase: database.embedded }, 'modules enabled');
+
+  let closing: Promise<void> | undefined;
+  return {
+    server,
+    config,
+    log,
+    database,
+    schema,
+    modules,
+    metrics,
+    async listen() {
+      await server.listen({ port: config.port, host: config.host });
+      const addr = server.server.address();
+      const port = typeof addr === 'object' && addr ? addr.port : config.port;
+      return `http://127.0.0.1:${port}`;
+    },
+    close() {
+      closing ??= (async () => {
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<'timeout'>((r) => {
+          timer = setTimeout(() => r('timeout'), config.shutdownTimeoutMs);
+        });
+        const result = await Promise.race([server.close().then(() => 'closed' as const), timeout]);
+        clearTimeout(timer);
+        if (result === 'timeout') {
+          log.warn('shutdown timeout: closing remaining connections');
+          server.server.closeAllConnections();
+        }
+        await apollo.stop().catch(() => undefined);
+        for (const m of [...modules].reverse()) await m.close?.().catch((e) => log.error(describeForLog(e), 'module close failed'));
+        if (ownsDatabase) await database.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+function errorBody(message: string, code: string, requestId: string) {
+  return { errors: [{ message, extensions: { code, requestId } }] };
+}
+
+function fastifyErrorCode(err: Error & { code?: string; statusCode?: number }): [string, string] {
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return [ErrorCode.PAYLOAD_TOO_LARGE, 'Request body is too large'];
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return [ErrorCode.BAD_REQUEST, 'Unsupported content type; send application/json'];
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return [ErrorCode.BAD_REQUEST, 'Empty JSON body'];
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return [ErrorCode.BAD_REQUEST, 'Malformed JSON body'];
+    default:
+      if (err instanceof SyntaxError) return [ErrorCode.BAD_REQUEST, 'Malformed JSON body'];
+      if (err.statusCode === 429) return [ErrorCode.RATE_LIMITED, 'Too many requests'];
+      if (err.statusCode === 401) return [ErrorCode.UNAUTHENTICATED, 'Authentication required'];
+      if (err.statusCode === 403) return [ErrorCode.FORBIDDEN, 'Not allowed'];
+      if (err.statusCode === 404) return [ErrorCode.NOT_FOUND, 'Not found'];
+      return [ErrorCode.BAD_REQUEST, 'Bad request'];
+  }
+}
+
+/** Ends each request's transaction before the response is sent: commit, or roll back a failed mutation. */
+function transactionPlugin(): ApolloServerPlugin<RequestContext> {
+  return {
+    async requestDidStart() {
+      return {
+        async willSendResponse({ contextValue, response, operation }) {
+          const body = response.body.kind === 'single' ? response.body.singleResult : undefined;
+          for (const [k, v] of contextValue.responseHeaders) response.http.headers.set(k, Array.isArray(v) ? v.join(', ') : v);
+          if (body?.errors) {
+            for (const e of body.errors) {
+              if (e.extensions?.code === ErrorCode.INTERNAL_SERVER_ERROR) {
+                (e.extensions as Record<string, unknown>).requestId = contextValue.requestId;
+              }
+            }
+          }
+          const tx = contextValue.tx;
+          if (!tx.isOpen) return;
+          if (operation?.operation === 'mutation' && body?.errors?.length) {
+            await tx.rollback();
+            return;
+          }
+          try {
+            await tx.commit();
+          } catch (e) {
+            contextValue.log.error({ reqId: contextValue.requestId, ...describeForLog(e) }, 'commit failed');
+            if (body) {
+              body.data = null;
+              body.errors = [{ message: 'The database did not confirm the write', extensions: { code: ErrorCode.DATABASE_UNAVAILABLE, requestId: contextValue.requestId } }];
+            }
+            response.http.status = 503;
+          }
+        },
+      };
+    },
+  };
+}
+
+/** Logs each unexpected error once (without its message text) and records operation metrics. */
+function observabilityPlugin(metrics: Metrics): ApolloServerPlugin<RequestContext> {
+  return {
+    async requestDidStart() {
+      const started = process.hrtime.bigint();
+      return {
+        async didEncounterErrors({ errors, contextValue }) {
+          for (const e of errors) {
+            if (isUnexpected(e)) contextValue.log.error({ reqId: contextValue.requestId, ...describeForLog(e) }, 'unexpected GraphQL error');
+          }
+        },
+        async willSendResponse({ operation, operationName, response }) {
+          const body = response.body.kind === 'single' ? response.body.singleResult : undefined;
+          metrics.graphql.observe(
+            { operation: metrics.operationLabel(operationName), type: operation?.operation ?? 'unknown', outcome: body?.errors?.length ? 'error' : 'ok' },
+            Number(process.hrtime.bigint() - started) / 1e9,
+          );
+        },
+      };
+    },
+  };
+}

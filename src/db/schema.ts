@@ -1,0 +1,14 @@
+/**
+ * Every table of every module (and of the platform), plus the relations.
+ * drizzle-kit reads this file; it is one of the two composition points of
+ * the app (with src/modules/index.ts). The database always holds every
+ * table, whether or not a module is enabled.
+ */
+import { defineRelations } from 'drizzle-orm';
+import { tenants } from '../platform/db/tables.js';
+
+export { tenants };
+
+export const tables = { tenants };
+
+export const relations = defineRelations(tables, () => ({}));

@@ -1,0 +1,7 @@
+/**
+ * The module list app.ts loads, in dependency order. One of the two places
+ * where modules are composed (the other is src/db/schema.ts).
+ */
+import type { ModuleManifest } from '../schema/module.js';
+
+export const modules: readonly ModuleManifest[] = [];

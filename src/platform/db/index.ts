@@ -1,0 +1,100 @@
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import postgres from 'postgres';
+import { drizzle } from 'drizzle-orm/postgres-js';
+import type { Config } from '../../config.js';
+import type { Logger } from '../logger.js';
+import { relations } from '../../db/schema.js';
+import { startEmbeddedPostgres } from './embedded.js';
+import { ensureDatabase, expectedMigrationCount, runMigrations } from './migrate.js';
+
+export { runMigrations, ensureDatabase, expectedMigrationCount, MIGRATIONS_FOLDER } from './migrate.js';
+export { RequestTransaction, withTenant, type Db } from './tenancy.js';
+
+export interface Database {
+  /** postgres-js pool connected as carebase_app (RLS applies) */
+  sql: postgres.Sql;
+  /** owner URL, only for migrations and operational CLIs */
+  ownerUrl: string;
+  appUrl: string;
+  embedded: boolean;
+  migrationsExpected: number;
+  close(): Promise<void>;
+}
+
+export const APP_ROLE = 'carebase_app';
+
+export function appUrlFor(ownerUrl: string, password?: string): string {
+  const u = new URL(ownerUrl);
+  u.username = APP_ROLE;
+  u.password = password ? encodeURIComponent(password) : '';
+  return u.toString();
+}
+
+export function createPool(url: string, max: number): postgres.Sql {
+  return postgres(url, {
+    max,
+    idle_timeout: 30,
+    connect_timeout: 10,
+    max_lifetime: 60 * 30,
+    onnotice: () => undefined,
+    connection: { application_name: 'carebase' },
+  });
+}
+
+export function createDrizzle(client: postgres.Sql) {
+  return drizzle({ client, relations });
+}
+
+async function secretFile(file: string): Promise<string> {
+  try {
+    return (await fs.readFile(file, 'utf8')).trim();
+  } catch {
+    const s = randomBytes(24).toString('base64url');
+    await fs.writeFile(file, s, { mode: 0o600 });
+    return s;
+  }
+}
+
+/**
+ * Connects to the configured database (or starts the embedded one), applies
+ * migrations as the owner, then opens the app pool as carebase_app.
+ */
+export async function openDatabase(config: Config, log: Logger): Promise<Database> {
+  let ownerUrl: string;
+  let appUrl: string;
+  let stopEmbedded: (() => Promise<void>) | undefined;
+  if (config.databaseUrl) {
+    ownerUrl = config.databaseUrl;
+    await runMigrations(ownerUrl, log);
+    appUrl = config.databaseAppUrl ?? appUrlFor(ownerUrl);
+  } else {
+    const embedded = await startEmbeddedPostgres(config.dataDir, log);
+    stopEmbedded = embedded.stop;
+    try {
+      const u = new URL(embedded.url);
+      u.pathname = '/carebase';
+      ownerUrl = u.toString();
+      await ensureDatabase(ownerUrl);
+      const appPassword = await secretFile(path.join(config.dataDir, 'pg-app-password'));
+      await runMigrations(ownerUrl, log, { appRolePassword: appPassword });
+      appUrl = appUrlFor(ownerUrl, appPassword);
+    } catch (e) {
+      await embedded.stop();
+      throw e;
+    }
+  }
+  const sql = createPool(appUrl, config.databasePoolMax);
+  return {
+    sql,
+    ownerUrl,
+    appUrl,
+    embedded: !!stopEmbedded,
+    migrationsExpected: expectedMigrationCount(),
+    async close() {
+      await sql.end({ timeout: 5 });
+      await stopEmbedded?.();
+    },
+  };
+}

@@ -1,0 +1,122 @@
+import postgres from 'postgres';
+import { drizzle } from 'drizzle-orm/postgres-js';
+import { relations } from '../../db/schema.js';
+
+/** A drizzle client bound to one connection inside one transaction. */
+export type Db = ReturnType<typeof bind>;
+
+function bind(pool: postgres.Sql, conn: postgres.ReservedSql) {
+  // A reserved connection shares the pool's parsers but does not expose them;
+  // drizzle needs them to install its date codecs.
+  if (!(conn as { options?: unknown }).options) Object.assign(conn, { options: pool.options });
+  return drizzle({ client: conn as postgres.Sql, relations });
+}
+
+/**
+ * One request's database work: a single connection reserved from the app
+ * pool, one transaction, with app.tenant_id (and app.user_id) set locally so
+ * row level security scopes every statement. Opened lazily on first use, so
+ * requests that touch no table cost no round trip. Services receive the Db
+ * and never open transactions themselves.
+ */
+export class RequestTransaction {
+  private opening?: Promise<{ conn: postgres.ReservedSql; db: Db }>;
+  private opened?: Db;
+  private done = false;
+  /** transactions currently open in this process (metrics) */
+  static open = 0;
+
+  constructor(
+    private readonly pool: postgres.Sql,
+    private tenantId: string | null,
+    private readonly userId: string | null = null,
+  ) {}
+
+  get isOpen(): boolean {
+    return !!this.opening && !this.done;
+  }
+
+  /** Set the tenant before the transaction opens (e.g. login by tenant slug). */
+  setTenant(tenantId: string) {
+    if (this.opening) throw new Error('tenant can only be set before the transaction opens');
+    this.tenantId = tenantId;
+  }
+
+  db(): Promise<Db> {
+    if (this.done) return Promise.reject(new Error('request transaction already finished'));
+    this.opening ??= (async () => {
+      const conn = await this.pool.reserve();
+      try {
+        await conn`begin`;
+        await conn`select set_config('app.tenant_id', ${this.tenantId ?? ''}, true), set_config('app.user_id', ${this.userId ?? ''}, true)`;
+      } catch (e) {
+        conn.release();
+        throw e;
+      }
+      RequestTransaction.open++;
+      this.opened = bind(this.pool, conn);
+      return { conn, db: this.opened };
+    })();
+    return this.opening.then((o) => o.db);
+  }
+
+  /** The Db if the transaction is already open (sync access for fallback loaders). */
+  current(): Db | undefined {
+    return this.done ? undefined : this.opened;
+  }
+
+  /** Raw connection of the transaction (for COPY / streaming). */
+  async connection(): Promise<postgres.ReservedSql> {
+    await this.db();
+    return (await this.opening!).conn;
+  }
+
+  async commit(): Promise<void> {
+    await this.finish('commit');
+  }
+
+  async rollback(): Promise<void> {
+    await this.finish('rollback');
+  }
+
+  private async finish(how: 'commit' | 'rollback') {
+    if (!this.opening || this.done) return;
+    this.done = true;
+    let conn: postgres.ReservedSql;
+    try {
+      conn = (await this.opening).conn;
+    } catch {
+      return; // never opened
+    }
+    try {
+      if (how === 'commit') await conn`commit`;
+      else await conn`rollback`;
+    } catch (e) {
+      if (how === 'commit') {
+        await conn`rollback`.catch(() => undefined);
+        throw e;
+      }
+    } finally {
+      RequestTransaction.open--;
+      conn.release();
+    }
+  }
+}
+
+/** Runs fn in one transaction scoped to a tenant; commits on success, rolls back on throw. */
+export async function withTenant<T>(
+  pool: postgres.Sql,
+  tenantId: string | null,
+  fn: (db: Db) => Promise<T>,
+  userId: string | null = null,
+): Promise<T> {
+  const tx = new RequestTransaction(pool, tenantId, userId);
+  try {
+    const result = await fn(await tx.db());
+    await tx.commit();
+    return result;
+  } catch (e) {
+    await tx.rollback();
+    throw e;
+  }
+}

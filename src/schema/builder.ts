@@ -1,0 +1,78 @@
+import SchemaBuilder from '@pothos/core';
+import DataloaderPlugin from '@pothos/plugin-dataloader';
+import DrizzlePlugin from '@pothos/plugin-drizzle';
+import ErrorsPlugin from '@pothos/plugin-errors';
+import RelayPlugin from '@pothos/plugin-relay';
+import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
+import ValidationPlugin from '@pothos/plugin-validation';
+import { getTableConfig } from 'drizzle-orm/pg-core';
+import { relations } from '../db/schema.js';
+import { AppError, ErrorCode, forbidden } from '../platform/errors.js';
+import type { RequestContext } from './context.js';
+import { registerScalars } from './scalars.js';
+
+export interface SchemaTypes {
+  Context: RequestContext;
+  DrizzleRelations: typeof relations;
+  AuthScopes: {
+    /** anyone, including anonymous callers */
+    public: boolean;
+    /** any authenticated principal (user or API key) */
+    authenticated: boolean;
+    /** principal holds this permission (see platform/access) */
+    permission: string;
+  };
+  Scalars: {
+    DateTime: { Input: Date; Output: Date | string };
+    Date: { Input: string; Output: string };
+    UUID: { Input: string; Output: string };
+    Email: { Input: string; Output: string };
+    JSON: { Input: unknown; Output: unknown };
+  };
+  DefaultFieldNullability: false;
+}
+
+/**
+ * A fresh builder per schema build: modules register their types on the
+ * builder they are given, so a disabled module contributes nothing.
+ */
+export function createBuilder() {
+  const builder = new SchemaBuilder<SchemaTypes>({
+    plugins: [ErrorsPlugin, ScopeAuthPlugin, RelayPlugin, ValidationPlugin, DataloaderPlugin, DrizzlePlugin],
+    defaultFieldNullability: false,
+    relay: { nodesOnConnection: true, clientMutationId: 'omit', cursorType: 'String' },
+    errors: { defaultTypes: [] },
+    validation: {
+      validationError: (result) => {
+        const issue = result.issues[0];
+        const field = issue?.path?.map((p) => (typeof p === 'object' ? String(p.key) : String(p))).join('.');
+        return new AppError(ErrorCode.BAD_USER_INPUT, `${field ? `${field}: ` : ''}${issue?.message ?? 'invalid input'}`, field ? { field } : {});
+      },
+    },
+    scopeAuth: {
+      authorizeOnSubscribe: true,
+      unauthorizedError: (_parent, ctx) =>
+        ctx.principal ? forbidden() : new AppError(ErrorCode.UNAUTHENTICATED, 'Authentication required'),
+      authScopes: (ctx) => ({
+        public: true,
+        authenticated: !!ctx.principal,
+        permission: (p: string) => ctx.principal?.permissions.has(p) ?? false,
+      }),
+    },
+    drizzle: {
+      client: (ctx) => {
+        const db = ctx.tx.current();
+        if (!db) throw new Error('drizzle fallback query before the request transaction opened');
+        return db;
+      },
+      relations,
+      getTableConfig,
+    },
+  });
+  registerScalars(builder);
+  builder.queryType({});
+  builder.mutationType({});
+  return builder;
+}
+
+export type Builder = ReturnType<typeof createBuilder>;

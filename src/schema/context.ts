@@ -1,0 +1,30 @@
+import type { Config } from '../config.js';
+import type { Db, RequestTransaction } from '../platform/db/index.js';
+import type { Logger } from '../platform/logger.js';
+
+/** Who is calling. Filled by the identity module's authenticator; null = anonymous. */
+export interface Principal {
+  kind: 'user' | 'apiKey';
+  id: string;
+  tenantId: string;
+  roles: string[];
+  permissions: ReadonlySet<string>;
+  sessionId?: string;
+  amr?: string[];
+}
+
+export interface RequestContext {
+  requestId: string;
+  ip: string;
+  userAgent: string | undefined;
+  config: Config;
+  log: Logger;
+  principal: Principal | null;
+  /** the request's single transaction (lazy); see platform/db/tenancy.ts */
+  tx: RequestTransaction;
+  db(): Promise<Db>;
+  enabledModules: readonly string[];
+  enabledPhase: number;
+  /** headers a resolver wants on the HTTP response (e.g. Set-Cookie, Retry-After) */
+  responseHeaders: Map<string, string | string[]>;
+}

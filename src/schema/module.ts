@@ -1,0 +1,50 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Config } from '../config.js';
+import type { Database } from '../platform/db/index.js';
+import type { Logger } from '../platform/logger.js';
+import type { Builder } from './builder.js';
+import type { Principal } from './context.js';
+
+/** What a module gets at boot (routes, init). */
+export interface ModuleDeps {
+  config: Config;
+  log: Logger;
+  database: Database;
+}
+
+/** A background job handler; payloads carry ids only, never PHI. */
+export type JobHandler = (payload: Record<string, unknown>, ctx: { log: Logger; database: Database; jobId: string }) => Promise<void>;
+
+/** A socket.io event handler registered by a module. */
+export interface SocketHandler {
+  event: string;
+  handle: (socket: unknown, payload: unknown) => Promise<unknown> | unknown;
+}
+
+/**
+ * A module's manifest (its index.ts default export). A module that is not
+ * enabled contributes no GraphQL field, route, job or socket handler.
+ */
+export interface ModuleManifest {
+  name: string;
+  /** roadmap phase (0..N); FEATURES=phase:N enables every module with phase <= N */
+  phase: number;
+  description: string;
+  /** other modules this one imports (through their index.ts) */
+  dependsOn: readonly string[];
+  schema?: (builder: Builder) => void;
+  routes?: (app: FastifyInstance, deps: ModuleDeps) => void | Promise<void>;
+  jobs?: Readonly<Record<string, JobHandler>>;
+  socketHandlers?: readonly SocketHandler[];
+  /**
+   * Turns request credentials into a Principal. Return undefined when the
+   * request carries no credential this module understands; throw an
+   * UNAUTHENTICATED AppError for a credential that is present but invalid
+   * (never fall back to anonymous).
+   */
+  authenticate?: (request: FastifyRequest, deps: ModuleDeps) => Promise<Principal | undefined>;
+  /** called once at boot, after the database is open */
+  init?: (deps: ModuleDeps) => Promise<void>;
+  /** called once at shutdown, before the database closes */
+  close?: () => Promise<void>;
+}
