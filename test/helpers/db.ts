@@ -1,0 +1,54 @@
+import { randomBytes } from 'node:crypto';
+import postgres from 'postgres';
+import { inject } from 'vitest';
+import { appUrlFor, createPool, expectedMigrationCount, type Database } from '../../src/platform/db/index.js';
+import { TEMPLATE_DB, TEST_DB_PREFIX, withDatabase } from './global-setup.js';
+
+export interface TestDatabase extends Database {
+  name: string;
+  /** owner connection (bypasses nothing: the owner is subject to FORCE RLS too, but may alter tables) */
+  owner: postgres.Sql;
+  drop(): Promise<void>;
+}
+
+/** A fresh database for one test file, cloned from the migrated template. */
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const adminUrl = inject('pgAdminUrl');
+  const name = `${TEST_DB_PREFIX}${randomBytes(6).toString('hex')}`;
+  const admin = postgres(adminUrl, { max: 1, onnotice: () => undefined });
+  try {
+    await admin.unsafe(`create database "${name}" template ${TEMPLATE_DB}`);
+  } finally {
+    await admin.end({ timeout: 5 });
+  }
+  const ownerUrl = withDatabase(adminUrl, name);
+  const appUrl = appUrlFor(ownerUrl, inject('appRolePassword'));
+  const sql = createPool(appUrl, 10);
+  const owner = postgres(ownerUrl, { max: 2, onnotice: () => undefined });
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    await sql.end({ timeout: 5 });
+    await owner.end({ timeout: 5 });
+  };
+  return {
+    name,
+    sql,
+    owner,
+    ownerUrl,
+    appUrl,
+    embedded: false,
+    migrationsExpected: expectedMigrationCount(),
+    close,
+    async drop() {
+      await close();
+      const a = postgres(adminUrl, { max: 1, onnotice: () => undefined });
+      try {
+        await a.unsafe(`drop database if exists "${name}" with (force)`);
+      } finally {
+        await a.end({ timeout: 5 });
+      }
+    },
+  };
+}

@@ -1,0 +1,58 @@
+import path from 'node:path';
+import postgres from 'postgres';
+import type { TestProject } from 'vitest/node';
+import { runMigrations } from '../../src/platform/db/migrate.js';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/platform/db/embedded.js';
+import { createLogger } from '../../src/platform/logger.js';
+
+export const TEMPLATE_DB = 'carebase_template';
+export const TEST_DB_PREFIX = 'carebase_test_';
+export const APP_ROLE_TEST_PASSWORD = 'carebase_app_test_password';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    pgAdminUrl: string;
+    appRolePassword: string;
+  }
+}
+
+/**
+ * One PostgreSQL per test run: TEST_DATABASE_URL, or an embedded server in
+ * .test-data/pg. A template database is migrated once; every test file clones
+ * it (CREATE DATABASE ... TEMPLATE), see test/helpers/db.ts.
+ */
+export default async function setup(project: TestProject) {
+  const log = createLogger('warn');
+  let embedded: EmbeddedDatabase | undefined;
+  let adminUrl = process.env.TEST_DATABASE_URL;
+  if (!adminUrl) {
+    embedded = await startEmbeddedPostgres(path.resolve('.test-data'), log, 54329);
+    adminUrl = embedded.url;
+  }
+  const admin = postgres(adminUrl, { max: 1, onnotice: () => undefined });
+  await dropTestDatabases(admin);
+  await admin.unsafe(`create database ${TEMPLATE_DB}`);
+  await runMigrations(withDatabase(adminUrl, TEMPLATE_DB), log, { appRolePassword: APP_ROLE_TEST_PASSWORD });
+  project.provide('pgAdminUrl', adminUrl);
+  project.provide('appRolePassword', APP_ROLE_TEST_PASSWORD);
+
+  return async () => {
+    await dropTestDatabases(admin).catch(() => undefined);
+    await admin.end({ timeout: 5 });
+    await embedded?.stop();
+  };
+}
+
+export function withDatabase(url: string, db: string): string {
+  const u = new URL(url);
+  u.pathname = `/${db}`;
+  return u.toString();
+}
+
+async function dropTestDatabases(admin: postgres.Sql) {
+  const rows = await admin<{ datname: string }[]>`
+    select datname from pg_database where datname = ${TEMPLATE_DB} or datname like ${`${TEST_DB_PREFIX}%`}`;
+  for (const { datname } of rows) {
+    await admin.unsafe(`drop database if exists "${datname}" with (force)`);
+  }
+}
