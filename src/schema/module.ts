@@ -43,6 +43,12 @@ export interface ModuleManifest {
    * (never fall back to anonymous).
    */
   authenticate?: (request: FastifyRequest, deps: ModuleDeps) => Promise<Principal | undefined>;
+  /**
+   * Verifies a bare access token (e.g. from a socket.io handshake) and returns
+   * its Principal; undefined when the token is not this module's kind; throws
+   * UNAUTHENTICATED when it is invalid, expired or revoked.
+   */
+  authenticateToken?: (token: string, deps: ModuleDeps) => Promise<Principal | undefined>;
   /** called once at boot, after the database is open */
   init?: (deps: ModuleDeps) => Promise<void>;
   /** called once at shutdown, before the database closes */
