@@ -16,19 +16,42 @@ const APOLLO_REQUEST_CODES = new Set([
 /** Armor's validation messages, recoded so clients can tell "too complex" from a typo. */
 const COMPLEXITY = /(Query depth limit|Aliases limit|Directives limit|Query Cost limit|Token limit)/i;
 
+const SAFE_REASONS = [
+  /^Expected type "[\w!\[\]]+"\.?$/,
+  /^Field "\w+" of required type "[\w!\[\]]+" was not provided\.?$/,
+  /^Field "\w+" is not defined by type "\w+"\.?$/,
+  /^Expected non-nullable type "[\w!\[\]]+" not to be null\.?$/,
+];
+
+/**
+ * Variable coercion errors echo the rejected value ('got invalid value
+ * "123-45-6789"'), and it may be PHI: keep the variable, the path and a
+ * reason that cannot carry the value.
+ */
+function sanitizeVariableError(message: string): string | undefined {
+  const head = /^Variable "(\$[_A-Za-z]\w*)" got invalid value/.exec(message);
+  if (!head) return undefined;
+  const tail = /(?: at "([_A-Za-z][\w.[\]]*)")?; ([^;]*)$/.exec(message);
+  const at = tail?.[1] ? ` at "${tail[1]}"` : '';
+  let reason = tail?.[2]?.trim() ?? '';
+  const enumName = /does not exist in "(\w+)" enum/.exec(reason)?.[1];
+  if (enumName) reason = `Value does not exist in "${enumName}" enum.`;
+  else if (!SAFE_REASONS.some((r) => r.test(reason)) && /["'`:]/.test(reason)) reason = 'Invalid value.';
+  return `Variable "${head[1]}" got invalid value${at}${reason ? `; ${reason}` : '.'}`;
+}
+
 /**
  * Strips anything a client must not see from a message: suggestions that leak
- * the schema ("Did you mean ..."), and input values echoed back by variable
- * coercion ('got invalid value "123-45-6789"'), which may be PHI.
+ * the schema ("Did you mean ..."), and input values echoed back by coercion.
  */
 export function sanitizeMessage(message: string): string {
-  return message
-    .replace(/\s*Did you mean[^?]*\?/g, '')
-    .replace(/got invalid value [\s\S]*?;\s*/g, 'got invalid value; ')
-    .replace(/got invalid value [\s\S]*$/g, 'got invalid value.')
-    .replace(/(Expected value of type "[^"]+", found) [\s\S]*?;/g, '$1 an invalid value;')
-    .replace(/(cannot represent[^:]*:) [\s\S]*$/i, '$1 (value withheld)')
-    .slice(0, 500);
+  const withoutSuggestions = message.replace(/\s*Did you mean[^?]*\?/g, '');
+  return (
+    sanitizeVariableError(withoutSuggestions) ??
+    withoutSuggestions
+      .replace(/(Expected value of type "[^"]+", found) [\s\S]*?;/g, '$1 an invalid value;')
+      .replace(/(cannot represent[^:]*:) [\s\S]*$/i, '$1 (value withheld)')
+  ).slice(0, 500);
 }
 
 /**
