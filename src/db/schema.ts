@@ -6,9 +6,11 @@
  */
 import { defineRelations } from 'drizzle-orm';
 import { tenants } from '../platform/db/tables.js';
+import { cryptoIndexKeys, cryptoKeys, cryptoRotationJobs } from '../platform/crypto/tables.js';
 
 export { tenants };
+export { cryptoKeys, cryptoIndexKeys, cryptoRotationJobs };
 
-export const tables = { tenants };
+export const tables = { tenants, cryptoKeys, cryptoIndexKeys, cryptoRotationJobs };
 
 export const relations = defineRelations(tables, () => ({}));
