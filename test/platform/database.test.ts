@@ -1,0 +1,118 @@
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inject } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import { sql } from 'drizzle-orm';
+import { expectedMigrationCount, runMigrations, withTenant } from '../../src/platform/db/index.js';
+import { createLogger } from '../../src/platform/logger.js';
+import { tenants } from '../../src/db/schema.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { withDatabase } from '../helpers/global-setup.js';
+
+const silent = createLogger('silent');
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(async () => {
+  await db?.drop();
+});
+
+describe('migrations', () => {
+  it('are idempotent: a second run applies nothing', async () => {
+    expect(await runMigrations(db.ownerUrl, silent)).toBe(0);
+    const [row] = await db.owner<{ n: number }[]>`select count(*)::int as n from drizzle.__drizzle_migrations`;
+    expect(row!.n).toBe(expectedMigrationCount());
+  });
+
+  it('two (or four) processes migrating an empty database at once do not race', async () => {
+    const name = `carebase_test_mig_${randomUUID().slice(0, 8)}`;
+    const admin = postgres(inject('pgAdminUrl'), { max: 1, onnotice: () => undefined });
+    await admin.unsafe(`create database ${name}`);
+    try {
+      const url = withDatabase(inject('pgAdminUrl'), name);
+      const applied = await Promise.all([1, 2, 3, 4].map(() => runMigrations(url, silent)));
+      expect(applied.reduce((a, b) => a + b, 0)).toBe(expectedMigrationCount());
+      expect(applied.filter((n) => n > 0)).toHaveLength(1);
+      const check = postgres(url, { max: 1 });
+      const [row] = await check<{ n: number }[]>`select count(*)::int as n from drizzle.__drizzle_migrations`;
+      await check.end();
+      expect(row!.n).toBe(expectedMigrationCount());
+    } finally {
+      await admin.unsafe(`drop database if exists ${name} with (force)`);
+      await admin.end();
+    }
+  });
+});
+
+/** Every table with a tenant_id column, with its RLS state (the meta-test's query). */
+async function tenantTables(owner: postgres.Sql) {
+  return owner<{ table: string; enabled: boolean; forced: boolean; policies: number }[]>`
+    select c.relname as table, c.relrowsecurity as enabled, c.relforcerowsecurity as forced,
+           (select count(*)::int from pg_policies p where p.schemaname = 'public' and p.tablename = c.relname) as policies
+    from pg_class c
+    join pg_namespace n on n.oid = c.relnamespace
+    join pg_attribute a on a.attrelid = c.oid and a.attname = 'tenant_id' and not a.attisdropped
+    where n.nspname = 'public' and c.relkind in ('r', 'p') and not c.relispartition
+    order by 1`;
+}
+
+describe('row level security', () => {
+  it('meta-test: every table with tenant_id has RLS enabled, forced and a policy', async () => {
+    const rows = await tenantTables(db.owner);
+    const broken = rows.filter((r) => !r.enabled || !r.forced || r.policies === 0).map((r) => r.table);
+    expect(broken).toEqual([]);
+  });
+
+  it('meta-test query catches a table without RLS (so the meta-test can fail)', async () => {
+    await db.owner`create table rls_probe (id serial primary key, tenant_id uuid not null)`;
+    try {
+      const rows = await tenantTables(db.owner);
+      expect(rows.find((r) => r.table === 'rls_probe')).toMatchObject({ enabled: false, forced: false, policies: 0 });
+    } finally {
+      await db.owner`drop table rls_probe`;
+    }
+  });
+
+  it('the tenants table is RLS-protected too', async () => {
+    const [row] = await db.owner<{ enabled: boolean; forced: boolean }[]>`
+      select relrowsecurity as enabled, relforcerowsecurity as forced from pg_class where relname = 'tenants'`;
+    expect(row).toEqual({ enabled: true, forced: true });
+  });
+
+  it('a query without the tenant filter still sees only its own tenant rows', async () => {
+    // A tenant-owned table as a module would declare it; the platform function gives it RLS.
+    await db.owner`create table notes (id serial primary key, tenant_id uuid not null default carebase_current_tenant() references tenants(id), body text not null)`;
+    await db.owner`select carebase_enforce_tenant_rls()`;
+    await db.owner`grant select, insert, update, delete on notes to carebase_app`;
+    await db.owner`grant usage on sequence notes_id_seq to carebase_app`;
+    const a = randomUUID();
+    const b = randomUUID();
+    for (const id of [a, b]) {
+      await withTenant(db.sql, id, (tx) => tx.insert(tenants).values({ id, slug: `t-${id.slice(0, 8)}`, name: 'Clinic' }));
+      await withTenant(db.sql, id, (tx) => tx.execute(sql`insert into notes (body) values (${`note of ${id}`}), (${`second of ${id}`})`));
+    }
+    const seenByA = await withTenant(db.sql, a, (tx) => tx.execute<{ body: string; tenant_id: string }>(sql`select body, tenant_id from notes`));
+    expect(seenByA.map((r) => r.tenant_id)).toEqual([a, a]);
+    const seenByNobody = await withTenant(db.sql, null, (tx) => tx.execute(sql`select * from notes`));
+    expect(seenByNobody).toHaveLength(0);
+    // writing into another tenant is refused by the policy's WITH CHECK
+    await expect(withTenant(db.sql, a, (tx) => tx.execute(sql`insert into notes (tenant_id, body) values (${b}, 'x')`))).rejects.toMatchObject({ cause: { code: '42501' } });
+    await expect(withTenant(db.sql, a, (tx) => tx.execute(sql`update notes set tenant_id = ${b}`))).rejects.toMatchObject({ cause: { code: '42501' } });
+    const updated = await withTenant(db.sql, a, (tx) => tx.execute(sql`update notes set body = 'changed' where tenant_id = ${b}`));
+    expect(updated.count).toBe(0);
+    // tenants: each tenant sees only itself
+    const visible = await withTenant(db.sql, a, (tx) => tx.select().from(tenants));
+    expect(visible.map((t) => t.id)).toEqual([a]);
+  });
+
+  it('the tenant setting is transaction-local: a pooled connection does not keep it', async () => {
+    const id = randomUUID();
+    await withTenant(db.sql, id, async (tx) => {
+      const [r] = await tx.execute<{ t: string }>(sql`select current_setting('app.tenant_id') as t`);
+      expect(r!.t).toBe(id);
+    });
+    const rows = await db.sql<{ t: string | null }[]>`select nullif(current_setting('app.tenant_id', true), '') as t`;
+    expect(rows[0]!.t).toBeNull();
+  });
+});
