@@ -239,7 +239,10 @@ async function startServer(parts: Parts): Promise<App> {
         const timeout = new Promise<'timeout'>((r) => {
           timer = setTimeout(() => r('timeout'), config.shutdownTimeoutMs);
         });
+        // keep-alive connections that finish their last request while we drain are closed as they go idle
+        const idleSweep = setInterval(() => server.server.closeIdleConnections(), 50);
         const result = await Promise.race([server.close().then(() => 'closed' as const), timeout]);
+        clearInterval(idleSweep);
         clearTimeout(timer);
         if (result === 'timeout') {
           log.warn('shutdown timeout: closing remaining connections');
