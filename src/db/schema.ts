@@ -7,10 +7,12 @@
 import { defineRelations } from 'drizzle-orm';
 import { tenants } from '../platform/db/tables.js';
 import { cryptoIndexKeys, cryptoKeys, cryptoRotationJobs } from '../platform/crypto/tables.js';
+import { outbox, processedJobs } from '../platform/jobs/tables.js';
 
 export { tenants };
 export { cryptoKeys, cryptoIndexKeys, cryptoRotationJobs };
+export { outbox, processedJobs };
 
-export const tables = { tenants, cryptoKeys, cryptoIndexKeys, cryptoRotationJobs };
+export const tables = { tenants, cryptoKeys, cryptoIndexKeys, cryptoRotationJobs, outbox, processedJobs };
 
 export const relations = defineRelations(tables, () => ({}));
