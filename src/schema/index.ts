@@ -1,4 +1,5 @@
 import { GraphQLSchema, lexicographicSortSchema, printSchema } from 'graphql';
+import { assertAuthScopes } from '../platform/access/index.js';
 import { createBuilder, type Builder } from './builder.js';
 import type { ModuleManifest } from './module.js';
 import { registerPlatformSchema } from './platform.js';
@@ -13,7 +14,10 @@ export function buildSchema(modules: readonly ModuleManifest[]): GraphQLSchema {
   const builder: Builder = createBuilder();
   registerPlatformSchema(builder);
   for (const m of modules) m.schema?.(builder);
-  return dropEmptyRootTypes(builder.toSchema({ sortSchema: true }));
+  const schema = dropEmptyRootTypes(builder.toSchema({ sortSchema: true }));
+  // deny by default: a root field without authScopes (or naming an unknown permission) stops the build
+  assertAuthScopes(schema);
+  return schema;
 }
 
 /** With only the platform enabled there may be no mutation at all: leave the type out. */

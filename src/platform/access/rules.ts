@@ -1,0 +1,103 @@
+import type { Db } from '../db/index.js';
+import { AppError, ErrorCode, forbidden } from '../errors.js';
+
+/**
+ * Attribute-based access (ABAC) to one patient, on top of RBAC.
+ *
+ * RBAC first: the principal must hold `patient:<action>`. Then every
+ * registered rule votes `allow`, `deny` or `abstain`:
+ *   - any `deny` wins (e.g. the patient-self rule: a PATIENT may see only
+ *     their own record);
+ *   - otherwise any `allow` grants (e.g. the care-team rule, break-glass);
+ *   - all abstain (or no rule at all) -> denied. Deny by default.
+ * A rule that break-glass should be able to override abstains instead of
+ * denying. Rules are registered by enabled modules in `init` and removed in
+ * `close` (the registry is process-wide; names are unique, re-registering a
+ * name replaces the rule).
+ */
+export type AccessDecision = 'allow' | 'deny' | 'abstain';
+
+/** The parts of a Principal that rules see (structurally the schema's Principal). */
+export interface AccessPrincipal {
+  kind: 'user' | 'apiKey';
+  id: string;
+  tenantId: string;
+  roles: readonly string[];
+  permissions: ReadonlySet<string>;
+}
+
+export const PATIENT_ACTIONS = ['read', 'write', 'ssn:reveal', 'clinical:read', 'clinical:write', 'billing:read'] as const;
+export type PatientAction = (typeof PATIENT_ACTIONS)[number];
+
+/** A rule runs inside the request transaction (`db` is RLS-scoped to the principal's tenant). */
+export type PatientAccessRule = (principal: AccessPrincipal, patientId: string, action: PatientAction, db: Db) => AccessDecision | Promise<AccessDecision>;
+
+/** Answers "does this patient exist in the current tenant?" (registered by the patients module). */
+export type PatientLookup = (db: Db, patientId: string) => Promise<boolean>;
+
+const patientRules = new Map<string, PatientAccessRule>();
+const patientLookups = new Map<string, PatientLookup>();
+
+/** Adds (or replaces) a named patient access rule; returns a function that removes it. */
+export function registerPatientAccessRule(name: string, rule: PatientAccessRule): () => void {
+  patientRules.set(name, rule);
+  return () => {
+    if (patientRules.get(name) === rule) patientRules.delete(name);
+  };
+}
+
+/** Registers how to tell whether a patient id exists in the current tenant; returns an unregister function. */
+export function registerPatientLookup(name: string, lookup: PatientLookup): () => void {
+  patientLookups.set(name, lookup);
+  return () => {
+    if (patientLookups.get(name) === lookup) patientLookups.delete(name);
+  };
+}
+
+/** Names of the rules currently registered (diagnostics, tests). */
+export function patientAccessRuleNames(): string[] {
+  return [...patientRules.keys()];
+}
+
+/** True when some registered lookup finds the patient in the current tenant; false when none is registered. */
+export async function patientExists(db: Db, patientId: string): Promise<boolean> {
+  for (const lookup of patientLookups.values()) {
+    if (await lookup(db, patientId)) return true;
+  }
+  return false;
+}
+
+export interface PatientAccessResult {
+  allowed: boolean;
+  /** rbac: the permission is missing; deny: a rule denied; default: no rule allowed; allow: `rule` allowed */
+  outcome: 'rbac' | 'deny' | 'default' | 'allow';
+  /** the rule that decided (deny or allow) */
+  rule?: string;
+}
+
+/** Evaluates RBAC + every registered rule (see above). Never throws for a denial. */
+export async function checkPatientAccess(principal: AccessPrincipal, patientId: string, action: PatientAction, db: Db): Promise<PatientAccessResult> {
+  if (!principal.permissions.has(`patient:${action}`)) return { allowed: false, outcome: 'rbac' };
+  const votes = await Promise.all([...patientRules].map(async ([name, rule]) => [name, await rule(principal, patientId, action, db)] as const));
+  const denied = votes.find(([, v]) => v === 'deny');
+  if (denied) return { allowed: false, outcome: 'deny', rule: denied[0] };
+  const allowed = votes.find(([, v]) => v === 'allow');
+  if (allowed) return { allowed: true, outcome: 'allow', rule: allowed[0] };
+  return { allowed: false, outcome: 'default' };
+}
+
+/**
+ * For services: throws UNAUTHENTICATED without a principal and FORBIDDEN when
+ * access is denied; returns the rule that allowed it (the audit trail can
+ * record e.g. `access.breakGlass`).
+ */
+export async function authorizePatient(
+  ctx: { principal: AccessPrincipal | null; db(): Promise<Db> },
+  patientId: string,
+  action: PatientAction,
+): Promise<{ rule: string }> {
+  if (!ctx.principal) throw new AppError(ErrorCode.UNAUTHENTICATED, 'Authentication required');
+  const result = await checkPatientAccess(ctx.principal, patientId, action, await ctx.db());
+  if (!result.allowed) throw forbidden();
+  return { rule: result.rule! };
+}
