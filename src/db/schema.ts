@@ -8,11 +8,13 @@ import { defineRelations } from 'drizzle-orm';
 import { tenants } from '../platform/db/tables.js';
 import { cryptoIndexKeys, cryptoKeys, cryptoRotationJobs } from '../platform/crypto/tables.js';
 import { outbox, processedJobs } from '../platform/jobs/tables.js';
+import { identityTables } from '../modules/identity/tables.js';
 
 export { tenants };
 export { cryptoKeys, cryptoIndexKeys, cryptoRotationJobs };
 export { outbox, processedJobs };
+export * from '../modules/identity/tables.js';
 
-export const tables = { tenants, cryptoKeys, cryptoIndexKeys, cryptoRotationJobs, outbox, processedJobs };
+export const tables = { tenants, cryptoKeys, cryptoIndexKeys, cryptoRotationJobs, outbox, processedJobs, ...identityTables };
 
 export const relations = defineRelations(tables, () => ({}));
