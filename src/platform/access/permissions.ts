@@ -6,7 +6,7 @@
  * subset of API_CLIENT's). Anything not granted here is denied.
  */
 
-export const ROLES = ['ADMIN', 'PROVIDER', 'NURSE', 'FRONT_DESK', 'BILLING', 'COMPLIANCE', 'PATIENT', 'API_CLIENT'] as const;
+export const ROLES = ['ADMIN', 'PROVIDER', 'NURSE', 'FRONT_DESK', 'BILLING', 'COMPLIANCE', 'PATIENT', 'API_CLIENT', 'PLATFORM_ADMIN'] as const;
 export type Role = (typeof ROLES)[number];
 
 /** Roles a user account may hold (API_CLIENT is only for API keys). */
@@ -40,6 +40,8 @@ export const PERMISSIONS = {
   'breakglass:invoke': 'Invoke time-boxed emergency access to one patient (break-glass)',
   'breakglass:review': 'List every break-glass grant of the tenant and end any of them',
   'tenant:manage': 'Change tenant settings',
+  'tenant:create': 'Create tenants with their first admin (platform administrators)',
+  'signingkey:rotate': 'Rotate the JWT signing keys on demand (platform administrators)',
 } as const satisfies Record<string, string>;
 export type Permission = keyof typeof PERMISSIONS;
 
@@ -61,11 +63,13 @@ export const ROLE_PERMISSIONS: Readonly<Record<Role, readonly Permission[]>> = {
   /** a patient's own record only: the patients module's patient-self rule denies every other patient */
   PATIENT: ['patient:read', 'patient:clinical:read', 'appointment:read', 'appointment:write', 'rx:read', 'billing:read'],
   /** the most an API key may ever be granted; each key holds a subset chosen by the admin who creates it */
+  /** users of the platform tenant only (the identity module refuses the role elsewhere and strips it from tokens) */
+  PLATFORM_ADMIN: ['tenant:create', 'signingkey:rotate'],
   API_CLIENT: ['patient:read', 'patient:write', 'patient:clinical:read', 'patient:clinical:write', 'appointment:read', 'appointment:write', 'rx:read', 'billing:read'],
 };
 
 /** Permissions whose holders must sign in with MFA (issue 4: controlled substances, audit reports). */
-export const MFA_REQUIRED_PERMISSIONS: readonly Permission[] = ['rx:controlled:sign', 'audit:read', 'audit:export'];
+export const MFA_REQUIRED_PERMISSIONS: readonly Permission[] = ['rx:controlled:sign', 'audit:read', 'audit:export', 'tenant:create', 'signingkey:rotate'];
 
 export function isRole(value: string): value is Role {
   return (ROLES as readonly string[]).includes(value);
