@@ -40,6 +40,7 @@ export const PERMISSIONS = {
   'breakglass:invoke': 'Invoke time-boxed emergency access to one patient (break-glass)',
   'breakglass:review': 'List every break-glass grant of the tenant and end any of them',
   'tenant:manage': 'Change tenant settings',
+  'jobs:manage': 'List, retry and discard the tenant\u2019s failed background jobs (dead-letter queue)',
   'tenant:create': 'Create tenants with their first admin (platform administrators)',
   'signingkey:rotate': 'Rotate the JWT signing keys on demand (platform administrators)',
 } as const satisfies Record<string, string>;
@@ -53,7 +54,7 @@ const CLINICAL: Permission[] = ['patient:read', 'patient:write', 'patient:clinic
 export const ROLE_PERMISSIONS: Readonly<Record<Role, readonly Permission[]>> = {
   ADMIN: [
     'patient:read', 'patient:write', 'appointment:read', 'appointment:write', 'billing:read',
-    'user:read', 'user:invite', 'user:manage', 'session:manage', 'apikey:manage', 'audit:read', 'alert:read', 'alert:manage', 'tenant:manage',
+    'user:read', 'user:invite', 'user:manage', 'session:manage', 'apikey:manage', 'audit:read', 'alert:read', 'alert:manage', 'tenant:manage', 'jobs:manage',
   ],
   PROVIDER: [...CLINICAL, 'rx:write', 'rx:sign', 'rx:controlled:sign', 'breakglass:invoke'],
   NURSE: [...CLINICAL, 'rx:write', 'breakglass:invoke'],
