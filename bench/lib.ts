@@ -1,0 +1,153 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import autocannon from 'autocannon';
+
+export interface LoadResult {
+  name: string;
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  non2xx: number;
+  requests: number;
+}
+
+export interface Server {
+  url: string;
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+/** Starts a bench server script as a child process and waits for its `BENCH_URL` line. */
+export async function startServer(script: string, env: Record<string, string | undefined> = {}): Promise<Server> {
+  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+    env: { ...process.env, NODE_OPTIONS: '', ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let buf = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += String(d);
+      const m = /BENCH_URL (\S+)/.exec(buf);
+      if (m) resolve(m[1]!);
+    });
+    child.on('exit', (code) => reject(new Error(`${script} exited with ${code}`)));
+  });
+  return {
+    url,
+    child,
+    stop: () =>
+      new Promise((r) => {
+        child.once('exit', () => r());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+export interface LoadOptions {
+  name: string;
+  url: string;
+  connections?: number;
+  duration?: number;
+  /** build each request (e.g. rotate ids); defaults to a fixed POST body */
+  requests?: autocannon.Request[];
+  body?: string;
+  headers?: Record<string, string>;
+  method?: 'GET' | 'POST';
+  path?: string;
+}
+
+export const DURATION = Number(process.env.BENCH_DURATION ?? 10);
+export const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
+
+/** Runs autocannon from this process (a second process from the server's). */
+export async function load(o: LoadOptions): Promise<LoadResult> {
+  const common = {
+    url: o.url,
+    connections: o.connections ?? CONNECTIONS,
+    method: o.method ?? 'POST',
+    headers: { 'content-type': 'application/json', ...o.headers },
+    body: o.body,
+    requests: o.requests,
+  } as autocannon.Options;
+  // warm-up (JIT, pools, caches), not recorded
+  await autocannon({ ...common, duration: Math.min(3, Math.max(1, Math.round((o.duration ?? DURATION) / 4))) });
+  const r = await autocannon({ ...common, duration: o.duration ?? DURATION });
+  return {
+    name: o.name,
+    rps: r.requests.average,
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    errors: r.errors + r.timeouts,
+    non2xx: r.non2xx,
+    requests: r.requests.total,
+  };
+}
+
+export function printTable(rows: LoadResult[], baseline: LoadResult) {
+  const header = ['target', 'rps', 'p50 ms', 'p99 ms', 'errors', 'non-2xx', 'ratio vs ' + baseline.name];
+  const lines = rows.map((r) => [
+    r.name,
+    r.rps.toFixed(0),
+    r.p50.toFixed(2),
+    r.p99.toFixed(2),
+    String(r.errors),
+    String(r.non2xx),
+    `${(r.rps / baseline.rps).toFixed(2)}x`,
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  const fmt = (cols: string[]) => `| ${cols.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  console.log(fmt(header));
+  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+  for (const l of lines) console.log(fmt(l));
+}
+
+export interface Target extends Omit<LoadOptions, 'url'> {
+  script: string;
+  env?: Record<string, string | undefined>;
+  /** path on the target server, default /graphql */
+  path?: string;
+  /** prepares the server before load (e.g. seeds, logs in) and may replace headers/requests */
+  prepare?: (baseUrl: string) => Promise<Partial<LoadOptions> | void>;
+}
+
+export const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+
+/**
+ * Loads every target in alternating rounds (A B A B ...) so that a noisy
+ * neighbour hurts all of them alike; reports the mean per target and the
+ * ratio to the first target (the baseline).
+ */
+export async function compare(targets: Target[]): Promise<LoadResult[]> {
+  const servers = [];
+  for (const t of targets) {
+    const s = await startServer(t.script, t.env);
+    const extra = (await t.prepare?.(s.url)) ?? {};
+    servers.push({ t, s, extra });
+  }
+  const runs = new Map<string, LoadResult[]>();
+  try {
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const { t, s, extra } of servers) {
+        const r = await load({ ...t, url: `${s.url}${t.path ?? '/graphql'}`, ...extra, name: t.name });
+        runs.set(t.name, [...(runs.get(t.name) ?? []), r]);
+      }
+    }
+  } finally {
+    for (const { s } of servers) await s.stop();
+  }
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const rows = targets.map((t) => {
+    const rs = runs.get(t.name)!;
+    return {
+      name: t.name,
+      rps: mean(rs.map((r) => r.rps)),
+      p50: mean(rs.map((r) => r.p50)),
+      p99: mean(rs.map((r) => r.p99)),
+      errors: rs.reduce((a, r) => a + r.errors, 0),
+      non2xx: rs.reduce((a, r) => a + r.non2xx, 0),
+      requests: rs.reduce((a, r) => a + r.requests, 0),
+    };
+  });
+  printTable(rows, rows[0]!);
+  return rows;
+}

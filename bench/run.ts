@@ -1,0 +1,21 @@
+/**
+ * npm run bench -- <scenario>
+ * Starts the app (embedded or DATABASE_URL) and a baseline in child
+ * processes, loads each from this process with autocannon, and prints rps,
+ * p50, p99 and errors with the ratio to the baseline measured in this run.
+ * BENCH_DURATION (s, default 10) and BENCH_CONNECTIONS (default 32) tune it.
+ */
+import os from 'node:os';
+
+const scenarios: Record<string, () => Promise<unknown>> = {
+  serverInfo: async () => (await import('./scenarios/serverInfo.js')).run(),
+};
+
+const name = process.argv[2];
+if (!name || !scenarios[name]) {
+  console.error(`usage: npm run bench -- <scenario>\nscenarios: ${Object.keys(scenarios).join(', ')}`);
+  process.exit(2);
+}
+console.log(`# bench ${name} — ${new Date().toISOString()} — ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}`);
+await scenarios[name]!();
+process.exit(0);

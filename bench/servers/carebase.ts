@@ -1,0 +1,20 @@
+/**
+ * Carebase itself for a benchmark: the real createApp, on DATABASE_URL or the
+ * embedded database in DATA_DIR (default .data/bench). Prints `BENCH_URL <url>`.
+ */
+import { createApp } from '../../src/app.js';
+import { loadConfig } from '../../src/config.js';
+
+const config = loadConfig({
+  ...process.env,
+  PORT: '0',
+  HOST: '127.0.0.1',
+  LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+  DATA_DIR: process.env.DATA_DIR ?? '.data/bench',
+});
+const app = await createApp(config);
+const url = await app.listen();
+console.log(`BENCH_URL ${url}`);
+const stop = () => void app.close().then(() => process.exit(0));
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
