@@ -28,6 +28,19 @@ export { CryptoError, KmsUnavailableError, type CryptoFailure, type KmsFailureRe
 export { cryptoMetrics, type CryptoMetrics } from './metrics.js';
 export { KmsTestServer, DEFAULT_ALIAS, type KmsTestServerOptions, type KmsTestOperation, type TestKey } from './kms-test-server.js';
 export type { DataKey, FieldContext, KeyProvider, KmsContext } from './types.js';
+export { cryptoKeys, cryptoIndexKeys, cryptoRotationJobs, type RotationTableProgress } from './tables.js';
+export { createDbIndexKeyStore } from './db-store.js';
+export {
+  runRotation,
+  rotationStatus,
+  encryptedTables,
+  envelopeKeyId,
+  RotationError,
+  type RotationOptions,
+  type RotationProgress,
+  type RotationResult,
+  type RotationStatus,
+} from './rotation.js';
 
 export interface KeyProviderOverrides {
   /** explicit credentials (tests against the KMS test server); unset = the SDK's default chain */
