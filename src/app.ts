@@ -12,6 +12,7 @@ import { AppError, ErrorCode } from './platform/errors.js';
 import { describeForLog, formatError, isUnexpected } from './platform/http/graphql-errors.js';
 import { createMetrics, type Metrics } from './platform/http/metrics.js';
 import { createLogger, type Logger } from './platform/logger.js';
+import { createAppRateLimiter, enforceRateLimits, requestChecks } from './platform/ratelimit/index.js';
 import { buildSchema, resolveModules, type ModuleDeps, type ModuleManifest, type Principal, type RequestContext } from './schema/index.js';
 
 export interface AppOptions {
@@ -53,11 +54,13 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   const ownsDatabase = !opts.database;
   const database = opts.database ?? (await openDatabase(config, log));
   const metrics = createMetrics(config.databasePoolMax);
-  const deps: ModuleDeps = { config, log, database };
+  const rateLimit = createAppRateLimiter(config, { log, sql: database.sql, registry: metrics.registry });
+  const deps: ModuleDeps = { config, log, database, rateLimit };
 
   try {
     return await startServer({ config, log, modules, schema, database, ownsDatabase, metrics, deps, enabledModules, enabledPhase });
   } catch (e) {
+    await rateLimit.limiter.close().catch(() => undefined);
     if (ownsDatabase) await database.close().catch(() => undefined);
     throw e;
   }
@@ -78,6 +81,7 @@ interface Parts {
 
 async function startServer(parts: Parts): Promise<App> {
   const { config, log, modules, schema, database, ownsDatabase, metrics, deps, enabledModules, enabledPhase } = parts;
+  const rateLimit = deps.rateLimit!;
   for (const m of modules) await m.init?.(deps);
 
   const server: FastifyInstance = Fastify({
@@ -97,6 +101,16 @@ async function startServer(parts: Parts): Promise<App> {
     reply.header('x-request-id', req.id);
     if (!req.headers.host) {
       return reply.code(400).send(errorBody('Missing Host header', ErrorCode.BAD_REQUEST, req.id));
+    }
+    // per-IP budget of the REST auth routes (/auth/refresh, /auth/logout, ...)
+    if (req.url.startsWith('/auth/')) {
+      try {
+        await enforceRateLimits(rateLimit, [[rateLimit.policies.authIp, req.ip]], reply);
+      } catch (e) {
+        if (!(e instanceof AppError)) throw e;
+        const { http: _http, ...extensions } = e.extensions as Record<string, unknown>;
+        return reply.code(429).send({ errors: [{ message: e.message, extensions: { ...extensions, requestId: req.id } }] });
+      }
     }
   });
   server.addHook('onResponse', async (req, reply) => {
@@ -188,6 +202,8 @@ async function startServer(parts: Parts): Promise<App> {
       let principal: Principal | null;
       try {
         principal = await authenticate(req);
+        // per-principal budget (anonymous: per IP; user; API key tier per minute and per month)
+        await enforceRateLimits(rateLimit, requestChecks(rateLimit, principal, req.ip), reply);
       } catch (e) {
         if (e instanceof AppError) {
           const status = e.code === ErrorCode.UNAUTHENTICATED ? 401 : e.code === ErrorCode.RATE_LIMITED ? 429 : 400;
@@ -210,6 +226,7 @@ async function startServer(parts: Parts): Promise<App> {
         enabledModules,
         enabledPhase,
         responseHeaders: new Map(),
+        rateLimit,
       };
     },
   });
@@ -250,6 +267,7 @@ async function startServer(parts: Parts): Promise<App> {
         }
         await apollo.stop().catch(() => undefined);
         for (const m of [...modules].reverse()) await m.close?.().catch((e) => log.error(describeForLog(e), 'module close failed'));
+        await rateLimit.limiter.close().catch(() => undefined);
         if (ownsDatabase) await database.close();
       })();
       return closing;

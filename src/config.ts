@@ -56,6 +56,11 @@ const envSchema = z.object({
   STRIPE_WEBHOOK_SECRET: z.preprocess(emptyToUndefined, z.string().regex(/^whsec_\w+$/, 'must look like whsec_...').optional()),
   SHUTDOWN_TIMEOUT_MS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(100).max(600_000).default(10_000)),
   BODY_LIMIT_BYTES: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1024).max(50 * 1024 * 1024).default(1024 * 1024)),
+  RATE_LIMIT_STORE: z.preprocess(emptyToUndefined, z.enum(['redis', 'postgres', 'memory']).optional()),
+  RATE_LIMIT_KEY_PREFIX: z.preprocess(emptyToUndefined, z.string().regex(/^[A-Za-z0-9:_-]{1,64}$/, 'must be 1-64 of A-Z a-z 0-9 : _ -').default('carebase')),
+  RATE_LIMIT_AUTH_IP_PER_MINUTE: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1).max(1_000_000).default(60)),
+  RATE_LIMIT_ANON_IP_PER_MINUTE: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1).max(1_000_000).default(300)),
+  RATE_LIMIT_USER_PER_MINUTE: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1).max(10_000_000).default(1_200)),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -89,6 +94,14 @@ export interface Config {
   stripe: { secretKey?: string; webhookSecret?: string };
   shutdownTimeoutMs: number;
   bodyLimitBytes: number;
+  /** rate limits (platform/ratelimit): store override, key prefix, per-minute budgets */
+  rateLimit: {
+    store?: 'redis' | 'postgres' | 'memory';
+    keyPrefix: string;
+    authIpPerMinute: number;
+    anonIpPerMinute: number;
+    userPerMinute: number;
+  };
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -106,6 +119,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if ((e.LIVEKIT_API_KEY && !e.LIVEKIT_API_SECRET) || (!e.LIVEKIT_API_KEY && e.LIVEKIT_API_SECRET)) {
     throw new ConfigError(e.LIVEKIT_API_KEY ? 'LIVEKIT_API_SECRET' : 'LIVEKIT_API_KEY', 'must be set together with its pair');
   }
+  if (e.RATE_LIMIT_STORE === 'redis' && !e.REDIS_URL) throw new ConfigError('RATE_LIMIT_STORE', 'is redis but REDIS_URL is not set');
   return {
     port: e.PORT,
     host: e.HOST,
@@ -124,5 +138,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     stripe: { secretKey: e.STRIPE_SECRET_KEY, webhookSecret: e.STRIPE_WEBHOOK_SECRET },
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
+    rateLimit: {
+      store: e.RATE_LIMIT_STORE,
+      keyPrefix: e.RATE_LIMIT_KEY_PREFIX,
+      authIpPerMinute: e.RATE_LIMIT_AUTH_IP_PER_MINUTE,
+      anonIpPerMinute: e.RATE_LIMIT_ANON_IP_PER_MINUTE,
+      userPerMinute: e.RATE_LIMIT_USER_PER_MINUTE,
+    },
   };
 }

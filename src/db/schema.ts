@@ -9,12 +9,16 @@ import { tenants } from '../platform/db/tables.js';
 import { cryptoIndexKeys, cryptoKeys, cryptoRotationJobs } from '../platform/crypto/tables.js';
 import { outbox, processedJobs } from '../platform/jobs/tables.js';
 import { identityTables } from '../modules/identity/tables.js';
+import { rateLimits } from '../platform/ratelimit/tables.js';
+import { accessTables } from '../modules/access/tables.js';
 
 export { tenants };
 export { cryptoKeys, cryptoIndexKeys, cryptoRotationJobs };
 export { outbox, processedJobs };
 export * from '../modules/identity/tables.js';
+export { rateLimits };
+export * from '../modules/access/tables.js';
 
-export const tables = { tenants, cryptoKeys, cryptoIndexKeys, cryptoRotationJobs, outbox, processedJobs, ...identityTables };
+export const tables = { tenants, cryptoKeys, cryptoIndexKeys, cryptoRotationJobs, outbox, processedJobs, ...identityTables, rateLimits, ...accessTables };
 
 export const relations = defineRelations(tables, () => ({}));

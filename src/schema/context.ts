@@ -1,6 +1,7 @@
 import type { Config } from '../config.js';
 import type { Db, RequestTransaction } from '../platform/db/index.js';
 import type { Logger } from '../platform/logger.js';
+import type { AppRateLimiter } from '../platform/ratelimit/index.js';
 
 /** Who is calling. Filled by the identity module's authenticator; null = anonymous. */
 export interface Principal {
@@ -11,6 +12,8 @@ export interface Principal {
   permissions: ReadonlySet<string>;
   sessionId?: string;
   amr?: string[];
+  /** API keys: quota tier (free / standard / enterprise, see platform/ratelimit API_KEY_TIERS) */
+  tier?: string;
 }
 
 export interface RequestContext {
@@ -27,4 +30,6 @@ export interface RequestContext {
   enabledPhase: number;
   /** headers a resolver wants on the HTTP response (e.g. Set-Cookie, Retry-After) */
   responseHeaders: Map<string, string | string[]>;
+  /** rate limiting: `ctx.rateLimit.limiter.consume(ctx.rateLimit.policies.authIp, ctx.ip)` */
+  rateLimit: AppRateLimiter;
 }

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
 import type { Database } from '../platform/db/index.js';
 import type { Logger } from '../platform/logger.js';
+import type { AppRateLimiter } from '../platform/ratelimit/index.js';
 import type { Builder } from './builder.js';
 import type { Principal } from './context.js';
 
@@ -10,6 +11,8 @@ export interface ModuleDeps {
   config: Config;
   log: Logger;
   database: Database;
+  /** the app's rate limiter and built-in policies (absent outside the app, e.g. in CLIs) */
+  rateLimit?: AppRateLimiter;
 }
 
 /** A background job handler; payloads carry ids only, never PHI. */
