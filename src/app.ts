@@ -5,6 +5,7 @@ import fastifyApollo, { fastifyApolloDrainPlugin } from '@as-integrations/fastif
 import { ApolloArmor } from '@escape.tech/graphql-armor';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { GraphQLSchema } from 'graphql';
+import { startApiBackground, type ApiBackground, type BackgroundOptions } from './background.js';
 import type { Config } from './config.js';
 import { modules as allModules } from './modules/index.js';
 import { openDatabase, RequestTransaction, type Database } from './platform/db/index.js';
@@ -21,6 +22,8 @@ export interface AppOptions {
   logger?: Logger;
   /** an already open database (tests); otherwise openDatabase(config) */
   database?: Database;
+  /** jobs / relay / realtime knobs (tests, benchmarks) */
+  background?: BackgroundOptions;
 }
 
 export interface App {
@@ -31,6 +34,8 @@ export interface App {
   schema: GraphQLSchema;
   modules: readonly ModuleManifest[];
   metrics: Metrics;
+  /** job queues (+ workers when JOB_WORKERS=inline), the outbox relay and socket.io */
+  background: ApiBackground;
   /** starts listening; resolves to the base URL */
   listen(): Promise<string>;
   /** stops accepting, drains in-flight requests (bounded), closes modules and the pool */
@@ -58,7 +63,7 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   const deps: ModuleDeps = { config, log, database, rateLimit };
 
   try {
-    return await startServer({ config, log, modules, schema, database, ownsDatabase, metrics, deps, enabledModules, enabledPhase });
+    return await startServer({ config, log, modules, schema, database, ownsDatabase, metrics, deps, enabledModules, enabledPhase, background: opts.background });
   } catch (e) {
     await rateLimit.limiter.close().catch(() => undefined);
     if (ownsDatabase) await database.close().catch(() => undefined);
@@ -77,6 +82,7 @@ interface Parts {
   deps: ModuleDeps;
   enabledModules: string[];
   enabledPhase: number;
+  background?: BackgroundOptions;
 }
 
 async function startServer(parts: Parts): Promise<App> {
@@ -187,6 +193,7 @@ async function startServer(parts: Parts): Promise<App> {
   });
   await apollo.start();
 
+  let background: ApiBackground | undefined;
   const authenticators = modules.filter((m) => m.authenticate);
   async function authenticate(req: FastifyRequest): Promise<Principal | null> {
     for (const m of authenticators) {
@@ -226,12 +233,17 @@ async function startServer(parts: Parts): Promise<App> {
         enabledModules,
         enabledPhase,
         responseHeaders: new Map(),
+        jobs: background?.jobs,
         rateLimit,
       };
     },
   });
 
   for (const m of modules) await m.routes?.(server, deps);
+
+  // ---- jobs, outbox relay, socket.io on the same HTTP server ----
+  background = await startApiBackground({ config, log, database, modules, registry: metrics.registry, httpServer: server.server, deps, options: parts.background });
+  const bg = background;
 
   log.info({ modules: enabledModules, phase: enabledPhase, embeddedDatabase: database.embedded }, 'modules enabled');
 
@@ -244,6 +256,7 @@ async function startServer(parts: Parts): Promise<App> {
     schema,
     modules,
     metrics,
+    background: bg,
     async listen() {
       await server.listen({ port: config.port, host: config.host });
       const addr = server.server.address();
@@ -252,6 +265,9 @@ async function startServer(parts: Parts): Promise<App> {
     },
     close() {
       closing ??= (async () => {
+        // stop publishing and disconnect sockets first: upgraded connections would hold server.close()
+        await bg.stopIntake().catch((e) => log.error(describeForLog(e), 'realtime close failed'));
+        const jobsClosed = bg.jobs.close().catch((e) => log.error(describeForLog(e), 'jobs close failed'));
         let timer: NodeJS.Timeout | undefined;
         const timeout = new Promise<'timeout'>((r) => {
           timer = setTimeout(() => r('timeout'), config.shutdownTimeoutMs);
@@ -266,6 +282,7 @@ async function startServer(parts: Parts): Promise<App> {
           server.server.closeAllConnections();
         }
         await apollo.stop().catch(() => undefined);
+        await jobsClosed;
         for (const m of [...modules].reverse()) await m.close?.().catch((e) => log.error(describeForLog(e), 'module close failed'));
         await rateLimit.limiter.close().catch(() => undefined);
         if (ownsDatabase) await database.close();

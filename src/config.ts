@@ -56,6 +56,10 @@ const envSchema = z.object({
   STRIPE_WEBHOOK_SECRET: z.preprocess(emptyToUndefined, z.string().regex(/^whsec_\w+$/, 'must look like whsec_...').optional()),
   SHUTDOWN_TIMEOUT_MS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(100).max(600_000).default(10_000)),
   BODY_LIMIT_BYTES: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1024).max(50 * 1024 * 1024).default(1024 * 1024)),
+  JOB_WORKERS: z.preprocess(emptyToUndefined, z.enum(['inline', 'off']).default('inline')),
+  JOBS_KEY_PREFIX: z.preprocess(emptyToUndefined, z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 of A-Z a-z 0-9 _ -').default('carebase')),
+  SOCKET_MAX_PAYLOAD_BYTES: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1024).max(10 * 1024 * 1024).default(64 * 1024)),
+  SOCKET_EVENTS_PER_SECOND: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1).max(10_000).default(20)),
   RATE_LIMIT_STORE: z.preprocess(emptyToUndefined, z.enum(['redis', 'postgres', 'memory']).optional()),
   RATE_LIMIT_KEY_PREFIX: z.preprocess(emptyToUndefined, z.string().regex(/^[A-Za-z0-9:_-]{1,64}$/, 'must be 1-64 of A-Z a-z 0-9 : _ -').default('carebase')),
   RATE_LIMIT_AUTH_IP_PER_MINUTE: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1).max(1_000_000).default(60)),
@@ -94,6 +98,10 @@ export interface Config {
   stripe: { secretKey?: string; webhookSecret?: string };
   shutdownTimeoutMs: number;
   bodyLimitBytes: number;
+  /** jobs: run workers in the API process (inline) or only in `npm run worker` (off); Redis key prefix of queues and socket streams */
+  jobs: { workers: 'inline' | 'off'; keyPrefix: string };
+  /** realtime: largest socket message (bytes) and per-socket sustained events per second */
+  realtime: { maxPayloadBytes: number; eventsPerSecond: number };
   /** rate limits (platform/ratelimit): store override, key prefix, per-minute budgets */
   rateLimit: {
     store?: 'redis' | 'postgres' | 'memory';
@@ -138,6 +146,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     stripe: { secretKey: e.STRIPE_SECRET_KEY, webhookSecret: e.STRIPE_WEBHOOK_SECRET },
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
+    jobs: { workers: e.JOB_WORKERS, keyPrefix: e.JOBS_KEY_PREFIX },
+    realtime: { maxPayloadBytes: e.SOCKET_MAX_PAYLOAD_BYTES, eventsPerSecond: e.SOCKET_EVENTS_PER_SECOND },
     rateLimit: {
       store: e.RATE_LIMIT_STORE,
       keyPrefix: e.RATE_LIMIT_KEY_PREFIX,

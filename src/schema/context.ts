@@ -1,6 +1,7 @@
 import type { Config } from '../config.js';
 import type { Db, RequestTransaction } from '../platform/db/index.js';
 import type { Logger } from '../platform/logger.js';
+import type { JobSystem } from '../platform/jobs/runtime.js';
 import type { AppRateLimiter } from '../platform/ratelimit/index.js';
 
 /** Who is calling. Filled by the identity module's authenticator; null = anonymous. */
@@ -30,6 +31,8 @@ export interface RequestContext {
   enabledPhase: number;
   /** headers a resolver wants on the HTTP response (e.g. Set-Cookie, Retry-After) */
   responseHeaders: Map<string, string | string[]>;
+  /** queues and the dead-letter queue (platform/jobs); absent where jobs are not started */
+  jobs?: JobSystem;
   /** rate limiting: `ctx.rateLimit.limiter.consume(ctx.rateLimit.policies.authIp, ctx.ip)` */
   rateLimit: AppRateLimiter;
 }

@@ -2,6 +2,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
 import type { Database } from '../platform/db/index.js';
 import type { Logger } from '../platform/logger.js';
+import type { JobHandler as PlatformJobHandler, JobRegistration } from '../platform/jobs/types.js';
+import type { RealtimeSocketHandler, RoomAccessCheck } from '../platform/realtime/types.js';
 import type { AppRateLimiter } from '../platform/ratelimit/index.js';
 import type { Builder } from './builder.js';
 import type { Principal } from './context.js';
@@ -15,14 +17,21 @@ export interface ModuleDeps {
   rateLimit?: AppRateLimiter;
 }
 
-/** A background job handler; payloads carry ids only, never PHI. */
-export type JobHandler = (payload: Record<string, unknown>, ctx: { log: Logger; database: Database; jobId: string }) => Promise<void>;
+/**
+ * A background job handler; payloads carry ids only, never PHI. ctx adds the
+ * tenant, the triggering event and `once(fn)` for exactly-once effects
+ * (platform/jobs JobContext).
+ */
+export type JobHandler = PlatformJobHandler;
+/** A job with options: event subscriptions (`on`), attempts, backoff, concurrency, cron. */
+export type { JobDefinition, JobContext } from '../platform/jobs/types.js';
 
-/** A socket.io event handler registered by a module. */
-export interface SocketHandler {
-  event: string;
-  handle: (socket: unknown, payload: unknown) => Promise<unknown> | unknown;
-}
+/**
+ * A socket.io event handler registered by a module (event names are
+ * namespaced, e.g. `visit:chat`); `handle(socket, payload, ctx)` returns the
+ * ack; ctx carries the principal and `broadcast(room, event, data)`.
+ */
+export type SocketHandler = RealtimeSocketHandler;
 
 /**
  * A module's manifest (its index.ts default export). A module that is not
@@ -37,8 +46,14 @@ export interface ModuleManifest {
   dependsOn: readonly string[];
   schema?: (builder: Builder) => void;
   routes?: (app: FastifyInstance, deps: ModuleDeps) => void | Promise<void>;
-  jobs?: Readonly<Record<string, JobHandler>>;
+  /** job name (module.jobName) -> handler or definition; the queue is named after the job */
+  jobs?: Readonly<Record<string, JobRegistration>>;
   socketHandlers?: readonly SocketHandler[];
+  /**
+   * Socket room types this module authorises (e.g. `visit`): joining
+   * `visit:<id>` runs the check in a transaction scoped to the caller's tenant.
+   */
+  roomAccess?: Readonly<Record<string, RoomAccessCheck>>;
   /**
    * Turns request credentials into a Principal. Return undefined when the
    * request carries no credential this module understands; throw an

@@ -1,8 +1,10 @@
 import { VERSION } from '../version.js';
 import type { Builder } from './builder.js';
+import { registerJobsSchema } from './jobs.js';
 
 /** Fields every deployment has, whatever FEATURES says. */
 export function registerPlatformSchema(builder: Builder) {
+  registerJobsSchema(builder);
   const ServerInfo = builder
     .objectRef<{ version: string; enabledModules: readonly string[]; phase: number }>('ServerInfo')
     .implement({
