@@ -60,6 +60,8 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   const database = opts.database ?? (await openDatabase(config, log));
   const metrics = createMetrics(config.databasePoolMax);
   const rateLimit = createAppRateLimiter(config, { log, sql: database.sql, registry: metrics.registry });
+  // bounded: without Redis at boot the per-process fallback answers until it connects
+  await rateLimit.limiter.ready();
   const deps: ModuleDeps = { config, log, database, rateLimit };
 
   try {

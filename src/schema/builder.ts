@@ -6,6 +6,7 @@ import RelayPlugin from '@pothos/plugin-relay';
 import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
 import ValidationPlugin from '@pothos/plugin-validation';
 import { getTableConfig } from 'drizzle-orm/pg-core';
+import PhiAuditPlugin from '../platform/audit/phi-plugin.js';
 import { relations } from '../db/schema.js';
 import { AppError, ErrorCode, forbidden } from '../platform/errors.js';
 import type { RequestContext } from './context.js';
@@ -38,7 +39,8 @@ export interface SchemaTypes {
  */
 export function createBuilder() {
   const builder = new SchemaBuilder<SchemaTypes>({
-    plugins: [ErrorsPlugin, ScopeAuthPlugin, RelayPlugin, ValidationPlugin, DataloaderPlugin, DrizzlePlugin],
+    // PhiAuditPlugin sits outside scope-auth so that it sees (and audits) refusals
+    plugins: [ErrorsPlugin, PhiAuditPlugin, ScopeAuthPlugin, RelayPlugin, ValidationPlugin, DataloaderPlugin, DrizzlePlugin],
     defaultFieldNullability: false,
     relay: { nodesOnConnection: true, clientMutationId: 'omit', cursorType: 'String' },
     errors: { defaultTypes: [] },

@@ -51,6 +51,12 @@ export interface RateLimiter {
   /** true while the shared store fails and the per-process fallback answers */
   readonly degraded: boolean;
   /**
+   * Resolves once the store is connected (redis), or after `timeoutMs`
+   * (default 2 s) without it: until then calls are answered by the fallback.
+   * Never rejects; returns whether the store is ready.
+   */
+  ready(timeoutMs?: number): Promise<boolean>;
+  /**
    * Spends `points` (default 1) of `policy` for `key`; resolves to the state
    * after spending or throws RateLimitedError. Keys are hashed before they
    * are stored, so an email or IP never reaches Redis or the table in clear.
@@ -238,6 +244,20 @@ export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
     store,
     get degraded() {
       return degraded;
+    },
+    async ready(timeoutMs = 2_000) {
+      if (!redis || redis.status === 'ready') return true;
+      const r = redis;
+      return new Promise<boolean>((resolve) => {
+        const done = (ok: boolean) => {
+          clearTimeout(timer);
+          r.off('ready', onReady);
+          resolve(ok);
+        };
+        const onReady = () => done(true);
+        const timer = setTimeout(() => done(false), timeoutMs);
+        r.on('ready', onReady);
+      });
     },
     async consume(policy, key, points = 1) {
       const { rlKey, options, windowSec } = keyAndOptions(policy, key);
