@@ -1,5 +1,6 @@
 import { Writable } from 'node:stream';
 import { createApp, type App } from '../../src/app.js';
+import type { BackgroundOptions } from '../../src/background.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/platform/logger.js';
 import type { ModuleManifest } from '../../src/schema/index.js';
@@ -27,7 +28,9 @@ export interface TestApp {
  * Starts the real app on a random port against a fresh test database. The
  * app connects as carebase_app (RLS applies) exactly as in production.
  */
-export async function startTestApp(opts: { env?: Record<string, string>; modules?: readonly ModuleManifest[]; db?: TestDatabase } = {}): Promise<TestApp> {
+export async function startTestApp(
+  opts: { env?: Record<string, string>; modules?: readonly ModuleManifest[]; db?: TestDatabase; background?: BackgroundOptions } = {},
+): Promise<TestApp> {
   const db = opts.db ?? (await createTestDatabase());
   const config = loadConfig({
     NODE_ENV: 'test',
@@ -47,7 +50,7 @@ export async function startTestApp(opts: { env?: Record<string, string>; modules
     },
   });
   const logger = createLogger(config.logLevel, sink);
-  const app = await createApp(config, { modules: opts.modules, logger, database: db });
+  const app = await createApp(config, { modules: opts.modules, logger, database: db, background: opts.background });
   const url = await app.listen();
   return {
     app,

@@ -88,8 +88,8 @@ export async function emitEvent(db: Db, input: EmitEventInput): Promise<string> 
   const rows = await db.execute<{ id: string }>(sql`
     with ev as (
       insert into outbox (tenant_id, type, aggregate_id, payload, rooms, jobs)
-      values (${input.tenantId}, ${input.type}, ${input.aggregateId}, ${JSON.stringify(input.payload ?? {})}::jsonb,
-              ${toPgArray(rooms)}::text[], ${toPgArray(jobs)}::text[])
+      values (${input.tenantId}, ${input.type}, ${input.aggregateId}, ${JSON.stringify(input.payload ?? {})}::text::jsonb,
+              ${toPgArray(rooms)}::text::text[], ${toPgArray(jobs)}::text::text[])
       returning id
     )
     select ev.id, pg_notify(${OUTBOX_CHANNEL}, '') from ev`);
