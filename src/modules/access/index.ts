@@ -1,0 +1,49 @@
+import { registerPatientAccessRule } from '../../platform/access/index.js';
+import type { ModuleManifest } from '../../schema/index.js';
+import { apiKeyFromRequest, createApiKeyAuthenticator, type ApiKeyAuthenticator } from './api-keys.js';
+import { breakGlassRule } from './break-glass.js';
+import { registerAccessSchema } from './schema.js';
+
+export { API_KEY_PATTERN } from './api-keys.js';
+export { BREAK_GLASS_ACTIONS, BREAK_GLASS_DEFAULT_MINUTES, SECURITY_ALERT_EVENT, SECURITY_ALERT_ROOM } from './break-glass.js';
+export { apiKeys, breakGlassGrants, accessTables } from './tables.js';
+
+export interface AccessModuleOptions {
+  /** clock for grant expiry, key expiry and last-used throttling (tests inject one) */
+  now?: () => Date;
+}
+
+/**
+ * The access module: API keys for partner systems (authenticate hook:
+ * `Authorization: ApiKey <key>` or `X-API-Key`) and break-glass grants (an
+ * ABAC rule on platform/access). RBAC itself lives in platform/access.
+ */
+export function createAccessModule(opts: AccessModuleOptions = {}): ModuleManifest {
+  const now = opts.now ?? (() => new Date());
+  let authenticator: ApiKeyAuthenticator | undefined;
+  let unregister: (() => void) | undefined;
+  return {
+    name: 'access',
+    phase: 0,
+    description: 'RBAC/ABAC glue: API keys for partner systems (tiers, quotas) and break-glass emergency access',
+    dependsOn: ['identity'],
+    schema: (builder) => registerAccessSchema(builder, now),
+    async init(deps) {
+      authenticator = createApiKeyAuthenticator({ sql: deps.database.sql, log: deps.log, now });
+      unregister = registerPatientAccessRule('access.breakGlass', breakGlassRule(now));
+    },
+    async authenticate(req, deps) {
+      const key = apiKeyFromRequest(req);
+      if (key === undefined) return undefined;
+      authenticator ??= createApiKeyAuthenticator({ sql: deps.database.sql, log: deps.log, now });
+      return authenticator.authenticate(key, req.ip);
+    },
+    async close() {
+      unregister?.();
+      await authenticator?.close();
+    },
+  };
+}
+
+const manifest: ModuleManifest = createAccessModule();
+export default manifest;

@@ -1,0 +1,186 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAccessModule } from '../../../src/modules/access/index.js';
+import { checkPatientAccess, permissionsForRoles, registerPatientAccessRule, type AccessPrincipal, type PatientAction } from '../../../src/platform/access/index.js';
+import { withTenant } from '../../../src/platform/db/index.js';
+import { startTestApp, type TestApp } from '../../helpers/app.js';
+import { createPatient, createTenant, installTestPatients, testIdentity, userHeaders, type TestUser } from './fixtures.js';
+
+let clock = Date.parse('2026-11-23T10:00:00Z');
+let t: TestApp;
+let tenantA: string;
+let tenantB: string;
+let nurse: TestUser;
+let patient: string;
+let uninstall: () => void;
+
+const REASON = 'Unconscious in the ED, chart needed for allergies';
+const INVOKE = `mutation Invoke($input: InvokeBreakGlassInput!) {
+  invokeBreakGlass(input: $input) { id userId patientId reason createdAt expiresAt endedAt active }
+}`;
+
+interface Grant {
+  id: string;
+  userId: string;
+  patientId: string;
+  reason: string;
+  createdAt: string;
+  expiresAt: string;
+  endedAt: string | null;
+  active: boolean;
+}
+
+async function invoke(user: TestUser, input: Record<string, unknown>) {
+  return t.gql<{ invokeBreakGlass: Grant }>(INVOKE, { input }, user.headers);
+}
+
+const principalOf = (u: TestUser): AccessPrincipal => ({ kind: 'user', id: u.userId, tenantId: u.tenantId, roles: u.roles, permissions: permissionsForRoles(u.roles) });
+const access = (u: TestUser, patientId: string, action: PatientAction) =>
+  withTenant(t.db.sql, u.tenantId, (db) => checkPatientAccess(principalOf(u), patientId, action, db));
+
+beforeAll(async () => {
+  t = await startTestApp({ modules: [testIdentity, createAccessModule({ now: () => new Date(clock) })] });
+  uninstall = await installTestPatients(t.db.owner);
+  tenantA = await createTenant(t.db.owner);
+  tenantB = await createTenant(t.db.owner);
+  nurse = userHeaders(tenantA, ['NURSE']);
+  patient = await createPatient(t.db.owner, tenantA);
+});
+afterAll(async () => {
+  uninstall?.();
+  await t?.close();
+});
+
+describe('break-glass', () => {
+  it('without a grant, nothing allows a nurse to open a patient she does not care for (deny by default)', async () => {
+    expect(await access(nurse, patient, 'read')).toEqual({ allowed: false, outcome: 'default' });
+  });
+
+  it('a nurse states a reason and gets 60 minutes of access to that patient only; it is recorded and alerted', async () => {
+    const res = await invoke(nurse, { patientId: patient, reason: REASON });
+    expect(res.body.errors).toBeUndefined();
+    const g = res.body.data!.invokeBreakGlass;
+    expect(g).toMatchObject({ userId: nurse.userId, patientId: patient, reason: REASON, active: true, endedAt: null });
+    expect(Date.parse(g.expiresAt) - Date.parse(g.createdAt)).toBe(60 * 60_000);
+
+    expect(await access(nurse, patient, 'read')).toEqual({ allowed: true, outcome: 'allow', rule: 'access.breakGlass' });
+    expect((await access(nurse, patient, 'clinical:read')).allowed).toBe(true);
+    // RBAC still applies: a nurse may not reveal an SSN, grant or not
+    expect(await access(nurse, patient, 'ssn:reveal')).toEqual({ allowed: false, outcome: 'rbac' });
+    // one patient, one user
+    const otherPatient = await createPatient(t.db.owner, tenantA);
+    expect((await access(nurse, otherPatient, 'read')).allowed).toBe(false);
+    expect((await access(userHeaders(tenantA, ['NURSE']), patient, 'read')).allowed).toBe(false);
+
+    // recorded
+    const [row] = await t.db.owner`select tenant_id, user_id, patient_id, reason from break_glass_grants where id = ${g.id}`;
+    expect(row).toEqual({ tenant_id: tenantA, user_id: nurse.userId, patient_id: patient, reason: REASON });
+    // alert event in the outbox (same transaction), ids only: the reason never leaves the grant row
+    const events = await t.db.owner<{ type: string; aggregate_id: string; payload: Record<string, unknown>; rooms: string[]; tenant_id: string }[]>`
+      select type, aggregate_id, payload, rooms, tenant_id from outbox where aggregate_id = ${g.id}`;
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ type: 'security.alertRaised', tenant_id: tenantA, rooms: ['alerts:security'] });
+    expect(events[0]!.payload).toMatchObject({ kind: 'break_glass', severity: 'high', grantId: g.id, userId: nurse.userId, patientId: patient });
+    expect(JSON.stringify(events[0])).not.toContain('Unconscious');
+    expect(t.logText()).not.toContain('Unconscious');
+    expect(t.logs.some((l) => l.msg === 'break-glass access granted' && l.grantId === g.id)).toBe(true);
+
+    // the grantee sees it; compliance sees it for review
+    const mine = await t.gql<{ myBreakGlassGrants: { id: string }[] }>('{ myBreakGlassGrants { id } }', {}, nurse.headers);
+    expect(mine.body.data?.myBreakGlassGrants.map((x) => x.id)).toEqual([g.id]);
+    const compliance = userHeaders(tenantA, ['COMPLIANCE']);
+    const review = await t.gql<{ breakGlassGrants: { id: string; reviewedAt: string | null }[] }>('{ breakGlassGrants(unreviewedOnly: true) { id reviewedAt } }', {}, compliance.headers);
+    expect(review.body.data?.breakGlassGrants.map((x) => x.id)).toContain(g.id);
+    const done = await t.gql<{ reviewBreakGlassGrant: { reviewedAt: string; reviewedBy: string } }>(
+      'mutation($id: UUID!) { reviewBreakGlassGrant(id: $id) { reviewedAt reviewedBy } }',
+      { id: g.id },
+      compliance.headers,
+    );
+    expect(done.body.data?.reviewBreakGlassGrant.reviewedBy).toBe(compliance.userId);
+  });
+
+  it('expires on its own after the time box', async () => {
+    const p = await createPatient(t.db.owner, tenantA);
+    const res = await invoke(nurse, { patientId: p, reason: REASON, durationMinutes: 15 });
+    expect(res.body.data?.invokeBreakGlass.active).toBe(true);
+    clock += 14 * 60_000;
+    expect((await access(nurse, p, 'read')).allowed).toBe(true);
+    clock += 60_001;
+    expect(await access(nurse, p, 'read')).toEqual({ allowed: false, outcome: 'default' });
+    const mine = await t.gql<{ myBreakGlassGrants: { id: string; active: boolean }[] }>('{ myBreakGlassGrants(activeOnly: false) { id active } }', {}, nurse.headers);
+    expect(mine.body.data?.myBreakGlassGrants.find((x) => x.id === res.body.data?.invokeBreakGlass.id)?.active).toBe(false);
+    const active = await t.gql<{ myBreakGlassGrants: { id: string }[] }>('{ myBreakGlassGrants { id } }', {}, nurse.headers);
+    expect(active.body.data?.myBreakGlassGrants.map((x) => x.id)).not.toContain(res.body.data?.invokeBreakGlass.id);
+  });
+
+  it('can be ended early by its holder or a reviewer, not by another clinician', async () => {
+    const p = await createPatient(t.db.owner, tenantA);
+    const g = (await invoke(nurse, { patientId: p, reason: REASON })).body.data!.invokeBreakGlass;
+    const other = userHeaders(tenantA, ['PROVIDER']);
+    const end = 'mutation($id: UUID!) { endBreakGlass(id: $id) { endedAt active } }';
+    const refused = await t.gql(end, { id: g.id }, other.headers);
+    expect(refused.body.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
+    expect((await access(nurse, p, 'read')).allowed).toBe(true);
+    const ended = await t.gql<{ endBreakGlass: { active: boolean } }>(end, { id: g.id }, nurse.headers);
+    expect(ended.body.data?.endBreakGlass.active).toBe(false);
+    expect((await access(nurse, p, 'read')).allowed).toBe(false);
+
+    const g2 = (await invoke(nurse, { patientId: p, reason: REASON })).body.data!.invokeBreakGlass;
+    const byCompliance = await t.gql<{ endBreakGlass: { active: boolean } }>(end, { id: g2.id }, userHeaders(tenantA, ['COMPLIANCE']).headers);
+    expect(byCompliance.body.data?.endBreakGlass.active).toBe(false);
+  });
+
+  it('a deny rule wins over break-glass', async () => {
+    const p = await createPatient(t.db.owner, tenantA);
+    await invoke(nurse, { patientId: p, reason: REASON });
+    const remove = registerPatientAccessRule('test.deny', (_pr, id) => (id === p ? 'deny' : 'abstain'));
+    try {
+      expect(await access(nurse, p, 'read')).toEqual({ allowed: false, outcome: 'deny', rule: 'test.deny' });
+    } finally {
+      remove();
+    }
+    expect((await access(nurse, p, 'read')).allowed).toBe(true);
+  });
+
+  it('refuses bad input, the wrong roles and anonymous callers, recording nothing', async () => {
+    const count = async () => (await t.db.owner<{ n: number }[]>`select count(*)::int as n from break_glass_grants`)[0]!.n;
+    const before = await count();
+    const short = await invoke(nurse, { patientId: patient, reason: 'because' });
+    expect(short.body.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'input.reason' });
+    const blank = await invoke(nurse, { patientId: patient, reason: '              ' });
+    expect(blank.body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    const long = await invoke(nurse, { patientId: patient, reason: REASON, durationMinutes: 600 });
+    expect(long.body.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'input.durationMinutes' });
+    const unknownPatient = await invoke(nurse, { patientId: '00000000-0000-4000-8000-000000000000', reason: REASON });
+    expect(unknownPatient.body.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
+    for (const role of ['FRONT_DESK', 'BILLING', 'ADMIN', 'COMPLIANCE', 'PATIENT']) {
+      const res = await invoke(userHeaders(tenantA, [role]), { patientId: patient, reason: REASON });
+      expect(res.body.errors?.[0]?.extensions?.code, role).toBe('FORBIDDEN');
+    }
+    const anon = await t.gql(INVOKE, { input: { patientId: patient, reason: REASON } });
+    expect(anon.body.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+    expect(await count()).toBe(before);
+    expect(t.logText()).not.toContain('because');
+  });
+
+  it("another tenant's patients and grants are refused in every mutation and never listed", async () => {
+    const patientB = await createPatient(t.db.owner, tenantB);
+    const nurseB = userHeaders(tenantB, ['NURSE']);
+    const grantB = (await invoke(nurseB, { patientId: patientB, reason: REASON })).body.data!.invokeBreakGlass;
+    const before = await t.db.owner`select * from break_glass_grants where id = ${grantB.id}`;
+    const beforeCount = (await t.db.owner<{ n: number }[]>`select count(*)::int as n from break_glass_grants`)[0]!.n;
+
+    const cross = await invoke(nurse, { patientId: patientB, reason: REASON });
+    expect(cross.body.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
+    const complianceA = userHeaders(tenantA, ['COMPLIANCE']);
+    for (const m of ['endBreakGlass', 'reviewBreakGlassGrant']) {
+      const res = await t.gql(`mutation($id: UUID!) { ${m}(id: $id) { id } }`, { id: grantB.id }, complianceA.headers);
+      expect(res.body.errors?.[0]?.extensions?.code, m).toBe('NOT_FOUND');
+    }
+    expect(await t.db.owner`select * from break_glass_grants where id = ${grantB.id}`).toEqual(before);
+    expect((await t.db.owner<{ n: number }[]>`select count(*)::int as n from break_glass_grants`)[0]!.n).toBe(beforeCount);
+    const listed = await t.gql<{ breakGlassGrants: { id: string }[] }>('{ breakGlassGrants { id } }', {}, complianceA.headers);
+    expect(listed.body.data?.breakGlassGrants.map((x) => x.id)).not.toContain(grantB.id);
+    // a nurse of tenant A with a forged principal for tenant B's patient gets nothing either (RLS)
+    expect((await access(nurse, patientB, 'read')).allowed).toBe(false);
+  });
+});
