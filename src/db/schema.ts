@@ -11,6 +11,7 @@ import { outbox, processedJobs } from '../platform/jobs/tables.js';
 import { identityTables } from '../modules/identity/tables.js';
 import { rateLimits } from '../platform/ratelimit/tables.js';
 import { accessTables } from '../modules/access/tables.js';
+import { patientsTables } from '../modules/patients/tables.js';
 
 export { tenants };
 export { cryptoKeys, cryptoIndexKeys, cryptoRotationJobs };
@@ -18,7 +19,8 @@ export { outbox, processedJobs };
 export * from '../modules/identity/tables.js';
 export { rateLimits };
 export * from '../modules/access/tables.js';
+export * from '../modules/patients/tables.js';
 
-export const tables = { tenants, cryptoKeys, cryptoIndexKeys, cryptoRotationJobs, outbox, processedJobs, ...identityTables, rateLimits, ...accessTables };
+export const tables = { tenants, cryptoKeys, cryptoIndexKeys, cryptoRotationJobs, outbox, processedJobs, ...identityTables, rateLimits, ...accessTables, ...patientsTables };
 
 export const relations = defineRelations(tables, () => ({}));
