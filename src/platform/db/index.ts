@@ -32,11 +32,11 @@ export function appUrlFor(ownerUrl: string, password?: string): string {
   return u.toString();
 }
 
-export function createPool(url: string, max: number): postgres.Sql {
+export function createPool(url: string, max: number, connectTimeoutS = 5): postgres.Sql {
   return postgres(url, {
     max,
     idle_timeout: 30,
-    connect_timeout: 10,
+    connect_timeout: connectTimeoutS,
     max_lifetime: 60 * 30,
     onnotice: () => undefined,
     connection: { application_name: 'carebase' },
@@ -85,7 +85,7 @@ export async function openDatabase(config: Config, log: Logger): Promise<Databas
       throw e;
     }
   }
-  const sql = createPool(appUrl, config.databasePoolMax);
+  const sql = createPool(appUrl, config.databasePoolMax, config.deadlines.connectTimeoutS);
   return {
     sql,
     ownerUrl,

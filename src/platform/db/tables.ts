@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { jsonb, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+import { bytea, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uuid } from 'drizzle-orm/pg-core';
 
 /** Helpers every tenant-owned table uses, so the columns look the same everywhere. */
 export const id = () => uuid('id').primaryKey().default(sql`gen_random_uuid()`);
@@ -26,3 +26,24 @@ export const tenants = pgTable('tenants', {
   settings: jsonb('settings').$type<Record<string, unknown>>().notNull().default({}),
   ...timestamps(),
 });
+
+/**
+ * Stored outcomes of mutations sent with an Idempotency-Key (platform/http/idempotency.ts).
+ * The response is envelope-encrypted (it may hold PHI); rows expire after IDEMPOTENCY_TTL_HOURS.
+ */
+export const idempotencyKeys = pgTable(
+  'idempotency_keys',
+  {
+    tenantId: tenantId(),
+    actor: text('actor').notNull(),
+    key: text('key').notNull(),
+    operation: text('operation').notNull(),
+    requestHash: text('request_hash').notNull(),
+    /** envelope (platform/crypto) of the JSON response body; null while the first request runs */
+    response: bytea('response'),
+    httpStatus: integer('http_status'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.actor, t.key] }), index('idempotency_keys_expires_idx').on(t.expiresAt)],
+);

@@ -1,6 +1,16 @@
 import postgres from 'postgres';
 import { drizzle } from 'drizzle-orm/postgres-js';
 import { relations } from '../../db/schema.js';
+import { dbAppError, classifyDbError } from './errors.js';
+
+/** Per-transaction deadlines (set_config(..., true) = SET LOCAL). */
+export interface Deadlines {
+  statementTimeoutMs: number;
+  lockTimeoutMs: number;
+}
+const DEFAULT_DEADLINES: Deadlines = { statementTimeoutMs: 10_000, lockTimeoutMs: 3_000 };
+/** After a connection failure, fail fast for this long instead of queueing on a dead server. */
+const OPEN_CIRCUIT_MS = 1_000;
 
 /** A drizzle client bound to one connection inside one transaction. */
 export type Db = ReturnType<typeof bind>;
@@ -25,9 +35,14 @@ export class RequestTransaction {
   private done = false;
   /** transactions currently open in this process (metrics) */
   static open = 0;
+  /** requests waiting for a pool connection (load shedding, metrics) */
+  static waiting = 0;
+  /** while in the future, the database is presumed down and db() fails fast */
+  static unavailableUntil = 0;
+  static deadlines: Deadlines = DEFAULT_DEADLINES;
 
   constructor(
-    private readonly pool: postgres.Sql,
+    readonly pool: postgres.Sql,
     private tenantId: string | null,
     private readonly userId: string | null = null,
   ) {}
@@ -45,19 +60,36 @@ export class RequestTransaction {
   db(): Promise<Db> {
     if (this.done) return Promise.reject(new Error('request transaction already finished'));
     this.opening ??= (async () => {
-      const conn = await this.pool.reserve();
+      if (Date.now() < RequestTransaction.unavailableUntil) throw dbAppError({ code: 'ECONNREFUSED' })!;
+      let conn: postgres.ReservedSql;
+      RequestTransaction.waiting++;
+      try {
+        conn = await this.pool.reserve();
+      } catch (e) {
+        throw RequestTransaction.failed(e);
+      } finally {
+        RequestTransaction.waiting--;
+      }
+      const d = RequestTransaction.deadlines;
       try {
         await conn`begin`;
-        await conn`select set_config('app.tenant_id', ${this.tenantId ?? ''}, true), set_config('app.user_id', ${this.userId ?? ''}, true)`;
+        await conn`select set_config('app.tenant_id', ${this.tenantId ?? ''}, true), set_config('app.user_id', ${this.userId ?? ''}, true),
+          set_config('statement_timeout', ${String(d.statementTimeoutMs)}, true), set_config('lock_timeout', ${String(d.lockTimeoutMs)}, true)`;
       } catch (e) {
         conn.release();
-        throw e;
+        throw RequestTransaction.failed(e);
       }
       RequestTransaction.open++;
       this.opened = bind(this.pool, conn);
       return { conn, db: this.opened };
     })();
     return this.opening.then((o) => o.db);
+  }
+
+  /** Maps a connection failure to DATABASE_UNAVAILABLE and opens the circuit briefly. */
+  static failed(e: unknown): unknown {
+    if (classifyDbError(e) === 'unavailable') RequestTransaction.unavailableUntil = Date.now() + OPEN_CIRCUIT_MS;
+    return dbAppError(e) ?? e;
   }
 
   /** The Db if the transaction is already open (sync access for fallback loaders). */

@@ -1,5 +1,7 @@
 import type { GraphQLFormattedError } from 'graphql';
 import { unwrapResolverError } from '@apollo/server/errors';
+import { dbAppError } from '../db/errors.js';
+import { RequestTransaction } from '../db/tenancy.js';
 import { AppError, ErrorCode } from '../errors.js';
 
 /** Codes Apollo itself assigns to request errors; they are safe to pass through once sanitised. */
@@ -61,7 +63,15 @@ export function sanitizeMessage(message: string): string {
  * original is logged once by the error-logging plugin).
  */
 export function formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError {
-  const original = unwrapResolverError(error);
+  let original = unwrapResolverError(error);
+  if (!(original instanceof AppError)) {
+    // a database outage or deadline in any resolver becomes a typed, retryable error
+    const typed = dbAppError(original);
+    if (typed) {
+      RequestTransaction.failed(original);
+      original = typed;
+    }
+  }
   if (original instanceof AppError) {
     const { http: _http, ...extensions } = (original.extensions ?? {}) as Record<string, unknown>;
     return { message: original.message, locations: formatted.locations, path: formatted.path, extensions: { ...extensions, code: original.code } };
@@ -78,7 +88,7 @@ export function formatError(formatted: GraphQLFormattedError, error: unknown): G
 /** True when an error reaching Apollo is not one we produced on purpose. */
 export function isUnexpected(error: unknown): boolean {
   const original = unwrapResolverError(error);
-  if (original instanceof AppError) return false;
+  if (original instanceof AppError || dbAppError(original)) return false;
   const code = (error as { extensions?: { code?: unknown } }).extensions?.code;
   return !(typeof code === 'string' && APOLLO_REQUEST_CODES.has(code));
 }

@@ -1,0 +1,160 @@
+import { createHash } from 'node:crypto';
+import type { ApolloServerPlugin, GraphQLResponse } from '@apollo/server';
+import { and, eq, sql } from 'drizzle-orm';
+import type { GraphQLFormattedError } from 'graphql';
+import type { FieldCrypto } from '../crypto/index.js';
+import { classifyDbError } from '../db/errors.js';
+import { withTenant, type Db, type RequestTransaction } from '../db/index.js';
+import { idempotencyKeys } from '../db/tables.js';
+import { ErrorCode } from '../errors.js';
+import type { Logger } from '../logger.js';
+
+export const IDEMPOTENCY_HEADER = 'idempotency-key';
+const KEY = /^[A-Za-z0-9._:-]{8,255}$/;
+/** typed errors that are the request's own outcome (stored and replayed); anything else is transient and retried */
+const DETERMINISTIC = new Set<string>([
+  ErrorCode.BAD_USER_INPUT,
+  ErrorCode.FORBIDDEN,
+  ErrorCode.NOT_FOUND,
+  ErrorCode.CONFLICT,
+  ErrorCode.FEATURE_NOT_ENTITLED,
+  'IDEMPOTENCY_KEY_REUSED',
+]);
+
+/** The slice of the request context this plugin needs. */
+export interface IdempotentContext {
+  requestId: string;
+  principal: { kind: string; id: string; tenantId: string } | null;
+  tx: RequestTransaction;
+  db(): Promise<Db>;
+  log: Logger;
+}
+
+interface Claim {
+  tenantId: string;
+  actor: string;
+  key: string;
+  operation: string;
+  hash: string;
+}
+
+const errorResponse = (status: number, code: string, message: string, requestId: string): GraphQLResponse => ({
+  http: { status, headers: new Map() as never },
+  body: { kind: 'single', singleResult: { errors: [{ message, extensions: { code, requestId } }] } },
+});
+
+/** sha256 over what makes two requests "the same": operation name, document and variables. */
+function requestHash(query: string, operationName: string | null | undefined, variables: unknown): string {
+  return createHash('sha256').update(JSON.stringify([operationName ?? null, query, variables ?? null])).digest('hex');
+}
+
+/**
+ * Idempotency keys for every mutation (`Idempotency-Key` header, or
+ * `extensions.idempotencyKey` in the request body):
+ *  - the key is scoped to tenant + actor; its row is inserted in the
+ *    request's own transaction before the mutation runs, so the outcome is
+ *    committed together with the effect (or not at all);
+ *  - a concurrent retry blocks on that row until the first commits (then
+ *    replays it) or gets CONFLICT when the first runs past lock_timeout;
+ *  - a retry replays the stored response (envelope-encrypted: it may hold
+ *    PHI) without running the mutation; different variables with the same
+ *    key → IDEMPOTENCY_KEY_REUSED;
+ *  - deterministic typed errors are stored too; transient ones
+ *    (DATABASE_UNAVAILABLE, TIMEOUT, KMS_UNAVAILABLE, ...) are not, so the
+ *    retry runs again.
+ * Must be listed before the transaction plugin (its willSendResponse runs first).
+ */
+export function idempotencyPlugin<C extends IdempotentContext>(opts: { crypto: FieldCrypto; ttlHours: number }): ApolloServerPlugin<C> {
+  const context = (tenantId: string) => ({ tenantId, table: 'idempotency_keys', column: 'response' });
+  return {
+    async requestDidStart({ request }) {
+      const header = request.http?.headers.get(IDEMPOTENCY_HEADER)?.trim();
+      const fromBody = (request.extensions as { idempotencyKey?: unknown } | undefined)?.idempotencyKey;
+      const key = header ?? (typeof fromBody === 'string' ? fromBody : undefined);
+      if (key === undefined) return;
+      let claim: Claim | undefined;
+      return {
+        async responseForOperation({ operation, contextValue, request: req }) {
+          if (operation.operation !== 'mutation') return null;
+          const { principal, requestId } = contextValue;
+          if (!KEY.test(key)) {
+            return errorResponse(400, ErrorCode.BAD_USER_INPUT, 'Idempotency-Key must be 8-255 characters of A-Z a-z 0-9 . _ : -', requestId);
+          }
+          if (!principal) return errorResponse(401, ErrorCode.UNAUTHENTICATED, 'Idempotency-Key needs an authenticated caller', requestId);
+          const hash = requestHash(req.query ?? '', req.operationName, req.variables);
+          const c: Claim = { tenantId: principal.tenantId, actor: `${principal.kind}:${principal.id}`, key, operation: req.operationName ?? 'anonymous', hash };
+          const db = await contextValue.db();
+          try {
+            // Blocks while another request holds the same (uncommitted) key.
+            const inserted = await db.execute<{ ok: number }>(sql`
+              insert into idempotency_keys (tenant_id, actor, key, operation, request_hash, expires_at)
+              values (${c.tenantId}, ${c.actor}, ${c.key}, ${c.operation}, ${c.hash}, now() + make_interval(hours => ${opts.ttlHours}))
+              on conflict do nothing returning 1 as ok`);
+            if (inserted.length === 1) {
+              claim = c;
+              return null; // first time: run the mutation
+            }
+            const [row] = await db
+              .select()
+              .from(idempotencyKeys)
+              .where(and(eq(idempotencyKeys.tenantId, c.tenantId), eq(idempotencyKeys.actor, c.actor), eq(idempotencyKeys.key, c.key)));
+            if (!row) return errorResponse(409, ErrorCode.CONFLICT, 'The request with this Idempotency-Key is still running; retry shortly', requestId);
+            if (row.expiresAt.getTime() < Date.now()) {
+              await db.delete(idempotencyKeys).where(and(eq(idempotencyKeys.tenantId, c.tenantId), eq(idempotencyKeys.actor, c.actor), eq(idempotencyKeys.key, c.key)));
+              await db.execute(sql`
+                insert into idempotency_keys (tenant_id, actor, key, operation, request_hash, expires_at)
+                values (${c.tenantId}, ${c.actor}, ${c.key}, ${c.operation}, ${c.hash}, now() + make_interval(hours => ${opts.ttlHours}))`);
+              claim = c;
+              return null;
+            }
+            if (row.requestHash !== hash) {
+              return errorResponse(422, 'IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key was used for a different request', requestId);
+            }
+            if (!row.response) return errorResponse(409, ErrorCode.CONFLICT, 'The request with this Idempotency-Key is still running; retry shortly', requestId);
+            const body = JSON.parse(await opts.crypto.decrypt(row.response, context(c.tenantId))) as { data?: Record<string, unknown> | null; errors?: GraphQLFormattedError[] };
+            const headers = new Map<string, string>([['idempotent-replayed', 'true']]);
+            return { http: { status: row.httpStatus ?? 200, headers: headers as never }, body: { kind: 'single', singleResult: body } };
+          } catch (e) {
+            if (classifyDbError(e) === 'timeout') {
+              return errorResponse(409, ErrorCode.CONFLICT, 'The request with this Idempotency-Key is still running; retry shortly', requestId);
+            }
+            throw e;
+          }
+        },
+        async willSendResponse({ contextValue, response }) {
+          if (!claim || response.body.kind !== 'single') return;
+          const c = claim;
+          claim = undefined;
+          const result = response.body.singleResult;
+          const codes = (result.errors ?? []).map((e) => String(e.extensions?.code ?? ''));
+          const stored = JSON.stringify({ data: result.data ?? null, ...(result.errors ? { errors: result.errors } : {}) });
+          const status = response.http.status ?? 200;
+          if (codes.length === 0) {
+            // success: the outcome commits with the effect, in the request transaction
+            const envelope = await opts.crypto.encrypt(stored, context(c.tenantId));
+            const db = await contextValue.db();
+            await db
+              .update(idempotencyKeys)
+              .set({ response: envelope as never, httpStatus: status })
+              .where(and(eq(idempotencyKeys.tenantId, c.tenantId), eq(idempotencyKeys.actor, c.actor), eq(idempotencyKeys.key, c.key)));
+            return;
+          }
+          // a failed mutation rolls back (effect and key row); keep its outcome only if it is deterministic
+          await contextValue.tx.rollback();
+          if (!codes.every((code) => DETERMINISTIC.has(code))) return;
+          try {
+            const envelope = await opts.crypto.encrypt(stored, context(c.tenantId));
+            await withTenant(contextValue.tx.pool, c.tenantId, (db) =>
+              db.execute(sql`
+                insert into idempotency_keys (tenant_id, actor, key, operation, request_hash, response, http_status, expires_at)
+                values (${c.tenantId}, ${c.actor}, ${c.key}, ${c.operation}, ${c.hash}, ${envelope}, ${status}, now() + make_interval(hours => ${opts.ttlHours}))
+                on conflict do nothing`),
+            );
+          } catch (e) {
+            contextValue.log.warn({ reqId: contextValue.requestId, pgCode: (e as { code?: string }).code }, 'could not store idempotent error outcome');
+          }
+        },
+      };
+    },
+  };
+}
