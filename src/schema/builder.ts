@@ -7,6 +7,7 @@ import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
 import ValidationPlugin from '@pothos/plugin-validation';
 import { getTableConfig } from 'drizzle-orm/pg-core';
 import PhiAuditPlugin from '../platform/audit/phi-plugin.js';
+import AuthFirstPlugin from './auth-first.js';
 import { relations } from '../db/schema.js';
 import { AppError, ErrorCode, forbidden } from '../platform/errors.js';
 import type { RequestContext } from './context.js';
@@ -40,7 +41,7 @@ export interface SchemaTypes {
 export function createBuilder() {
   const builder = new SchemaBuilder<SchemaTypes>({
     // PhiAuditPlugin sits outside scope-auth so that it sees (and audits) refusals
-    plugins: [ErrorsPlugin, PhiAuditPlugin, ScopeAuthPlugin, RelayPlugin, ValidationPlugin, DataloaderPlugin, DrizzlePlugin],
+    plugins: [ErrorsPlugin, PhiAuditPlugin, AuthFirstPlugin, ScopeAuthPlugin, RelayPlugin, ValidationPlugin, DataloaderPlugin, DrizzlePlugin],
     defaultFieldNullability: false,
     relay: { nodesOnConnection: true, clientMutationId: 'omit', cursorType: 'String' },
     errors: { defaultTypes: [] },
