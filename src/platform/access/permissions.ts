@@ -63,9 +63,9 @@ export const ROLE_PERMISSIONS: Readonly<Record<Role, readonly Permission[]>> = {
   COMPLIANCE: ['audit:read', 'audit:export', 'alert:read', 'alert:manage', 'breakglass:review', 'user:read'],
   /** a patient's own record only: the patients module's patient-self rule denies every other patient */
   PATIENT: ['patient:read', 'patient:clinical:read', 'appointment:read', 'appointment:write', 'rx:read', 'billing:read'],
-  /** the most an API key may ever be granted; each key holds a subset chosen by the admin who creates it */
   /** users of the platform tenant only (the identity module refuses the role elsewhere and strips it from tokens) */
   PLATFORM_ADMIN: ['tenant:create', 'signingkey:rotate'],
+  /** the most an API key may ever be granted; each key holds a subset chosen by the admin who creates it */
   API_CLIENT: ['patient:read', 'patient:write', 'patient:clinical:read', 'patient:clinical:write', 'appointment:read', 'appointment:write', 'rx:read', 'billing:read'],
 };
 
