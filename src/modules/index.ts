@@ -3,5 +3,6 @@
  * where modules are composed (the other is src/db/schema.ts).
  */
 import type { ModuleManifest } from '../schema/module.js';
+import identity from './identity/index.js';
 
-export const modules: readonly ModuleManifest[] = [];
+export const modules: readonly ModuleManifest[] = [identity];
