@@ -1,4 +1,5 @@
 import { registerPatientAccessRule } from '../../platform/access/index.js';
+import type { Config } from '../../config.js';
 import type { ModuleManifest } from '../../schema/index.js';
 import { apiKeyFromRequest, createApiKeyAuthenticator, type ApiKeyAuthenticator } from './api-keys.js';
 import { breakGlassRule } from './break-glass.js';
@@ -20,7 +21,9 @@ export interface AccessModuleOptions {
  */
 export function createAccessModule(opts: AccessModuleOptions = {}): ModuleManifest {
   const now = opts.now ?? (() => new Date());
-  let authenticator: ApiKeyAuthenticator | undefined;
+  // one manifest may serve several apps in one process (tests): one authenticator per app, keyed by its Config
+  const authenticators = new WeakMap<Config, ApiKeyAuthenticator>();
+  const live = new Set<ApiKeyAuthenticator>();
   let unregister: (() => void) | undefined;
   return {
     name: 'access',
@@ -29,18 +32,24 @@ export function createAccessModule(opts: AccessModuleOptions = {}): ModuleManife
     dependsOn: ['identity'],
     schema: (builder) => registerAccessSchema(builder, now),
     async init(deps) {
-      authenticator = createApiKeyAuthenticator({ sql: deps.database.sql, log: deps.log, now });
-      unregister = registerPatientAccessRule('access.breakGlass', breakGlassRule(now));
+      const a = createApiKeyAuthenticator({ sql: deps.database.sql, log: deps.log, now });
+      authenticators.set(deps.config, a);
+      live.add(a);
+      // the rule reads grants through the request's own (tenant-scoped) transaction, so one registration serves every app
+      unregister ??= registerPatientAccessRule('access.breakGlass', breakGlassRule(now));
     },
     async authenticate(req, deps) {
       const key = apiKeyFromRequest(req);
       if (key === undefined) return undefined;
-      authenticator ??= createApiKeyAuthenticator({ sql: deps.database.sql, log: deps.log, now });
-      return authenticator.authenticate(key, req.ip);
+      const a = authenticators.get(deps.config);
+      if (!a) throw new Error('access module used before init');
+      return a.authenticate(key, req.ip);
     },
     async close() {
+      // close() has no arguments: finish every app's pending last-used writes (non-destructive)
+      await Promise.all([...live].map((a) => a.close()));
       unregister?.();
-      await authenticator?.close();
+      unregister = undefined;
     },
   };
 }
