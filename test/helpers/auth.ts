@@ -98,7 +98,8 @@ const CONFIRM = `mutation Confirm($input: ConfirmTotpEnrolmentInput!) { confirmT
 const VIEWER = `query HelperViewer { viewer { sessionId } }`;
 
 /** Signs a user in over HTTP (enrolling TOTP first when their roles require MFA). */
-export async function loginAs(t: Pick<TestApp, 'gql'>, user: TestUser): Promise<AuthSession> {
+export async function loginAs(t: Pick<TestApp, 'gql'>, user: TestUser, opts: { now?: () => number } = {}): Promise<AuthSession> {
+  const now = opts.now ?? Date.now;
   const first = await ok<{ login: { status: string; accessToken: string | null; mfaToken: string | null } }>(t.gql, LOGIN, {
     input: { tenantSlug: user.tenantSlug, email: user.email, password: user.password },
   });
@@ -114,14 +115,14 @@ export async function loginAs(t: Pick<TestApp, 'gql'>, user: TestUser): Promise<
     user.totpSecret = start.data.startTotpEnrolment.secret;
     user.lastStep = undefined;
     const confirm = await ok<{ confirmTotpEnrolment: { recoveryCodes: string[]; login: { accessToken: string } } }>(t.gql, CONFIRM, {
-      input: { mfaToken, code: nextTotpCode(user) },
+      input: { mfaToken, code: nextTotpCode(user, now()) },
     });
     user.recoveryCodes = [...confirm.data.confirmTotpEnrolment.recoveryCodes];
     token = confirm.data.confirmTotpEnrolment.login.accessToken;
     headers = confirm.headers;
   } else {
     const mfaToken = first.data.login.mfaToken!;
-    const code = nextTotpCode(user);
+    const code = nextTotpCode(user, now());
     const recoveryCode = code ? undefined : user.recoveryCodes.shift();
     if (!code && !recoveryCode) throw new Error(`loginAs: no unused TOTP step or recovery code left for ${user.email}`);
     const verified = await ok<{ verifyMfa: { accessToken: string } }>(t.gql, VERIFY, { input: { mfaToken, code, recoveryCode } });
