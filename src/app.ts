@@ -8,6 +8,7 @@ import type { GraphQLSchema } from 'graphql';
 import { startApiBackground, type ApiBackground, type BackgroundOptions } from './background.js';
 import type { Config } from './config.js';
 import { modules as allModules } from './modules/index.js';
+import { auditApolloPlugin, closeAuditWriter, createAuditWriter, ensureAuditPartitions } from './platform/audit/index.js';
 import { openDatabase, RequestTransaction, type Database } from './platform/db/index.js';
 import { AppError, ErrorCode } from './platform/errors.js';
 import { describeForLog, formatError, isUnexpected } from './platform/http/graphql-errors.js';
@@ -162,6 +163,10 @@ async function startServer(parts: Parts): Promise<App> {
   });
 
   // ---- GraphQL ----
+  // group commit of audit events (reads, denials); partitions for this month and the next ones exist before the first request
+  const auditWriter = createAuditWriter({ sql: database.sql, log, registry: metrics.registry });
+  await ensureAuditPartitions(database.sql);
+
   const armor = new ApolloArmor({
     maxDepth: { n: 12, ignoreIntrospection: true },
     maxAliases: { n: 15 },
@@ -179,6 +184,8 @@ async function startServer(parts: Parts): Promise<App> {
       ...(protection.plugins as unknown as ApolloServerPlugin<RequestContext>[]),
       fastifyApolloDrainPlugin(server) as unknown as ApolloServerPlugin<RequestContext>,
       ...(config.isProduction ? [ApolloServerPluginLandingPageDisabled() as ApolloServerPlugin<RequestContext>] : []),
+      // writes each request's PHI audit trail before transactionPlugin commits and before the response is sent
+      auditApolloPlugin<RequestContext>(auditWriter, log),
       transactionPlugin(),
       observabilityPlugin(metrics),
     ],
@@ -204,6 +211,8 @@ async function startServer(parts: Parts): Promise<App> {
     }
     return null;
   }
+  // REST routes of modules (e.g. GET /exports/audit.csv) authenticate with the same credentials as /graphql
+  deps.authenticate = authenticate;
 
   await server.register(fastifyApollo(apollo), {
     path: '/graphql',
@@ -287,6 +296,7 @@ async function startServer(parts: Parts): Promise<App> {
         await jobsClosed;
         for (const m of [...modules].reverse()) await m.close?.().catch((e) => log.error(describeForLog(e), 'module close failed'));
         await rateLimit.limiter.close().catch(() => undefined);
+        await closeAuditWriter(database.sql).catch((e) => log.error(describeForLog(e), 'audit writer close failed'));
         if (ownsDatabase) await database.close();
       })();
       return closing;

@@ -11,6 +11,8 @@ import { outbox, processedJobs } from '../platform/jobs/tables.js';
 import { identityTables } from '../modules/identity/tables.js';
 import { rateLimits } from '../platform/ratelimit/tables.js';
 import { accessTables } from '../modules/access/tables.js';
+import { auditChainHeads, auditEvents } from '../platform/audit/tables.js';
+import { auditModuleTables } from '../modules/audit/tables.js';
 import { patientsTables } from '../modules/patients/tables.js';
 
 export { tenants };
@@ -19,8 +21,10 @@ export { outbox, processedJobs };
 export * from '../modules/identity/tables.js';
 export { rateLimits };
 export * from '../modules/access/tables.js';
+export { auditEvents, auditChainHeads };
+export * from '../modules/audit/tables.js';
 export * from '../modules/patients/tables.js';
 
-export const tables = { tenants, cryptoKeys, cryptoIndexKeys, cryptoRotationJobs, outbox, processedJobs, ...identityTables, rateLimits, ...accessTables, ...patientsTables };
+export const tables = { tenants, cryptoKeys, cryptoIndexKeys, cryptoRotationJobs, outbox, processedJobs, ...identityTables, rateLimits, ...accessTables, auditEvents, auditChainHeads, ...auditModuleTables, ...patientsTables };
 
 export const relations = defineRelations(tables, () => ({}));

@@ -15,6 +15,8 @@ export interface ModuleDeps {
   database: Database;
   /** the app's rate limiter and built-in policies (absent outside the app, e.g. in CLIs) */
   rateLimit?: AppRateLimiter;
+  /** the app's authenticators in order (same credentials as /graphql), for REST routes; absent outside the app */
+  authenticate?: (request: FastifyRequest) => Promise<Principal | null>;
 }
 
 /**

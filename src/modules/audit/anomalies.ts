@@ -1,0 +1,240 @@
+import type postgres from 'postgres';
+import { toDate } from '../../platform/audit/index.js';
+import type { Logger } from '../../platform/logger.js';
+
+/**
+ * Anomaly rules over the audit log, run per tenant by a scheduled check.
+ * Each rule upserts alerts keyed by (rule, actor, patient, window), so a
+ * re-run never duplicates an alert. Windows are checked incrementally from
+ * audit_anomaly_state.checked_until up to now minus a lag (events are stamped
+ * before they commit).
+ */
+
+/** What the patients module tells the audit module about patients (registered in its init). */
+export interface PatientDirectory {
+  /**
+   * Of these (user, patient) pairs, which are on the patient's care team?
+   * Return keys `${actorId}:${patientId}`. Pairs not returned raise
+   * OUTSIDE_CARE_TEAM alerts. Runs in a transaction scoped to the tenant.
+   */
+  careTeamMembers?(sql: postgres.TransactionSql, pairs: readonly { actorId: string; patientId: string }[]): Promise<ReadonlySet<string>>;
+  /** Flags the directory knows (e.g. patients who are employees), in addition to audit_patient_flags. */
+  patientFlags?(sql: postgres.TransactionSql, patientIds: readonly string[]): Promise<ReadonlyMap<string, 'vip' | 'employee'>>;
+}
+
+const directories = new Map<string, PatientDirectory>();
+
+/** Registers a patient directory (e.g. by the patients module in init); returns the unregister function. */
+export function registerPatientDirectory(name: string, dir: PatientDirectory): () => void {
+  directories.set(name, dir);
+  return () => {
+    if (directories.get(name) === dir) directories.delete(name);
+  };
+}
+
+export interface AnomalySettings {
+  /** distinct patients one user may access in one hour before HIGH_VOLUME */
+  volumePatientsPerHour: number;
+  /** distinct patients one user may open by break-glass per day before BREAK_GLASS_FREQUENT */
+  breakGlassPatientsPerDay: number;
+  /** business hours in the tenant's time zone; PHI access outside raises AFTER_HOURS */
+  businessHours: { start: number; end: number; timezone: string; weekends: boolean };
+}
+
+export const DEFAULT_ANOMALY_SETTINGS: AnomalySettings = {
+  volumePatientsPerHour: 50,
+  breakGlassPatientsPerDay: 3,
+  businessHours: { start: 7, end: 19, timezone: 'UTC', weekends: false },
+};
+
+/** tenants.settings.audit overrides the defaults (validated field by field). */
+export function anomalySettings(raw: unknown): AnomalySettings {
+  const a = (raw && typeof raw === 'object' ? (raw as { audit?: unknown }).audit : undefined) as Record<string, unknown> | undefined;
+  const s = structuredClone(DEFAULT_ANOMALY_SETTINGS);
+  if (!a || typeof a !== 'object') return s;
+  const int = (v: unknown, min: number, max: number) => (typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max ? v : undefined);
+  s.volumePatientsPerHour = int(a.volumePatientsPerHour, 1, 100_000) ?? s.volumePatientsPerHour;
+  s.breakGlassPatientsPerDay = int(a.breakGlassPatientsPerDay, 0, 10_000) ?? s.breakGlassPatientsPerDay;
+  const bh = a.businessHours as Record<string, unknown> | undefined;
+  if (bh && typeof bh === 'object') {
+    s.businessHours.start = int(bh.start, 0, 23) ?? s.businessHours.start;
+    s.businessHours.end = int(bh.end, 1, 24) ?? s.businessHours.end;
+    if (typeof bh.timezone === 'string' && isTimeZone(bh.timezone)) s.businessHours.timezone = bh.timezone;
+    if (typeof bh.weekends === 'boolean') s.businessHours.weekends = bh.weekends;
+  }
+  return s;
+}
+
+function isTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export interface AnomalyCheckOptions {
+  now?: Date;
+  /** events younger than this are left for the next run (default 60 s) */
+  lagMs?: number;
+  /** first run of a tenant looks back this far (default 1 h) */
+  initialLookbackMs?: number;
+}
+
+/** Runs every rule for every tenant with recent audit activity; returns alerts created or updated. */
+export async function runAnomalyCheck(pool: postgres.Sql, log: Logger | undefined, opts: AnomalyCheckOptions = {}): Promise<number> {
+  const now = opts.now ?? new Date();
+  const until = new Date(now.getTime() - (opts.lagMs ?? 60_000));
+  const tenants = await pool<{ t: string }[]>`select t from carebase_audit_active_tenants(${new Date(until.getTime() - 2 * 86_400_000)}) t`;
+  let alerts = 0;
+  for (const { t } of tenants) {
+    try {
+      alerts += await checkTenant(pool, t, until, opts.initialLookbackMs ?? 3_600_000);
+    } catch (e) {
+      const err = e as { code?: string; name?: string };
+      log?.error({ tenantId: t, pgCode: err?.code, errorName: err?.name }, 'audit anomaly check failed for a tenant');
+    }
+  }
+  return alerts;
+}
+
+async function checkTenant(pool: postgres.Sql, tenantId: string, until: Date, initialLookbackMs: number): Promise<number> {
+  return pool.begin(async (tx) => {
+    await tx`select set_config('app.tenant_id', ${tenantId}, true)`;
+    const [lock] = await tx<{ ok: boolean }[]>`select pg_try_advisory_xact_lock(hashtext('carebase.audit.anomalies'), hashtext(${tenantId})) as ok`;
+    if (!lock?.ok) return 0; // another process is checking this tenant
+    const [state] = await tx<{ checked_until: Date | string }[]>`select checked_until from audit_anomaly_state where tenant_id = ${tenantId}`;
+    const since = state ? toDate(state.checked_until) : new Date(until.getTime() - initialLookbackMs);
+    if (since >= until) return 0;
+    const [tenant] = await tx<{ settings: unknown }[]>`select settings from tenants where id = ${tenantId}`;
+    const s = anomalySettings(tenant?.settings);
+    let n = 0;
+    n += await highVolume(tx, tenantId, since, until, s);
+    n += await afterHours(tx, tenantId, since, until, s);
+    n += await breakGlassFrequent(tx, tenantId, since, until, s);
+    n += await flaggedPatients(tx, tenantId, since, until);
+    n += await outsideCareTeam(tx, tenantId, since, until);
+    await tx`
+      insert into audit_anomaly_state (tenant_id, checked_until) values (${tenantId}, ${until})
+      on conflict (tenant_id) do update set checked_until = excluded.checked_until, updated_at = now()`;
+    return n;
+  });
+}
+
+type Tx = postgres.TransactionSql;
+
+interface Candidate {
+  actor_id: string | null;
+  patient_id: string | null;
+  window_start: Date;
+  window_end: Date;
+  n: number;
+  patients?: number;
+}
+
+/**
+ * Upserts alerts; `recount`: the candidate counts the whole window (replace),
+ * else only [since, until) (add to what earlier runs counted).
+ */
+async function upsertAlerts(tx: Tx, tenantId: string, rule: string, severity: string, rows: readonly Candidate[], recount: boolean): Promise<number> {
+  for (const r of rows) {
+    const detail = r.patients !== undefined ? { patients: r.patients } : {};
+    await tx`
+      insert into audit_alerts (tenant_id, rule, severity, actor_id, patient_id, window_start, window_end, event_count, detail)
+      values (${tenantId}, ${rule}, ${severity}, ${r.actor_id}, ${r.patient_id}, ${r.window_start}, ${r.window_end}, ${r.n}, ${tx.json(detail)})
+      on conflict (tenant_id, rule, actor_id, patient_id, window_start) do update set
+        event_count = ${recount ? tx`excluded.event_count` : tx`audit_alerts.event_count + excluded.event_count`},
+        detail = excluded.detail,
+        updated_at = now()`;
+  }
+  return rows.length;
+}
+
+/** HIGH_VOLUME: a user touched more distinct patients in one hour than the threshold. */
+async function highVolume(tx: Tx, tenantId: string, since: Date, until: Date, s: AnomalySettings) {
+  const rows = await tx<Candidate[]>`
+    select actor_id, null::uuid as patient_id, date_trunc('hour', at) as window_start, date_trunc('hour', at) + interval '1 hour' as window_end,
+           count(distinct patient_id)::int as n
+      from audit_events
+     where tenant_id = ${tenantId} and event_type = 'phi' and outcome = 'allowed' and actor_id is not null and patient_id is not null
+       and at >= date_trunc('hour', ${since}::timestamptz) and at < ${until}
+     group by actor_id, date_trunc('hour', at)
+    having count(distinct patient_id) > ${s.volumePatientsPerHour}`;
+  return upsertAlerts(tx, tenantId, 'HIGH_VOLUME', 'medium', rows, true);
+}
+
+/** AFTER_HOURS: PHI access by a user outside business hours (tenant time zone), per user and local day. */
+async function afterHours(tx: Tx, tenantId: string, since: Date, until: Date, s: AnomalySettings) {
+  const { start, end, timezone, weekends } = s.businessHours;
+  const rows = await tx<Candidate[]>`
+    select actor_id, null::uuid as patient_id,
+           date_trunc('day', at at time zone ${timezone}) at time zone ${timezone} as window_start,
+           (date_trunc('day', at at time zone ${timezone}) + interval '1 day') at time zone ${timezone} as window_end,
+           count(*)::int as n, count(distinct patient_id)::int as patients
+      from audit_events
+     where tenant_id = ${tenantId} and event_type = 'phi' and actor_type = 'user' and outcome = 'allowed'
+       and at >= ${since} and at < ${until}
+       and (extract(hour from at at time zone ${timezone}) < ${start}
+            or extract(hour from at at time zone ${timezone}) >= ${end}
+            or (${!weekends} and extract(isodow from at at time zone ${timezone}) >= 6))
+     group by 1, 3, 4`;
+  return upsertAlerts(tx, tenantId, 'AFTER_HOURS', 'low', rows, false);
+}
+
+/** BREAK_GLASS_FREQUENT: a user opened more patients by break-glass in one (UTC) day than the threshold. */
+async function breakGlassFrequent(tx: Tx, tenantId: string, since: Date, until: Date, s: AnomalySettings) {
+  const rows = await tx<Candidate[]>`
+    select actor_id, null::uuid as patient_id, date_trunc('day', at) as window_start, date_trunc('day', at) + interval '1 day' as window_end,
+           count(distinct patient_id)::int as n
+      from audit_events
+     where tenant_id = ${tenantId} and (action = 'break-glass' or purpose_of_use = 'ETREAT') and outcome = 'allowed' and actor_id is not null
+       and at >= date_trunc('day', ${since}::timestamptz) and at < ${until}
+     group by actor_id, date_trunc('day', at)
+    having count(distinct patient_id) > ${s.breakGlassPatientsPerDay}`;
+  return upsertAlerts(tx, tenantId, 'BREAK_GLASS_FREQUENT', 'high', rows, true);
+}
+
+/** FLAGGED_PATIENT: any access to a VIP or employee patient, per user, patient and day. */
+async function flaggedPatients(tx: Tx, tenantId: string, since: Date, until: Date) {
+  const accessed = await tx<(Candidate & { patient_id: string })[]>`
+    select actor_id, patient_id, date_trunc('day', at) as window_start, date_trunc('day', at) + interval '1 day' as window_end, count(*)::int as n
+      from audit_events
+     where tenant_id = ${tenantId} and event_type = 'phi' and outcome = 'allowed' and patient_id is not null and actor_id is not null
+       and at >= ${since} and at < ${until}
+     group by actor_id, patient_id, date_trunc('day', at)`;
+  if (!accessed.length) return 0;
+  const ids = [...new Set(accessed.map((r) => r.patient_id))];
+  const flagged = new Map<string, string>();
+  for (const r of await tx<{ patient_id: string; flag: string }[]>`
+    select patient_id, flag from audit_patient_flags where tenant_id = ${tenantId} and patient_id = any(${ids}::uuid[])`) {
+    flagged.set(r.patient_id, r.flag);
+  }
+  for (const dir of directories.values()) {
+    const more = await dir.patientFlags?.(tx, ids);
+    for (const [id, flag] of more ?? []) if (!flagged.has(id)) flagged.set(id, flag);
+  }
+  const hits = accessed.filter((r) => flagged.has(r.patient_id));
+  let n = 0;
+  for (const flag of ['vip', 'employee']) {
+    n += await upsertAlerts(tx, tenantId, 'FLAGGED_PATIENT', 'high', hits.filter((r) => flagged.get(r.patient_id) === flag), false);
+  }
+  return n;
+}
+
+/** OUTSIDE_CARE_TEAM: a user accessed a patient whose care team they are not on (needs a PatientDirectory). */
+async function outsideCareTeam(tx: Tx, tenantId: string, since: Date, until: Date) {
+  const dirs = [...directories.values()].filter((d) => d.careTeamMembers);
+  if (!dirs.length) return 0;
+  const pairs = await tx<(Candidate & { actor_id: string; patient_id: string })[]>`
+    select actor_id, patient_id, date_trunc('day', at) as window_start, date_trunc('day', at) + interval '1 day' as window_end, count(*)::int as n
+      from audit_events
+     where tenant_id = ${tenantId} and event_type = 'phi' and actor_type = 'user' and outcome = 'allowed'
+       and patient_id is not null and actor_id is not null and coalesce(purpose_of_use, '') <> 'ETREAT'
+       and at >= ${since} and at < ${until}
+     group by actor_id, patient_id, date_trunc('day', at)`;
+  if (!pairs.length) return 0;
+  const onTeam = new Set<string>();
+  for (const d of dirs) for (const k of await d.careTeamMembers!(tx, pairs.map((p) => ({ actorId: p.actor_id, patientId: p.patient_id })))) onTeam.add(k);
+  return upsertAlerts(tx, tenantId, 'OUTSIDE_CARE_TEAM', 'medium', pairs.filter((p) => !onTeam.has(`${p.actor_id}:${p.patient_id}`)), false);
+}

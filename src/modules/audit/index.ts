@@ -1,0 +1,37 @@
+import type { ModuleDeps, ModuleManifest } from '../../schema/index.js';
+import { registerExportRoute } from './export.js';
+import { AuditScheduler } from './jobs.js';
+import { registerAuditSchema } from './schema.js';
+
+export { registerPatientDirectory, runAnomalyCheck, type PatientDirectory, type AnomalySettings } from './anomalies.js';
+export { drainSecurityEvents } from './security-events.js';
+export { EXPORT_PATH } from './export.js';
+
+const schedulers = new Set<AuditScheduler>();
+
+/**
+ * Audit and compliance: reports over the PHI-access log (written by
+ * platform/audit for every module), the CSV export, the integrity check,
+ * anomaly alerts, and identity's security events in the same log.
+ * See docs/modules/audit.md and docs/compliance.md.
+ */
+const manifest: ModuleManifest = {
+  name: 'audit',
+  phase: 0,
+  description: 'PHI-access audit reports, CSV export, hash-chain verification, anomaly alerts',
+  dependsOn: [],
+  schema: (builder) => registerAuditSchema(builder),
+  routes: (app, deps) => registerExportRoute(app, deps),
+  init: async (deps: ModuleDeps) => {
+    const s = new AuditScheduler(deps);
+    s.start();
+    schedulers.add(s);
+  },
+  close: async () => {
+    const all = [...schedulers];
+    schedulers.clear();
+    await Promise.all(all.map((s) => s.stop()));
+  },
+};
+
+export default manifest;

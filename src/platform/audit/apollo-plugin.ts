@@ -1,0 +1,66 @@
+import type { ApolloServerPlugin, BaseContext, GraphQLRequestContext } from '@apollo/server';
+import type { Logger } from '../logger.js';
+import { AppError, ErrorCode } from '../errors.js';
+import { beginAuditRequest, writeAuditRequest, type AuditableContext } from './request.js';
+import { isPurposeOfUse, type PurposeOfUse } from './types.js';
+import type { AuditWriter } from './writer.js';
+
+export const PURPOSE_OF_USE_HEADER = 'x-purpose-of-use';
+
+/**
+ * Writes each GraphQL request's audit trail when execution ends, before any
+ * willSendResponse hook runs (so before the transaction plugin commits and
+ * before a byte of the response is sent):
+ *  - a mutation that succeeded: its events go into the request transaction
+ *    (committed, or rolled back, together with the change);
+ *  - everything else (queries, denials, failed mutations): group-committed
+ *    through the AuditWriter, awaited.
+ * If the trail cannot be written the response carries no data, only an
+ * AUDIT_UNAVAILABLE error (HTTP 503), and a mutation rolls back.
+ */
+export function auditApolloPlugin<C extends BaseContext & AuditableContext>(writer: AuditWriter, log: Logger): ApolloServerPlugin<C> {
+  return {
+    async requestDidStart({ contextValue, request }) {
+      const raw = request.http?.headers.get(PURPOSE_OF_USE_HEADER)?.trim().toUpperCase();
+      const badPurpose = !!raw && !isPurposeOfUse(raw);
+      const audit = beginAuditRequest(contextValue, writer, raw && !badPurpose ? (raw as PurposeOfUse) : undefined);
+      return {
+        async didResolveOperation({ operationName }) {
+          audit.operationName = operationName ?? null;
+          if (badPurpose) {
+            throw new AppError(ErrorCode.BAD_USER_INPUT, 'X-Purpose-Of-Use is not a known purpose of use', {
+              field: 'X-Purpose-Of-Use',
+              http: { status: 400 },
+            });
+          }
+        },
+        async executionDidStart(rc: GraphQLRequestContext<C>) {
+          return {
+            async executionDidEnd() {
+              if (audit.isEmpty) return;
+              const body = rc.response.body;
+              const result = body?.kind === 'single' ? body.singleResult : body?.kind === 'incremental' ? body.initialResult : undefined;
+              const commitWithRequest = rc.operation?.operation === 'mutation' && !result?.errors?.length;
+              try {
+                await writeAuditRequest(audit, commitWithRequest);
+              } catch (e) {
+                const err = e as { code?: string; name?: string };
+                log.error({ reqId: contextValue.requestId, pgCode: err?.code, errorName: err?.name }, 'audit write failed: response withheld');
+                if (result) {
+                  result.data = null;
+                  result.errors = [
+                    {
+                      message: 'The audit log is unavailable; no data was returned',
+                      extensions: { code: ErrorCode.AUDIT_UNAVAILABLE, requestId: contextValue.requestId },
+                    },
+                  ];
+                }
+                rc.response.http.status = 503;
+              }
+            },
+          };
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,74 @@
+import { sql } from 'drizzle-orm';
+import { bigint, bytea, index, jsonb, pgTable, primaryKey, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+import { tenantId } from '../db/tables.js';
+import type { AuditDetail } from './types.js';
+
+/**
+ * The audit log: one row per (request, patient, resource, action, outcome),
+ * never a PHI value. Declaratively partitioned by month on `at` (the
+ * PARTITION BY clause and the partition functions are hand-written in the
+ * audit migration; partitions live in schema audit_partitions, where the app
+ * role has no access, so RLS on this parent is the only way in).
+ *
+ * The app role may only INSERT and SELECT (UPDATE/DELETE/TRUNCATE revoked and
+ * refused by triggers). Each tenant's rows form a hash chain ordered by `seq`:
+ * hash = SHA-256(prev_hash || canonical row), see canonical.ts.
+ *
+ * Indexes serve the compliance reports (keyset on (at, id), newest first):
+ * by patient, by actor, by action, by purpose, denied, break-glass, and the
+ * chain order for verification.
+ */
+export const auditEvents = pgTable(
+  'audit_events',
+  {
+    id: uuid('id').notNull(),
+    tenantId: tenantId(),
+    at: timestamp('at', { withTimezone: true }).notNull(),
+    seq: bigint('seq', { mode: 'number' }).notNull(),
+    prevHash: bytea('prev_hash').notNull(),
+    hash: bytea('hash').notNull(),
+    eventType: text('event_type').notNull(),
+    actorType: text('actor_type').notNull(),
+    actorId: text('actor_id'),
+    actorRoles: text('actor_roles').array().notNull().default(sql`'{}'::text[]`),
+    sessionId: text('session_id'),
+    patientId: uuid('patient_id'),
+    resourceType: text('resource_type'),
+    resourceId: text('resource_id'),
+    fields: text('fields').array().notNull().default(sql`'{}'::text[]`),
+    categories: text('categories').array().notNull().default(sql`'{}'::text[]`),
+    action: text('action').notNull(),
+    outcome: text('outcome').notNull(),
+    purposeOfUse: text('purpose_of_use'),
+    requestId: text('request_id'),
+    ip: text('ip'),
+    userAgent: text('user_agent'),
+    operationName: text('operation_name'),
+    detail: jsonb('detail').$type<AuditDetail>().notNull().default({}),
+  },
+  (t) => [
+    primaryKey({ name: 'audit_events_pkey', columns: [t.tenantId, t.at, t.id] }),
+    index('audit_events_patient_idx').on(t.tenantId, t.patientId, t.at, t.id).where(sql`${t.patientId} is not null`),
+    index('audit_events_actor_idx').on(t.tenantId, t.actorId, t.at, t.id),
+    index('audit_events_action_idx').on(t.tenantId, t.action, t.at, t.id),
+    index('audit_events_purpose_idx').on(t.tenantId, t.purposeOfUse, t.at, t.id),
+    index('audit_events_denied_idx').on(t.tenantId, t.at, t.id).where(sql`${t.outcome} = 'denied'`),
+    index('audit_events_break_glass_idx').on(t.tenantId, t.at, t.id).where(sql`${t.action} = 'break-glass' or ${t.purposeOfUse} = 'ETREAT'`),
+    index('audit_events_chain_idx').on(t.tenantId, t.seq),
+  ],
+);
+
+/**
+ * Head of each tenant's hash chain: the last appended seq and hash. Appends
+ * lock the tenant's row (INSERT .. ON CONFLICT DO UPDATE), which serialises
+ * a tenant's appends across processes. `anchor_*` is where verification
+ * starts once retention has dropped the oldest partitions.
+ */
+export const auditChainHeads = pgTable('audit_chain_heads', {
+  tenantId: tenantId().primaryKey(),
+  seq: bigint('seq', { mode: 'number' }).notNull().default(0),
+  hash: bytea('hash').notNull(),
+  anchorSeq: bigint('anchor_seq', { mode: 'number' }).notNull().default(0),
+  anchorHash: bytea('anchor_hash').notNull(),
+  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+});

@@ -1,0 +1,151 @@
+import { chainHash } from './canonical.js';
+import type { SqlRunner } from './chain.js';
+import { toDate, type AuditDetail, type AuditEventInput } from './types.js';
+
+export type ChainBreak =
+  /** the row's content does not match its hash: the row was changed */
+  | 'HASH_MISMATCH'
+  /** the row does not follow the previous row's hash: a row before it was changed, removed or moved */
+  | 'PREV_HASH_MISMATCH'
+  /** seq jumps: rows are missing (deleted) */
+  | 'SEQ_GAP'
+  /** seq repeats or goes back: rows were duplicated or reordered */
+  | 'SEQ_OUT_OF_ORDER'
+  /** the chain head is past the last row: the newest rows are missing */
+  | 'TAIL_MISSING'
+  /** the chain head's hash differs from the last row's */
+  | 'HEAD_MISMATCH'
+  /** rows exist but the tenant has no chain head */
+  | 'HEAD_MISSING';
+
+export interface IntegrityReport {
+  tenantId: string;
+  ok: boolean;
+  /** rows checked */
+  checked: number;
+  /** seq recorded in the chain head (0 = nothing appended yet) */
+  headSeq: number;
+  /** seq where verification started (anchor + 1; > 1 once retention dropped old partitions) */
+  firstSeq: number;
+  lastSeq: number | null;
+  brokenAt: { seq: number; eventId: string | null; reason: ChainBreak } | null;
+}
+
+interface Row {
+  id: string;
+  tenant_id: string;
+  at: Date | string;
+  seq: string;
+  prev_hash: Buffer;
+  hash: Buffer;
+  event_type: AuditEventInput['eventType'];
+  actor_type: AuditEventInput['actorType'];
+  actor_id: string | null;
+  actor_roles: string[];
+  session_id: string | null;
+  patient_id: string | null;
+  resource_type: string | null;
+  resource_id: string | null;
+  fields: string[];
+  categories: string[];
+  action: string;
+  outcome: AuditEventInput['outcome'];
+  purpose_of_use: string | null;
+  request_id: string | null;
+  ip: string | null;
+  user_agent: string | null;
+  operation_name: string | null;
+  detail: AuditDetail;
+}
+
+export function rowToEvent(r: Row): AuditEventInput {
+  return {
+    id: r.id,
+    tenantId: r.tenant_id,
+    at: toDate(r.at),
+    eventType: r.event_type,
+    actorType: r.actor_type,
+    actorId: r.actor_id,
+    actorRoles: r.actor_roles,
+    sessionId: r.session_id,
+    patientId: r.patient_id,
+    resourceType: r.resource_type,
+    resourceId: r.resource_id,
+    fields: r.fields,
+    categories: r.categories,
+    action: r.action,
+    outcome: r.outcome,
+    purposeOfUse: r.purpose_of_use,
+    requestId: r.request_id,
+    ip: r.ip,
+    userAgent: r.user_agent,
+    operationName: r.operation_name,
+    detail: r.detail ?? {},
+  };
+}
+
+/**
+ * Walks one tenant's chain in seq order (server-side cursor, flat memory)
+ * and reports the first broken link. Must run inside a transaction whose
+ * app.tenant_id is `tenantId` (RLS).
+ */
+export async function verifyTenantChain(sql: SqlRunner, tenantId: string, batchSize = 2000): Promise<IntegrityReport> {
+  const [head] = await sql<{ seq: string; hash: Buffer; anchor_seq: string; anchor_hash: Buffer }[]>`
+    select seq, hash, anchor_seq, anchor_hash from audit_chain_heads where tenant_id = ${tenantId}`;
+  const anchorSeq = head ? Number(head.anchor_seq) : 0;
+  const report: IntegrityReport = {
+    tenantId,
+    ok: true,
+    checked: 0,
+    headSeq: head ? Number(head.seq) : 0,
+    firstSeq: anchorSeq + 1,
+    lastSeq: null,
+    brokenAt: null,
+  };
+  let expectedSeq = anchorSeq + 1;
+  let prev: Buffer | null = head ? head.anchor_hash : null;
+  const cursor = sql<Row[]>`
+    select id, tenant_id, at, seq, prev_hash, hash, event_type, actor_type, actor_id, actor_roles, session_id, patient_id,
+           resource_type, resource_id, fields, categories, action, outcome, purpose_of_use, request_id, ip, user_agent,
+           operation_name, detail
+      from audit_events where tenant_id = ${tenantId} order by seq, id`.cursor(batchSize);
+  const fail = (seq: number, eventId: string | null, reason: ChainBreak) => {
+    report.ok = false;
+    report.brokenAt = { seq, eventId, reason };
+  };
+  for await (const rows of cursor) {
+    for (const r of rows) {
+      const seq = Number(r.seq);
+      if (!head) {
+        fail(seq, r.id, 'HEAD_MISSING');
+        return report;
+      }
+      if (seq > expectedSeq) {
+        fail(expectedSeq, null, 'SEQ_GAP');
+        return report;
+      }
+      if (seq < expectedSeq) {
+        fail(seq, r.id, 'SEQ_OUT_OF_ORDER');
+        return report;
+      }
+      if (!prev || !r.prev_hash.equals(prev)) {
+        fail(seq, r.id, 'PREV_HASH_MISMATCH');
+        return report;
+      }
+      if (!chainHash(r.prev_hash, rowToEvent(r), seq).equals(r.hash)) {
+        fail(seq, r.id, 'HASH_MISMATCH');
+        return report;
+      }
+      prev = r.hash;
+      report.lastSeq = seq;
+      report.checked++;
+      expectedSeq++;
+    }
+  }
+  if (head) {
+    const last = report.lastSeq ?? anchorSeq;
+    if (report.headSeq > last) fail(last + 1, null, 'TAIL_MISSING');
+    else if (prev && !head.hash.equals(prev)) fail(last, null, 'HEAD_MISMATCH');
+  }
+  return report;
+}

@@ -1,0 +1,213 @@
+import client from 'prom-client';
+import type postgres from 'postgres';
+import type { Logger } from '../logger.js';
+import { appendChained, ensureAuditPartitions, isMissingPartition } from './chain.js';
+import type { AuditEventInput } from './types.js';
+
+interface Pending {
+  events: readonly AuditEventInput[];
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
+export interface AuditWriterOptions {
+  /** the app pool (carebase_app; RLS applies) */
+  sql: postgres.Sql;
+  log?: Logger;
+  /** Prometheus registry for the batch metrics (the app's) */
+  registry?: client.Registry;
+  /**
+   * How long a batch waits for company before it is written, in ms. 0 (the
+   * default) = commit when idle: a batch is written on the next turn of the
+   * event loop, and whatever arrives while it commits forms the next batch,
+   * so batches grow with load without adding latency when idle.
+   */
+  lingerMs?: number;
+  /** most events in one batch transaction */
+  maxBatchEvents?: number;
+}
+
+export interface AuditWriterStats {
+  batches: number;
+  events: number;
+  requests: number;
+  failures: number;
+  maxBatchEvents: number;
+  maxBatchRequests: number;
+}
+
+const BATCH_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
+
+/**
+ * Group commit for audit events that are not part of a request's own
+ * transaction (reads, denials, security events): many concurrent requests
+ * share one transaction (one INSERT per tenant, one commit/fsync), and each
+ * caller's promise settles only when its batch has committed, so a response
+ * that waits for it never runs ahead of its audit trail.
+ */
+export class AuditWriter {
+  private queue: Pending[] = [];
+  private scheduled = false;
+  private flushing: Promise<void> | undefined;
+  private closed = false;
+  private readonly lingerMs: number;
+  private readonly maxBatchEvents: number;
+  private readonly counters: AuditWriterStats = { batches: 0, events: 0, requests: 0, failures: 0, maxBatchEvents: 0, maxBatchRequests: 0 };
+  private readonly metrics?: {
+    batchEvents: client.Histogram;
+    batchRequests: client.Histogram;
+    failures: client.Counter;
+  };
+
+  constructor(private readonly opts: AuditWriterOptions) {
+    this.lingerMs = opts.lingerMs ?? 0;
+    this.maxBatchEvents = opts.maxBatchEvents ?? 5000;
+    if (opts.registry) {
+      this.metrics = {
+        batchEvents: new client.Histogram({
+          name: 'carebase_audit_batch_events',
+          help: 'Audit events per group-commit batch',
+          buckets: BATCH_BUCKETS,
+          registers: [opts.registry],
+        }),
+        batchRequests: new client.Histogram({
+          name: 'carebase_audit_batch_requests',
+          help: 'Requests (appends) sharing one group-commit batch',
+          buckets: BATCH_BUCKETS,
+          registers: [opts.registry],
+        }),
+        failures: new client.Counter({
+          name: 'carebase_audit_write_failures_total',
+          help: 'Group-commit batches that failed (their requests got AUDIT_UNAVAILABLE)',
+          registers: [opts.registry],
+        }),
+      };
+    }
+  }
+
+  /** Resolves once the events are committed; rejects when they could not be (the caller must not disclose). */
+  append(events: readonly AuditEventInput[]): Promise<void> {
+    if (events.length === 0) return Promise.resolve();
+    if (this.closed) return Promise.reject(new Error('audit writer is closed'));
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ events, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  /** the pool this writer appends through */
+  get pool(): postgres.Sql {
+    return this.opts.sql;
+  }
+
+  stats(): AuditWriterStats {
+    return { ...this.counters };
+  }
+
+  /** Writes what is queued, then refuses new events. */
+  async close(): Promise<void> {
+    this.closed = true;
+    while (this.flushing || this.queue.length) {
+      if (this.flushing) await this.flushing;
+      else await this.flush();
+    }
+  }
+
+  private schedule() {
+    if (this.scheduled || this.flushing) return;
+    this.scheduled = true;
+    const run = () => {
+      this.scheduled = false;
+      void this.flush();
+    };
+    if (this.lingerMs > 0) setTimeout(run, this.lingerMs);
+    else setImmediate(run);
+  }
+
+  private flush(): Promise<void> {
+    if (this.flushing || this.queue.length === 0) return this.flushing ?? Promise.resolve();
+    const batch: Pending[] = [];
+    let n = 0;
+    while (this.queue.length && (batch.length === 0 || n + this.queue[0]!.events.length <= this.maxBatchEvents)) {
+      const p = this.queue.shift()!;
+      batch.push(p);
+      n += p.events.length;
+    }
+    this.flushing = this.write(batch, n).finally(() => {
+      this.flushing = undefined;
+      if (this.queue.length) this.schedule();
+    });
+    return this.flushing;
+  }
+
+  private async write(batch: Pending[], n: number): Promise<void> {
+    const byTenant = new Map<string, AuditEventInput[]>();
+    for (const p of batch) {
+      for (const e of p.events) {
+        const list = byTenant.get(e.tenantId);
+        if (list) list.push(e);
+        else byTenant.set(e.tenantId, [e]);
+      }
+    }
+    // a fixed lock order across batches and processes: no deadlock between group commits
+    const tenants = [...byTenant.keys()].sort();
+    const attempt = () =>
+      this.opts.sql.begin(async (tx) => {
+        await tx`select set_config('lock_timeout', '5s', true), set_config('statement_timeout', '15s', true)`;
+        for (const tenant of tenants) {
+          await tx`select set_config('app.tenant_id', ${tenant}, true)`;
+          await appendChained(tx, tenant, byTenant.get(tenant)!);
+        }
+      });
+    try {
+      try {
+        await attempt();
+      } catch (e) {
+        if (!isMissingPartition(e)) throw e;
+        await ensureAuditPartitions(this.opts.sql);
+        await attempt();
+      }
+      this.counters.batches++;
+      this.counters.events += n;
+      this.counters.requests += batch.length;
+      this.counters.maxBatchEvents = Math.max(this.counters.maxBatchEvents, n);
+      this.counters.maxBatchRequests = Math.max(this.counters.maxBatchRequests, batch.length);
+      this.metrics?.batchEvents.observe(n);
+      this.metrics?.batchRequests.observe(batch.length);
+      for (const p of batch) p.resolve();
+    } catch (e) {
+      this.counters.failures++;
+      this.metrics?.failures.inc();
+      const err = e as { code?: string; name?: string };
+      this.opts.log?.error({ pgCode: err?.code, errorName: err?.name, events: n, requests: batch.length }, 'audit batch write failed');
+      for (const p of batch) p.reject(e);
+    }
+  }
+}
+
+const writers = new WeakMap<postgres.Sql, AuditWriter>();
+
+/** Creates the writer of a pool (one per pool; the app creates it at boot). */
+export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
+  const w = new AuditWriter(opts);
+  writers.set(opts.sql, w);
+  return w;
+}
+
+/** The writer of a pool, created on first use (e.g. a CLI recording a security event). */
+export function auditWriterFor(sql: postgres.Sql): AuditWriter {
+  let w = writers.get(sql);
+  if (!w) {
+    w = new AuditWriter({ sql });
+    writers.set(sql, w);
+  }
+  return w;
+}
+
+/** Closes and forgets the writer of a pool. */
+export async function closeAuditWriter(sql: postgres.Sql): Promise<void> {
+  const w = writers.get(sql);
+  if (!w) return;
+  writers.delete(sql);
+  await w.close();
+}
