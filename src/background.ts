@@ -58,6 +58,7 @@ export async function startJobs(p: {
     ownerUrl: p.database.ownerUrl,
     // each worker holds one LISTEN connection; queries share the rest
     poolMax: (p.runWorkers ? jobs.size : 0) + 8,
+    queues: [...jobs.keys()],
     log: p.log,
   });
   const system = new JobSystem({

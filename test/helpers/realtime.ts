@@ -114,11 +114,11 @@ export function next<T = unknown>(socket: Socket, event: string, timeoutMs = 500
 }
 
 /** Polls until fn returns a truthy value (no timing assertions: just a bounded wait). */
-export async function until<T>(fn: () => Promise<T> | T, timeoutMs = 15_000, everyMs = 50): Promise<T> {
+export async function until<T>(fn: () => Promise<T> | T, timeoutMs = 15_000, everyMs = 50): Promise<NonNullable<T>> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
-    if (v) return v;
+    if (v) return v as NonNullable<T>;
     if (Date.now() > end) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, everyMs));
   }

@@ -31,12 +31,14 @@ export interface JobBackendOptions {
   ownerUrl: string;
   /** PostgreSQL pool size for queues + workers (each worker holds one LISTEN connection) */
   poolMax: number;
+  /** every queue this process uses (PostgreSQL: their id sequences are created up front, as the owner) */
+  queues: readonly string[];
   log: Logger;
 }
 
 export async function createJobBackend(opts: JobBackendOptions): Promise<JobBackend> {
   if (opts.redisUrl) return createRedisJobBackend(opts.redisUrl, opts.prefix, opts.log);
-  await migrateBullmqSchema(opts.ownerUrl);
+  await migrateBullmqSchema(opts.ownerUrl, opts.queues);
   return createPostgresJobBackend(opts.appUrl, opts.poolMax, opts.log);
 }
 
@@ -105,15 +107,23 @@ function createPostgresJobBackend(appUrl: string, poolMax: number, log: Logger):
  * serialised by BullMQ's advisory lock), then grants the app role data
  * access to what it created.
  */
-export async function migrateBullmqSchema(ownerUrl: string): Promise<void> {
+export async function migrateBullmqSchema(ownerUrl: string, queues: readonly string[] = []): Promise<void> {
   const client = new pg.Client({ connectionString: ownerUrl, application_name: 'carebase-jobs-migrate' });
   await client.connect();
   try {
     await client.query('SET client_min_messages = warning');
+    await client.query('SELECT pg_advisory_lock(hashtext($1))', ['carebase:bullmq:grants']);
     await runBullmqMigrations(client, BULLMQ_SCHEMA);
+    // BullMQ creates a job-id sequence per queue on first use; the app role has
+    // no CREATE on the schema, so the owner creates them for the known queues.
+    for (const q of queues) {
+      const { rows } = await client.query<{ name: string }>(`SELECT ${BULLMQ_SCHEMA}.job_id_seq_name($1) AS name`, [q]);
+      await client.query(`CREATE SEQUENCE IF NOT EXISTS ${BULLMQ_SCHEMA}."${rows[0]!.name.replace(/"/g, '')}"`);
+    }
     await client.query(`GRANT USAGE ON SCHEMA ${BULLMQ_SCHEMA} TO carebase_app`);
     await client.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${BULLMQ_SCHEMA} TO carebase_app`);
     await client.query(`GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA ${BULLMQ_SCHEMA} TO carebase_app`);
+    await client.query('SELECT pg_advisory_unlock(hashtext($1))', ['carebase:bullmq:grants']);
   } finally {
     await client.end();
   }
