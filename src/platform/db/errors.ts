@@ -24,6 +24,14 @@ function codes(e: unknown): string[] {
   return out;
 }
 
+/** Codes after which the server side of the connection is gone (postgres-js has closed it). */
+const LOST_CODES = new Set(['ECONNRESET', 'EPIPE', 'CONNECTION_CLOSED', 'CONNECTION_DESTROYED', 'CONNECTION_ENDED', '57P01', '57P02']);
+
+/** True when the error means this very connection died (not just that the database is hard to reach). */
+export function connectionLost(e: unknown): boolean {
+  return codes(e).some((c) => LOST_CODES.has(c));
+}
+
 export function classifyDbError(e: unknown): 'unavailable' | 'timeout' | undefined {
   const cs = codes(e);
   if (cs.some((c) => UNAVAILABLE_CODES.has(c) || c.startsWith('08'))) return 'unavailable';

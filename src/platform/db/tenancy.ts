@@ -1,7 +1,7 @@
 import postgres from 'postgres';
 import { drizzle } from 'drizzle-orm/postgres-js';
 import { relations } from '../../db/schema.js';
-import { dbAppError, classifyDbError } from './errors.js';
+import { classifyDbError, connectionLost, dbAppError } from './errors.js';
 
 /** Per-transaction deadlines (set_config(..., true) = SET LOCAL). */
 export interface Deadlines {
@@ -33,6 +33,8 @@ export class RequestTransaction {
   private opening?: Promise<{ conn: postgres.ReservedSql; db: Db }>;
   private opened?: Db;
   private done = false;
+  /** a statement on this connection failed because the connection died: send nothing more on it */
+  private broken = false;
   /** transactions currently open in this process (metrics) */
   static open = 0;
   /** requests waiting for a pool connection (load shedding, metrics) */
@@ -80,10 +82,31 @@ export class RequestTransaction {
         throw RequestTransaction.failed(e);
       }
       RequestTransaction.open++;
+      this.watch(conn);
       this.opened = bind(this.pool, conn);
       return { conn, db: this.opened };
     })();
     return this.opening.then((o) => o.db);
+  }
+
+  /**
+   * postgres-js 3.4.9 crashes the process (an uncatchable TypeError in
+   * nextWrite, porsager/postgres#1208) when a query is sent on a reserved
+   * connection whose backend died. Watch every statement drizzle sends; after
+   * a connection-class failure the transaction sends nothing more.
+   */
+  private watch(conn: postgres.ReservedSql) {
+    const unsafe = conn.unsafe.bind(conn);
+    const markBroken = (e: unknown) => {
+      if (connectionLost(e)) this.broken = true;
+    };
+    (conn as { unsafe: typeof conn.unsafe }).unsafe = ((...args: Parameters<typeof conn.unsafe>) => {
+      if (this.broken) throw Object.assign(new Error('connection closed'), { code: 'CONNECTION_CLOSED' });
+      const q = unsafe(...args);
+      // the native then: attaches a listener without starting the (lazy) query early
+      Promise.prototype.then.call(q, undefined, markBroken);
+      return q;
+    }) as typeof conn.unsafe;
   }
 
   /** Maps a connection failure to DATABASE_UNAVAILABLE and opens the circuit briefly. */
@@ -121,18 +144,41 @@ export class RequestTransaction {
       return; // never opened
     }
     try {
-      if (how === 'commit') await conn`commit`;
-      else await conn`rollback`;
+      if (this.broken) {
+        // the server already rolled back; writing to the dead connection would crash the driver
+        if (how === 'commit') throw Object.assign(new Error('connection closed'), { code: 'CONNECTION_CLOSED' });
+        return;
+      }
+      // a connection cut mid-transaction must not hang the request: bound the wait
+      await withTimeout(how === 'commit' ? conn`commit` : conn`rollback`, RequestTransaction.deadlines.lockTimeoutMs + 2_000);
     } catch (e) {
       if (how === 'commit') {
-        await conn`rollback`.catch(() => undefined);
-        throw e;
+        if (!this.broken && classifyDbError(e) !== 'unavailable') await withTimeout(conn`rollback`, 1_000).catch(() => undefined);
+        throw RequestTransaction.failed(e);
       }
     } finally {
       RequestTransaction.open--;
-      conn.release();
+      // A dead connection is already back in the pool's "closed" queue (it reconnects on demand);
+      // release() would move it to "open" and poison the pool.
+      if (!this.broken) conn.release();
     }
   }
+}
+
+function withTimeout<T>(p: PromiseLike<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(Object.assign(new Error('database did not answer'), { code: 'CONNECT_TIMEOUT' })), ms);
+    Promise.resolve(p).then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
+  });
 }
 
 /** Runs fn in one transaction scoped to a tenant; commits on success, rolls back on throw. */

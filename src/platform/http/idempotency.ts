@@ -43,6 +43,43 @@ const errorResponse = (status: number, code: string, message: string, requestId:
   body: { kind: 'single', singleResult: { errors: [{ message, extensions: { code, requestId } }] } },
 });
 
+async function storeOutcomeImpl(
+  crypto: FieldCrypto,
+  ttlHours: number,
+  ctx: IdempotentContext,
+  c: Claim,
+  result: { data?: Record<string, unknown> | null; errors?: readonly GraphQLFormattedError[] },
+  status: number,
+) {
+  const codes = (result.errors ?? []).map((e) => String(e.extensions?.code ?? ''));
+  const stored = JSON.stringify({ data: result.data ?? null, ...(result.errors ? { errors: result.errors } : {}) });
+  const context = { tenantId: c.tenantId, table: 'idempotency_keys', column: 'response' };
+  if (codes.length === 0) {
+    // success: the outcome commits with the effect, in the request transaction
+    const envelope = await crypto.encrypt(stored, context);
+    const db = await ctx.db();
+    await db
+      .update(idempotencyKeys)
+      .set({ response: envelope as never, httpStatus: status })
+      .where(and(eq(idempotencyKeys.tenantId, c.tenantId), eq(idempotencyKeys.actor, c.actor), eq(idempotencyKeys.key, c.key)));
+    return;
+  }
+  // a failed mutation rolls back (effect and key row); keep its outcome only if it is deterministic
+  await ctx.tx.rollback();
+  if (!codes.every((code) => DETERMINISTIC.has(code))) return;
+  try {
+    const envelope = await crypto.encrypt(stored, context);
+    await withTenant(ctx.tx.pool, c.tenantId, (db) =>
+      db.execute(sql`
+        insert into idempotency_keys (tenant_id, actor, key, operation, request_hash, response, http_status, expires_at)
+        values (${c.tenantId}, ${c.actor}, ${c.key}, ${c.operation}, ${c.hash}, ${envelope}, ${status}, now() + make_interval(hours => ${ttlHours}))
+        on conflict do nothing`),
+    );
+  } catch (e) {
+    ctx.log.warn({ reqId: ctx.requestId, pgCode: (e as { code?: string }).code }, 'could not store idempotent error outcome');
+  }
+}
+
 /** sha256 over what makes two requests "the same": operation name, document and variables. */
 function requestHash(query: string, operationName: string | null | undefined, variables: unknown): string {
   return createHash('sha256').update(JSON.stringify([operationName ?? null, query, variables ?? null])).digest('hex');
@@ -66,6 +103,8 @@ function requestHash(query: string, operationName: string | null | undefined, va
  */
 export function idempotencyPlugin<C extends IdempotentContext>(opts: { crypto: FieldCrypto; ttlHours: number }): ApolloServerPlugin<C> {
   const context = (tenantId: string) => ({ tenantId, table: 'idempotency_keys', column: 'response' });
+  const storeOutcome = (ctx: IdempotentContext, c: Claim, result: Parameters<typeof storeOutcomeImpl>[4], status: number) =>
+    storeOutcomeImpl(opts.crypto, opts.ttlHours, ctx, c, result, status);
   return {
     async requestDidStart({ request }) {
       const header = request.http?.headers.get(IDEMPOTENCY_HEADER)?.trim();
@@ -121,38 +160,17 @@ export function idempotencyPlugin<C extends IdempotentContext>(opts: { crypto: F
             throw e;
           }
         },
-        async willSendResponse({ contextValue, response }) {
-          if (!claim || response.body.kind !== 'single') return;
-          const c = claim;
-          claim = undefined;
-          const result = response.body.singleResult;
-          const codes = (result.errors ?? []).map((e) => String(e.extensions?.code ?? ''));
-          const stored = JSON.stringify({ data: result.data ?? null, ...(result.errors ? { errors: result.errors } : {}) });
-          const status = response.http.status ?? 200;
-          if (codes.length === 0) {
-            // success: the outcome commits with the effect, in the request transaction
-            const envelope = await opts.crypto.encrypt(stored, context(c.tenantId));
-            const db = await contextValue.db();
-            await db
-              .update(idempotencyKeys)
-              .set({ response: envelope as never, httpStatus: status })
-              .where(and(eq(idempotencyKeys.tenantId, c.tenantId), eq(idempotencyKeys.actor, c.actor), eq(idempotencyKeys.key, c.key)));
-            return;
-          }
-          // a failed mutation rolls back (effect and key row); keep its outcome only if it is deterministic
-          await contextValue.tx.rollback();
-          if (!codes.every((code) => DETERMINISTIC.has(code))) return;
-          try {
-            const envelope = await opts.crypto.encrypt(stored, context(c.tenantId));
-            await withTenant(contextValue.tx.pool, c.tenantId, (db) =>
-              db.execute(sql`
-                insert into idempotency_keys (tenant_id, actor, key, operation, request_hash, response, http_status, expires_at)
-                values (${c.tenantId}, ${c.actor}, ${c.key}, ${c.operation}, ${c.hash}, ${envelope}, ${status}, now() + make_interval(hours => ${opts.ttlHours}))
-                on conflict do nothing`),
-            );
-          } catch (e) {
-            contextValue.log.warn({ reqId: contextValue.requestId, pgCode: (e as { code?: string }).code }, 'could not store idempotent error outcome');
-          }
+        // executionDidEnd runs after the result is formatted and before any willSendResponse hook
+        // (those run concurrently, so the transaction plugin's commit cannot be ordered after ours)
+        async executionDidStart(rc) {
+          return {
+            async executionDidEnd() {
+              if (!claim || rc.response.body?.kind !== 'single') return;
+              const c = claim;
+              claim = undefined;
+              await storeOutcome(rc.contextValue, c, rc.response.body.singleResult, rc.response.http.status ?? 200);
+            },
+          };
         },
       };
     },
