@@ -12,8 +12,11 @@ import { auditApolloPlugin, closeAuditWriter, createAuditWriter, ensureAuditPart
 import { openDatabase, RequestTransaction, type Database } from './platform/db/index.js';
 import { AppError, ErrorCode } from './platform/errors.js';
 import { describeForLog, formatError, isUnexpected } from './platform/http/graphql-errors.js';
+import { idempotencyPlugin } from './platform/http/idempotency.js';
+import { registerLoadShedding } from './platform/http/load-shedding.js';
 import { createMetrics, type Metrics } from './platform/http/metrics.js';
 import { createLogger, type Logger } from './platform/logger.js';
+import { createDbIndexKeyStore, createFieldCrypto, createKeyProvider, cryptoMetrics } from './platform/crypto/index.js';
 import { createAppRateLimiter, enforceRateLimits, requestChecks } from './platform/ratelimit/index.js';
 import { buildSchema, resolveModules, type ModuleDeps, type ModuleManifest, type Principal, type RequestContext } from './schema/index.js';
 
@@ -63,12 +66,19 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   const rateLimit = createAppRateLimiter(config, { log, sql: database.sql, registry: metrics.registry });
   // bounded: without Redis at boot the per-process fallback answers until it connects
   await rateLimit.limiter.ready();
-  const deps: ModuleDeps = { config, log, database, rateLimit };
+  const kmsMetrics = cryptoMetrics(metrics.registry);
+  const crypto = createFieldCrypto({
+    provider: createKeyProvider(config, log, { metrics: kmsMetrics }),
+    indexKeys: createDbIndexKeyStore(database.sql),
+    metrics: kmsMetrics,
+  });
+  const deps: ModuleDeps = { config, log, database, rateLimit, crypto };
 
   try {
     return await startServer({ config, log, modules, schema, database, ownsDatabase, metrics, deps, enabledModules, enabledPhase, background: opts.background });
   } catch (e) {
     await rateLimit.limiter.close().catch(() => undefined);
+    crypto.close();
     if (ownsDatabase) await database.close().catch(() => undefined);
     throw e;
   }
@@ -93,9 +103,12 @@ async function startServer(parts: Parts): Promise<App> {
   const rateLimit = deps.rateLimit!;
   for (const m of modules) await m.init?.(deps);
 
+  RequestTransaction.deadlines = { statementTimeoutMs: config.deadlines.requestTimeoutMs, lockTimeoutMs: config.deadlines.lockTimeoutMs };
   const server: FastifyInstance = Fastify({
     loggerInstance: log as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
+    // no per-request child logger (pino children with redaction cost ~5% of a small request); lines carry reqId explicitly
+    childLoggerFactory: (logger) => logger,
     bodyLimit: config.bodyLimitBytes,
     genReqId: (req) => {
       const h = req.headers['x-request-id'];
@@ -106,6 +119,13 @@ async function startServer(parts: Parts): Promise<App> {
   });
 
   // @as-integrations/fastify answers 500 to a request without Host; refuse it first.
+  await registerLoadShedding(server, { ...config.loadShedding, registry: metrics.registry });
+  // expired Idempotency-Key outcomes of every tenant (definer function), hourly
+  const purgeIdempotency = setInterval(() => {
+    database.sql`select carebase_purge_idempotency_keys()`.catch(() => undefined);
+  }, 3_600_000);
+  purgeIdempotency.unref();
+  server.addHook('onClose', async () => clearInterval(purgeIdempotency));
   server.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
     if (!req.headers.host) {
@@ -186,6 +206,8 @@ async function startServer(parts: Parts): Promise<App> {
       ...(config.isProduction ? [ApolloServerPluginLandingPageDisabled() as ApolloServerPlugin<RequestContext>] : []),
       // writes each request's PHI audit trail before transactionPlugin commits and before the response is sent
       auditApolloPlugin<RequestContext>(auditWriter, log),
+      // replays stored outcomes of Idempotency-Key mutations; must run before transactionPlugin commits
+      idempotencyPlugin<RequestContext>({ crypto: deps.crypto!, ttlHours: config.idempotencyTtlHours }),
       transactionPlugin(),
       observabilityPlugin(metrics),
     ],
@@ -296,6 +318,7 @@ async function startServer(parts: Parts): Promise<App> {
         await jobsClosed;
         for (const m of [...modules].reverse()) await m.close?.().catch((e) => log.error(describeForLog(e), 'module close failed'));
         await rateLimit.limiter.close().catch(() => undefined);
+        deps.crypto?.close();
         await closeAuditWriter(database.sql).catch((e) => log.error(describeForLog(e), 'audit writer close failed'));
         if (ownsDatabase) await database.close();
       })();

@@ -56,6 +56,12 @@ const envSchema = z.object({
   STRIPE_WEBHOOK_SECRET: z.preprocess(emptyToUndefined, z.string().regex(/^whsec_\w+$/, 'must look like whsec_...').optional()),
   SHUTDOWN_TIMEOUT_MS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(100).max(600_000).default(10_000)),
   BODY_LIMIT_BYTES: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1024).max(50 * 1024 * 1024).default(1024 * 1024)),
+  REQUEST_TIMEOUT_MS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(100).max(600_000).default(10_000)),
+  LOCK_TIMEOUT_MS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(10).max(600_000).default(3_000)),
+  DATABASE_CONNECT_TIMEOUT_S: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1).max(120).default(5)),
+  LOAD_SHED_EVENT_LOOP_DELAY_MS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).max(60_000).default(200)),
+  LOAD_SHED_POOL_WAITING: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).max(100_000).default(200)),
+  IDEMPOTENCY_TTL_HOURS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1).max(24 * 30).default(24)),
   JOB_WORKERS: z.preprocess(emptyToUndefined, z.enum(['inline', 'off']).default('inline')),
   JOBS_KEY_PREFIX: z.preprocess(emptyToUndefined, z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 of A-Z a-z 0-9 _ -').default('carebase')),
   SOCKET_MAX_PAYLOAD_BYTES: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1024).max(10 * 1024 * 1024).default(64 * 1024)),
@@ -98,6 +104,12 @@ export interface Config {
   stripe: { secretKey?: string; webhookSecret?: string };
   shutdownTimeoutMs: number;
   bodyLimitBytes: number;
+  /** per-request deadlines: statement_timeout (and GraphQL root-field deadline), lock_timeout; pool connect timeout */
+  deadlines: { requestTimeoutMs: number; lockTimeoutMs: number; connectTimeoutS: number };
+  /** load shedding: 503 SERVER_BUSY when the event loop lags more than this (0 = off) or this many requests wait for a connection */
+  loadShedding: { maxEventLoopDelayMs: number; maxPoolWaiting: number };
+  /** how long an Idempotency-Key's stored outcome is kept */
+  idempotencyTtlHours: number;
   /** jobs: run workers in the API process (inline) or only in `npm run worker` (off); Redis key prefix of queues and socket streams */
   jobs: { workers: 'inline' | 'off'; keyPrefix: string };
   /** realtime: largest socket message (bytes) and per-socket sustained events per second */
@@ -146,6 +158,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     stripe: { secretKey: e.STRIPE_SECRET_KEY, webhookSecret: e.STRIPE_WEBHOOK_SECRET },
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
+    deadlines: { requestTimeoutMs: e.REQUEST_TIMEOUT_MS, lockTimeoutMs: e.LOCK_TIMEOUT_MS, connectTimeoutS: e.DATABASE_CONNECT_TIMEOUT_S },
+    loadShedding: { maxEventLoopDelayMs: e.LOAD_SHED_EVENT_LOOP_DELAY_MS, maxPoolWaiting: e.LOAD_SHED_POOL_WAITING },
+    idempotencyTtlHours: e.IDEMPOTENCY_TTL_HOURS,
     jobs: { workers: e.JOB_WORKERS, keyPrefix: e.JOBS_KEY_PREFIX },
     realtime: { maxPayloadBytes: e.SOCKET_MAX_PAYLOAD_BYTES, eventsPerSecond: e.SOCKET_EVENTS_PER_SECOND },
     rateLimit: {

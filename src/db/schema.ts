@@ -5,26 +5,26 @@
  * table, whether or not a module is enabled.
  */
 import { defineRelations } from 'drizzle-orm';
-import { tenants } from '../platform/db/tables.js';
+import { idempotencyKeys, tenants } from '../platform/db/tables.js';
 import { cryptoIndexKeys, cryptoKeys, cryptoRotationJobs } from '../platform/crypto/tables.js';
 import { outbox, processedJobs } from '../platform/jobs/tables.js';
 import { identityTables } from '../modules/identity/tables.js';
 import { rateLimits } from '../platform/ratelimit/tables.js';
 import { accessTables } from '../modules/access/tables.js';
+import { patientsTables } from '../modules/patients/tables.js';
 import { auditChainHeads, auditEvents } from '../platform/audit/tables.js';
 import { auditModuleTables } from '../modules/audit/tables.js';
-import { patientsTables } from '../modules/patients/tables.js';
 
-export { tenants };
+export { tenants, idempotencyKeys };
 export { cryptoKeys, cryptoIndexKeys, cryptoRotationJobs };
 export { outbox, processedJobs };
 export * from '../modules/identity/tables.js';
 export { rateLimits };
 export * from '../modules/access/tables.js';
+export * from '../modules/patients/tables.js';
 export { auditEvents, auditChainHeads };
 export * from '../modules/audit/tables.js';
-export * from '../modules/patients/tables.js';
 
-export const tables = { tenants, cryptoKeys, cryptoIndexKeys, cryptoRotationJobs, outbox, processedJobs, ...identityTables, rateLimits, ...accessTables, auditEvents, auditChainHeads, ...auditModuleTables, ...patientsTables };
+export const tables = { tenants, idempotencyKeys, cryptoKeys, cryptoIndexKeys, cryptoRotationJobs, outbox, processedJobs, ...identityTables, rateLimits, ...accessTables, auditEvents, auditChainHeads, ...auditModuleTables, ...patientsTables };
 
 export const relations = defineRelations(tables, () => ({}));

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
+import type { FieldCrypto } from '../platform/crypto/index.js';
 import type { Database } from '../platform/db/index.js';
 import type { Logger } from '../platform/logger.js';
 import type { JobHandler as PlatformJobHandler, JobRegistration } from '../platform/jobs/types.js';
@@ -13,6 +14,8 @@ export interface ModuleDeps {
   config: Config;
   log: Logger;
   database: Database;
+  /** field encryption shared by every module (one data-key cache, one set of KMS metrics); absent in CLIs */
+  crypto?: FieldCrypto;
   /** the app's rate limiter and built-in policies (absent outside the app, e.g. in CLIs) */
   rateLimit?: AppRateLimiter;
   /** the app's authenticators in order (same credentials as /graphql), for REST routes; absent outside the app */
