@@ -4,5 +4,6 @@
  */
 import type { ModuleManifest } from '../schema/module.js';
 import identity from './identity/index.js';
+import access from './access/index.js';
 
-export const modules: readonly ModuleManifest[] = [identity];
+export const modules: readonly ModuleManifest[] = [identity, access];
