@@ -297,6 +297,12 @@ export async function assignCareTeamMember(ctx: RequestContext, input: { patient
   if (!(CARE_TEAM_ROLES as readonly string[]).includes(input.role)) throw badInput('role is not a care team role', 'role');
   await authorize(ctx, input.patientId, 'write');
   const db = await ctx.db();
+  const [patient] = await db
+    .select({ status: patients.status })
+    .from(patients)
+    .where(and(eq(patients.tenantId, p.tenantId), eq(patients.id, input.patientId)));
+  if (!patient) throw notFound('Patient');
+  if (patient.status === 'merged') throw conflict('This patient was merged into another record; update that record instead');
   const u = await activeUser(db, p.tenantId, input.userId);
   if (!u.roles.some((r) => CARE_TEAM_ELIGIBLE[input.role].includes(r))) {
     throw badInput(`this user's roles cannot hold the care team role ${input.role} (needs ${CARE_TEAM_ELIGIBLE[input.role].join(' or ')})`, 'userId');
