@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { inject } from 'vitest';
 import { appUrlFor, createPool, expectedMigrationCount, type Database } from '../../src/platform/db/index.js';
-import { TEMPLATE_DB, TEST_DB_PREFIX, withDatabase } from './global-setup.js';
+import { withDatabase } from './global-setup.js';
 
 export interface TestDatabase extends Database {
   name: string;
@@ -14,10 +14,11 @@ export interface TestDatabase extends Database {
 /** A fresh database for one test file, cloned from the migrated template. */
 export async function createTestDatabase(): Promise<TestDatabase> {
   const adminUrl = inject('pgAdminUrl');
-  const name = `${TEST_DB_PREFIX}${randomBytes(6).toString('hex')}`;
+  const { template, prefix } = inject('testDatabases');
+  const name = `${prefix}${randomBytes(6).toString('hex')}`;
   const admin = postgres(adminUrl, { max: 1, onnotice: () => undefined });
   try {
-    await admin.unsafe(`create database "${name}" template ${TEMPLATE_DB}`);
+    await admin.unsafe(`create database "${name}" template ${template}`);
   } finally {
     await admin.end({ timeout: 5 });
   }

@@ -1,3 +1,5 @@
+import { rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
 import type { TestProject } from 'vitest/node';
@@ -5,14 +7,18 @@ import { runMigrations } from '../../src/platform/db/migrate.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/platform/db/embedded.js';
 import { createLogger } from '../../src/platform/logger.js';
 
-export const TEMPLATE_DB = 'carebase_template';
-export const TEST_DB_PREFIX = 'carebase_test_';
+/** Names are scoped to this test run, so two runs against one server (or two engineers) never drop each other's databases. */
+const RUN = (process.env.CAREBASE_TEST_RUN ??= `${process.pid.toString(36)}${Date.now().toString(36).slice(-4)}`);
+export const TEMPLATE_DB = `carebase_template_${RUN}`;
+export const TEST_DB_PREFIX = `carebase_test_${RUN}_`;
 export const APP_ROLE_TEST_PASSWORD = 'carebase_app_test_password';
 
 declare module 'vitest' {
   export interface ProvidedContext {
     pgAdminUrl: string;
     appRolePassword: string;
+    /** template and test-database names of this run (see TEMPLATE_DB / TEST_DB_PREFIX) */
+    testDatabases: { template: string; prefix: string };
   }
 }
 
@@ -25,8 +31,10 @@ export default async function setup(project: TestProject) {
   const log = createLogger('warn');
   let embedded: EmbeddedDatabase | undefined;
   let adminUrl = process.env.TEST_DATABASE_URL;
+  // a private embedded cluster per run (initdb ~1 s): concurrent runs cannot stop each other's server
+  const embeddedDir = path.join(os.tmpdir(), `carebase-test-${RUN}`);
   if (!adminUrl) {
-    embedded = await startEmbeddedPostgres(path.resolve('.test-data'), log, 54329);
+    embedded = await startEmbeddedPostgres(embeddedDir, log, 54329);
     adminUrl = embedded.url;
   }
   const admin = postgres(adminUrl, { max: 1, onnotice: () => undefined });
@@ -35,11 +43,15 @@ export default async function setup(project: TestProject) {
   await runMigrations(withDatabase(adminUrl, TEMPLATE_DB), log, { appRolePassword: APP_ROLE_TEST_PASSWORD });
   project.provide('pgAdminUrl', adminUrl);
   project.provide('appRolePassword', APP_ROLE_TEST_PASSWORD);
+  project.provide('testDatabases', { template: TEMPLATE_DB, prefix: TEST_DB_PREFIX });
 
   return async () => {
     await dropTestDatabases(admin).catch(() => undefined);
     await admin.end({ timeout: 5 });
-    await embedded?.stop();
+    if (embedded) {
+      await embedded.stop();
+      rmSync(embeddedDir, { recursive: true, force: true });
+    }
   };
 }
 
@@ -51,7 +63,7 @@ export function withDatabase(url: string, db: string): string {
 
 async function dropTestDatabases(admin: postgres.Sql) {
   const rows = await admin<{ datname: string }[]>`
-    select datname from pg_database where datname = ${TEMPLATE_DB} or datname like ${`${TEST_DB_PREFIX}%`}`;
+    select datname from pg_database where datname = ${TEMPLATE_DB} or starts_with(datname, ${TEST_DB_PREFIX})`;
   for (const { datname } of rows) {
     await admin.unsafe(`drop database if exists "${datname}" with (force)`);
   }

@@ -26,7 +26,7 @@ describe('migrations', () => {
   });
 
   it('two (or four) processes migrating an empty database at once do not race', async () => {
-    const name = `carebase_test_mig_${randomUUID().slice(0, 8)}`;
+    const name = `${inject('testDatabases').prefix}mig_${randomUUID().slice(0, 8)}`;
     const admin = postgres(inject('pgAdminUrl'), { max: 1, onnotice: () => undefined });
     await admin.unsafe(`create database ${name}`);
     try {
