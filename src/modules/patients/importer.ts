@@ -247,7 +247,7 @@ export async function importPatientsCsv(opts: ImportOptions): Promise<ImportProg
           checkpointLine: lastLine,
           imported: sql`${patientImports.imported} + ${ids.length}`,
           rejected: sql`${patientImports.rejected} + ${allErrors.length}`,
-          errors: sql`(select coalesce(jsonb_agg(e), '[]'::jsonb) from (select e from jsonb_array_elements(${patientImports.errors} || ${JSON.stringify(allErrors)}::jsonb) e limit ${MAX_STORED_ERRORS}) x)`,
+          errors: sql`(select coalesce(jsonb_agg(x.v), '[]'::jsonb) from (select e.value as v from jsonb_array_elements(${patientImports.errors} || ${JSON.stringify(allErrors)}::text::jsonb) as e limit ${MAX_STORED_ERRORS}) x)`,
           updatedAt: sql`now()`,
         })
         .where(and(eq(patientImports.tenantId, opts.tenantId), eq(patientImports.id, imp.id)))
@@ -302,7 +302,7 @@ export async function importPatientsCsv(opts: ImportOptions): Promise<ImportProg
       await withTenant(opts.sql, opts.tenantId, (db) =>
         db
           .update(patientImports)
-          .set({ status: 'failed', errors: sql`${patientImports.errors} || ${JSON.stringify(progress.errors.slice(-1))}::jsonb`, updatedAt: sql`now()` })
+          .set({ status: 'failed', errors: sql`${patientImports.errors} || ${JSON.stringify(progress.errors.slice(-1))}::text::jsonb`, updatedAt: sql`now()` })
           .where(and(eq(patientImports.tenantId, opts.tenantId), eq(patientImports.id, imp.id))),
       );
       opts.log.warn({ importId: imp.id, csvError: err.code, line: err.lines }, 'patients import: malformed CSV, stopped');
