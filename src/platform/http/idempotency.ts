@@ -18,7 +18,7 @@ const DETERMINISTIC = new Set<string>([
   ErrorCode.NOT_FOUND,
   ErrorCode.CONFLICT,
   ErrorCode.FEATURE_NOT_ENTITLED,
-  'IDEMPOTENCY_KEY_REUSED',
+  ErrorCode.IDEMPOTENCY_KEY_REUSED,
 ]);
 
 /** The slice of the request context this plugin needs. */
@@ -147,7 +147,7 @@ export function idempotencyPlugin<C extends IdempotentContext>(opts: { crypto: F
               return null;
             }
             if (row.requestHash !== hash) {
-              return errorResponse(422, 'IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key was used for a different request', requestId);
+              return errorResponse(422, ErrorCode.IDEMPOTENCY_KEY_REUSED, 'This Idempotency-Key was used for a different request', requestId);
             }
             if (!row.response) return errorResponse(409, ErrorCode.CONFLICT, 'The request with this Idempotency-Key is still running; retry shortly', requestId);
             const body = JSON.parse(await opts.crypto.decrypt(row.response, context(c.tenantId))) as { data?: Record<string, unknown> | null; errors?: GraphQLFormattedError[] };
