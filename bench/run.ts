@@ -10,6 +10,7 @@ import os from 'node:os';
 const scenarios: Record<string, () => Promise<unknown>> = {
   serverInfo: async () => (await import('./scenarios/serverInfo.js')).run(),
   overload: async () => (await import('./scenarios/overload.js')).run(),
+  encrypt: async () => (await import('./scenarios/encrypt.js')).run(),
 };
 
 const name = process.argv[2];
