@@ -56,7 +56,7 @@ export function gqlAs(t: TestApp, headers: Record<string, string>) {
   return <T = Record<string, unknown>>(query: string, variables?: Record<string, unknown>) => t.gql<T>(query, variables, headers);
 }
 
-export const basePatient = (over: Record<string, unknown> = {}) => ({
+export const basePatient = (over: Record<string, unknown> = {}): Record<string, unknown> => ({
   givenName: 'Zoë',
   familyName: 'Ångström',
   dateOfBirth: '1984-02-29',

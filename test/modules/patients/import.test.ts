@@ -79,7 +79,7 @@ describe('CSV import', () => {
     const first = await importPatientsCsv({ sql: db.sql, crypto, tenantId, file, log, batchSize: 3, maxBatches: 1 });
     expect(first.status).toBe('running');
     expect(first.checkpointLine).toBe(4); // rows on lines 2-4
-    const [{ n: afterFirst }] = await db.owner<{ n: number }[]>`select count(*)::int as n from patients where tenant_id = ${tenantId}`;
+    const afterFirst = (await db.owner<{ n: number }[]>`select count(*)::int as n from patients where tenant_id = ${tenantId}`)[0]!.n;
     expect(afterFirst).toBe(1); // Turing (Lovelace's postcode and Hopper's SSN are refused)
 
     const second = await importPatientsCsv({ sql: db.sql, crypto, tenantId, file, log, batchSize: 3 });
@@ -109,7 +109,7 @@ describe('CSV import', () => {
     // running the same file again changes nothing
     const again = await importPatientsCsv({ sql: db.sql, crypto, tenantId, file, log });
     expect(again).toMatchObject({ status: 'completed', imported: 4 });
-    const [{ n }] = await db.owner<{ n: number }[]>`select count(*)::int as n from patients where tenant_id = ${tenantId}`;
+    const n = (await db.owner<{ n: number }[]>`select count(*)::int as n from patients where tenant_id = ${tenantId}`)[0]!.n;
     expect(n).toBe(4);
     const events = await db.owner<{ n: number }[]>`select count(*)::int as n from outbox where type = 'patient.created' and tenant_id = ${tenantId}`;
     expect(events[0]!.n).toBe(4);
@@ -151,7 +151,7 @@ describe('CSV import', () => {
     const { stdout } = await run(process.execPath, ['--import', 'tsx', 'src/modules/patients/cli.ts', 'import', '--tenant', slug, csv], { env });
     expect(stdout).toMatch(/completed; imported 1, rejected 0/);
     expect(stdout).not.toContain('123-12-1234');
-    const [{ n }] = await db.owner<{ n: number }[]>`select count(*)::int as n from patients where tenant_id = ${t3} and ssn is not null`;
+    const n = (await db.owner<{ n: number }[]>`select count(*)::int as n from patients where tenant_id = ${t3} and ssn is not null`)[0]!.n;
     expect(n).toBe(1);
     const badHeader = path.join(dir, 'cli-bad.csv');
     await fs.writeFile(badHeader, 'given_name,family_name,date_of_birth,favourite_colour\nA,B,1970-01-01,blue\n');

@@ -241,7 +241,7 @@ describe('validation', () => {
     ['name', { givenName: '<script>' }, 'givenName'],
   ];
   it.each(cases)('%s: BAD_USER_INPUT naming the field, value not echoed, nothing written', async (_name, over, field) => {
-    const [{ n: before }] = await t.db.owner<{ n: number }[]>`select count(*)::int as n from patients`;
+    const before = (await t.db.owner<{ n: number }[]>`select count(*)::int as n from patients`)[0]!.n;
     const res = await as('frontDesk')(CREATE, { input: basePatient(over) });
     const err = firstError(res);
     expect(err.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field });
@@ -249,7 +249,7 @@ describe('validation', () => {
     for (const v of Object.values(over).flatMap((v) => (typeof v === 'string' ? [v] : [JSON.stringify(v)]))) {
       if (typeof v === 'string' && v.length > 3 && !v.startsWith('{') && !v.startsWith('[')) expect(body).not.toContain(v);
     }
-    const [{ n: after }] = await t.db.owner<{ n: number }[]>`select count(*)::int as n from patients`;
+    const after = (await t.db.owner<{ n: number }[]>`select count(*)::int as n from patients`)[0]!.n;
     expect(after).toBe(before);
     if (typeof over.ssn === 'string') ssns.push(over.ssn);
   });
@@ -361,7 +361,7 @@ describe('SSN reveal', () => {
     expect(denied - before).toBe(attempts.length - 1);
     const here = (await auditRows({ patientId: p.id, action: 'reveal' })).filter((e) => e.outcome === 'denied');
     expect(here.length).toBeGreaterThanOrEqual(5);
-    const [{ n }] = await t.db.owner<{ n: number }[]>`select count(*)::int as n from patient_ssn_reveals where patient_id = ${p.id}`;
+    const n = (await t.db.owner<{ n: number }[]>`select count(*)::int as n from patient_ssn_reveals where patient_id = ${p.id}`)[0]!.n;
     expect(n).toBe(1);
     ssns.push('078-12-3456');
   });
