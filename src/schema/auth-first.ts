@@ -23,6 +23,7 @@ export function staticScopesAllow(spec: unknown, principal: Caller, mode: 'any' 
     let r: boolean | undefined;
     if (k === 'public') r = v === true;
     else if (k === 'authenticated') r = v === true && !!principal;
+    else if (k === 'user') r = v === true && principal?.kind === 'user';
     else if (k === 'permission') r = typeof v === 'string' && !!principal?.permissions.has(v);
     else if (k === '$any') r = staticScopesAllow(v, principal, 'any');
     else if (k === '$all') r = staticScopesAllow(v, principal, 'all');

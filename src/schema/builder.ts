@@ -21,6 +21,8 @@ export interface SchemaTypes {
     public: boolean;
     /** any authenticated principal (user or API key) */
     authenticated: boolean;
+    /** a signed-in user (not an API key): for fields about the caller's own account, sessions or MFA */
+    user: boolean;
     /** principal holds this permission (see platform/access) */
     permission: string;
   };
@@ -59,6 +61,7 @@ export function createBuilder() {
       authScopes: (ctx) => ({
         public: true,
         authenticated: !!ctx.principal,
+        user: ctx.principal?.kind === 'user',
         permission: (p: string) => ctx.principal?.permissions.has(p) ?? false,
       }),
     },

@@ -1,18 +1,18 @@
 import { createHash, randomBytes } from 'node:crypto';
 import client from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAccessModule } from '../../../src/modules/access/index.js';
 import { withTenant } from '../../../src/platform/db/index.js';
 import { createLogger } from '../../../src/platform/logger.js';
 import { builtInPolicies, createRateLimiter, DEFAULT_SETTINGS } from '../../../src/platform/ratelimit/index.js';
 import { sql } from 'drizzle-orm';
 import { startTestApp, type TestApp } from '../../helpers/app.js';
-import { createTenant, testIdentity, userHeaders, type TestUser } from './fixtures.js';
+import type { TestTenant } from '../../helpers/auth.js';
+import { accessModules, accessTestEnv, createTenant, signedIn, type TestUser } from './fixtures.js';
 
 let clock = Date.now();
 let t: TestApp;
-let tenantA: string;
-let tenantB: string;
+let tenantA: TestTenant;
+let tenantB: TestTenant;
 let adminA: TestUser;
 let adminB: TestUser;
 
@@ -35,11 +35,11 @@ const apiKeyHeader = (key: string) => ({ authorization: `ApiKey ${key}` });
 const countKeys = async () => (await t.db.owner<{ n: number }[]>`select count(*)::int as n from api_keys`)[0]!.n;
 
 beforeAll(async () => {
-  t = await startTestApp({ modules: [testIdentity, createAccessModule({ now: () => new Date(clock) })] });
-  tenantA = await createTenant(t.db.owner);
-  tenantB = await createTenant(t.db.owner);
-  adminA = userHeaders(tenantA, ['ADMIN']);
-  adminB = userHeaders(tenantB, ['ADMIN']);
+  t = await startTestApp({ modules: accessModules(() => new Date(clock)), env: accessTestEnv });
+  tenantA = await createTenant(t);
+  tenantB = await createTenant(t);
+  adminA = await signedIn(t, tenantA, ['ADMIN']);
+  adminB = await signedIn(t, tenantB, ['ADMIN']);
 });
 afterAll(async () => {
   await t?.close();
@@ -52,7 +52,7 @@ describe('creating API keys', () => {
     expect(created.apiKey).toMatchObject({ permissions: ['appointment:read', 'patient:read'], tier: 'FREE', status: 'ACTIVE', createdBy: adminA.userId });
     expect(created.key.split('_')[2]).toBe(created.apiKey.prefix);
     const [row] = await t.db.owner<{ prefix: string; secret_hash: Buffer; tenant_id: string }[]>`select prefix, secret_hash, tenant_id from api_keys where id = ${created.apiKey.id}`;
-    expect(row!.tenant_id).toBe(tenantA);
+    expect(row!.tenant_id).toBe(tenantA.id);
     expect(row!.secret_hash.equals(createHash('sha256').update(created.key).digest())).toBe(true);
     // no column holds the secret part
     const secret = created.key.slice(`cb_test_${row!.prefix}_`.length);
@@ -76,7 +76,7 @@ describe('creating API keys', () => {
     expect(empty.body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
     const past = await t.gql(CREATE, { input: { name: 'x', permissions: ['patient:read'], expiresAt: new Date(clock - 1000).toISOString() } }, adminA.headers);
     expect(past.body.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'expiresAt' });
-    const nurse = await t.gql(CREATE, { input: { name: 'x', permissions: ['patient:read'] } }, userHeaders(tenantA, ['NURSE']).headers);
+    const nurse = await t.gql(CREATE, { input: { name: 'x', permissions: ['patient:read'] } }, (await signedIn(t, tenantA, ['NURSE'])).headers);
     expect(nurse.body.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
     const anon = await t.gql(CREATE, { input: { name: 'x', permissions: ['patient:read'] } });
     expect(anon.body.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
@@ -84,7 +84,7 @@ describe('creating API keys', () => {
   });
 
   it('an admin who is also a provider can grant clinical scopes', async () => {
-    const both = userHeaders(tenantA, ['ADMIN', 'PROVIDER']);
+    const both = await signedIn(t, tenantA, ['ADMIN', 'PROVIDER']);
     const created = await createKey(both, { permissions: ['patient:clinical:read', 'patient:read'] });
     expect(created.apiKey.permissions).toEqual(['patient:clinical:read', 'patient:read']);
     expect(created.apiKey.tier).toBe('STANDARD');
@@ -151,9 +151,9 @@ describe('authenticating with an API key', () => {
   });
 
   it('a key of a suspended tenant is refused', async () => {
-    const tenantC = await createTenant(t.db.owner);
-    const k = await createKey(userHeaders(tenantC, ['ADMIN']), { permissions: ['patient:read'] });
-    await t.db.owner`update tenants set status = 'suspended' where id = ${tenantC}`;
+    const tenantC = await createTenant(t);
+    const k = await createKey(await signedIn(t, tenantC, ['ADMIN']), { permissions: ['patient:read'] });
+    await t.db.owner`update tenants set status = 'suspended' where id = ${tenantC.id}`;
     const res = await t.gql('{ myPermissions }', {}, apiKeyHeader(k.key));
     expect(res.body.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
   });
@@ -180,7 +180,7 @@ describe('authenticating with an API key', () => {
   it('the table stays behind RLS for the app role; only the lookup function crosses tenants', async () => {
     const none = await withTenant(t.db.sql, null, (db) => db.execute(sql`select id from api_keys`));
     expect(none).toHaveLength(0);
-    const other = await withTenant(t.db.sql, tenantB, (db) => db.execute(sql`select id from api_keys`));
+    const other = await withTenant(t.db.sql, tenantB.id, (db) => db.execute(sql`select id from api_keys`));
     expect(other).toHaveLength(0);
     const [fn] = await t.db.owner<{ definer: boolean; public_exec: boolean }[]>`
       select prosecdef as definer, has_function_privilege('public', oid, 'execute') as public_exec from pg_proc where proname = 'carebase_api_key_lookup'`;

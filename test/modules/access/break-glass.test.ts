@@ -1,14 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAccessModule } from '../../../src/modules/access/index.js';
 import { checkPatientAccess, permissionsForRoles, registerPatientAccessRule, type AccessPrincipal, type PatientAction } from '../../../src/platform/access/index.js';
 import { withTenant } from '../../../src/platform/db/index.js';
 import { startTestApp, type TestApp } from '../../helpers/app.js';
-import { createPatient, createTenant, installTestPatients, testIdentity, userHeaders, type TestUser } from './fixtures.js';
+import type { TestTenant } from '../../helpers/auth.js';
+import { accessModules, accessTestEnv, createPatient, createTenant, installTestPatients, signedIn, type TestUser } from './fixtures.js';
 
 let clock = Date.parse('2026-11-23T10:00:00Z');
 let t: TestApp;
-let tenantA: string;
-let tenantB: string;
+let tenantA: TestTenant;
+let tenantB: TestTenant;
 let nurse: TestUser;
 let patient: string;
 let uninstall: () => void;
@@ -38,12 +38,12 @@ const access = (u: TestUser, patientId: string, action: PatientAction) =>
   withTenant(t.db.sql, u.tenantId, (db) => checkPatientAccess(principalOf(u), patientId, action, db));
 
 beforeAll(async () => {
-  t = await startTestApp({ modules: [testIdentity, createAccessModule({ now: () => new Date(clock) })] });
+  t = await startTestApp({ modules: accessModules(() => new Date(clock)), env: accessTestEnv });
   uninstall = await installTestPatients(t.db.owner);
-  tenantA = await createTenant(t.db.owner);
-  tenantB = await createTenant(t.db.owner);
-  nurse = userHeaders(tenantA, ['NURSE']);
-  patient = await createPatient(t.db.owner, tenantA);
+  tenantA = await createTenant(t);
+  tenantB = await createTenant(t);
+  nurse = await signedIn(t, tenantA, ['NURSE']);
+  patient = await createPatient(t.db.owner, tenantA.id);
 });
 afterAll(async () => {
   uninstall?.();
@@ -67,18 +67,18 @@ describe('break-glass', () => {
     // RBAC still applies: a nurse may not reveal an SSN, grant or not
     expect(await access(nurse, patient, 'ssn:reveal')).toEqual({ allowed: false, outcome: 'rbac' });
     // one patient, one user
-    const otherPatient = await createPatient(t.db.owner, tenantA);
+    const otherPatient = await createPatient(t.db.owner, tenantA.id);
     expect((await access(nurse, otherPatient, 'read')).allowed).toBe(false);
-    expect((await access(userHeaders(tenantA, ['NURSE']), patient, 'read')).allowed).toBe(false);
+    expect((await access((await signedIn(t, tenantA, ['NURSE'])), patient, 'read')).allowed).toBe(false);
 
     // recorded
     const [row] = await t.db.owner`select tenant_id, user_id, patient_id, reason from break_glass_grants where id = ${g.id}`;
-    expect(row).toEqual({ tenant_id: tenantA, user_id: nurse.userId, patient_id: patient, reason: REASON });
+    expect(row).toEqual({ tenant_id: tenantA.id, user_id: nurse.userId, patient_id: patient, reason: REASON });
     // alert event in the outbox (same transaction), ids only: the reason never leaves the grant row
     const events = await t.db.owner<{ type: string; aggregate_id: string; payload: Record<string, unknown>; rooms: string[]; tenant_id: string }[]>`
       select type, aggregate_id, payload, rooms, tenant_id from outbox where aggregate_id = ${g.id}`;
     expect(events).toHaveLength(1);
-    expect(events[0]).toMatchObject({ type: 'security.alertRaised', tenant_id: tenantA, rooms: ['alerts:security'] });
+    expect(events[0]).toMatchObject({ type: 'security.alertRaised', tenant_id: tenantA.id, rooms: ['alerts:security'] });
     expect(events[0]!.payload).toMatchObject({ kind: 'break_glass', severity: 'high', grantId: g.id, userId: nurse.userId, patientId: patient });
     expect(JSON.stringify(events[0])).not.toContain('Unconscious');
     expect(t.logText()).not.toContain('Unconscious');
@@ -87,7 +87,7 @@ describe('break-glass', () => {
     // the grantee sees it; compliance sees it for review
     const mine = await t.gql<{ myBreakGlassGrants: { id: string }[] }>('{ myBreakGlassGrants { id } }', {}, nurse.headers);
     expect(mine.body.data?.myBreakGlassGrants.map((x) => x.id)).toEqual([g.id]);
-    const compliance = userHeaders(tenantA, ['COMPLIANCE']);
+    const compliance = (await signedIn(t, tenantA, ['COMPLIANCE']));
     const review = await t.gql<{ breakGlassGrants: { id: string; reviewedAt: string | null }[] }>('{ breakGlassGrants(unreviewedOnly: true) { id reviewedAt } }', {}, compliance.headers);
     expect(review.body.data?.breakGlassGrants.map((x) => x.id)).toContain(g.id);
     const done = await t.gql<{ reviewBreakGlassGrant: { reviewedAt: string; reviewedBy: string } }>(
@@ -99,7 +99,7 @@ describe('break-glass', () => {
   });
 
   it('expires on its own after the time box', async () => {
-    const p = await createPatient(t.db.owner, tenantA);
+    const p = await createPatient(t.db.owner, tenantA.id);
     const res = await invoke(nurse, { patientId: p, reason: REASON, durationMinutes: 15 });
     expect(res.body.data?.invokeBreakGlass.active).toBe(true);
     clock += 14 * 60_000;
@@ -113,9 +113,9 @@ describe('break-glass', () => {
   });
 
   it('can be ended early by its holder or a reviewer, not by another clinician', async () => {
-    const p = await createPatient(t.db.owner, tenantA);
+    const p = await createPatient(t.db.owner, tenantA.id);
     const g = (await invoke(nurse, { patientId: p, reason: REASON })).body.data!.invokeBreakGlass;
-    const other = userHeaders(tenantA, ['PROVIDER']);
+    const other = (await signedIn(t, tenantA, ['PROVIDER']));
     const end = 'mutation($id: UUID!) { endBreakGlass(id: $id) { endedAt active } }';
     const refused = await t.gql(end, { id: g.id }, other.headers);
     expect(refused.body.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
@@ -125,12 +125,12 @@ describe('break-glass', () => {
     expect((await access(nurse, p, 'read')).allowed).toBe(false);
 
     const g2 = (await invoke(nurse, { patientId: p, reason: REASON })).body.data!.invokeBreakGlass;
-    const byCompliance = await t.gql<{ endBreakGlass: { active: boolean } }>(end, { id: g2.id }, userHeaders(tenantA, ['COMPLIANCE']).headers);
+    const byCompliance = await t.gql<{ endBreakGlass: { active: boolean } }>(end, { id: g2.id }, (await signedIn(t, tenantA, ['COMPLIANCE'])).headers);
     expect(byCompliance.body.data?.endBreakGlass.active).toBe(false);
   });
 
   it('a deny rule wins over break-glass', async () => {
-    const p = await createPatient(t.db.owner, tenantA);
+    const p = await createPatient(t.db.owner, tenantA.id);
     await invoke(nurse, { patientId: p, reason: REASON });
     const remove = registerPatientAccessRule('test.deny', (_pr, id) => (id === p ? 'deny' : 'abstain'));
     try {
@@ -153,7 +153,7 @@ describe('break-glass', () => {
     const unknownPatient = await invoke(nurse, { patientId: '00000000-0000-4000-8000-000000000000', reason: REASON });
     expect(unknownPatient.body.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
     for (const role of ['FRONT_DESK', 'BILLING', 'ADMIN', 'COMPLIANCE', 'PATIENT']) {
-      const res = await invoke(userHeaders(tenantA, [role]), { patientId: patient, reason: REASON });
+      const res = await invoke((await signedIn(t, tenantA, [role])), { patientId: patient, reason: REASON });
       expect(res.body.errors?.[0]?.extensions?.code, role).toBe('FORBIDDEN');
     }
     const anon = await t.gql(INVOKE, { input: { patientId: patient, reason: REASON } });
@@ -163,15 +163,15 @@ describe('break-glass', () => {
   });
 
   it("another tenant's patients and grants are refused in every mutation and never listed", async () => {
-    const patientB = await createPatient(t.db.owner, tenantB);
-    const nurseB = userHeaders(tenantB, ['NURSE']);
+    const patientB = await createPatient(t.db.owner, tenantB.id);
+    const nurseB = (await signedIn(t, tenantB, ['NURSE']));
     const grantB = (await invoke(nurseB, { patientId: patientB, reason: REASON })).body.data!.invokeBreakGlass;
     const before = await t.db.owner`select * from break_glass_grants where id = ${grantB.id}`;
     const beforeCount = (await t.db.owner<{ n: number }[]>`select count(*)::int as n from break_glass_grants`)[0]!.n;
 
     const cross = await invoke(nurse, { patientId: patientB, reason: REASON });
     expect(cross.body.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
-    const complianceA = userHeaders(tenantA, ['COMPLIANCE']);
+    const complianceA = (await signedIn(t, tenantA, ['COMPLIANCE']));
     for (const m of ['endBreakGlass', 'reviewBreakGlassGrant']) {
       const res = await t.gql(`mutation($id: UUID!) { ${m}(id: $id) { id } }`, { id: grantB.id }, complianceA.headers);
       expect(res.body.errors?.[0]?.extensions?.code, m).toBe('NOT_FOUND');

@@ -1,32 +1,23 @@
-import { randomUUID } from 'node:crypto';
 import type postgres from 'postgres';
-import { permissionsForRoles, registerPatientLookup } from '../../../src/platform/access/index.js';
-import { AppError, ErrorCode } from '../../../src/platform/errors.js';
-import type { ModuleManifest, Principal } from '../../../src/schema/index.js';
 import { sql } from 'drizzle-orm';
+import { createAccessModule } from '../../../src/modules/access/index.js';
+import identityModule from '../../../src/modules/identity/index.js';
+import { registerPatientLookup } from '../../../src/platform/access/index.js';
+import type { ModuleManifest } from '../../../src/schema/index.js';
+import type { TestApp } from '../../helpers/app.js';
+import { adminSession, createTenantWithAdmin, userSession, type TestTenant } from '../../helpers/auth.js';
 
-/**
- * Test principals until the identity module's test/helpers/auth.ts lands:
- * a stand-in "identity" manifest whose authenticate reads the test-only
- * header x-test-principal (tenant, user id, roles). It is never part of
- * src/modules/index.ts.
- */
-export const testIdentity: ModuleManifest = {
-  name: 'identity',
-  phase: 0,
-  description: 'test-only principals from the x-test-principal header',
-  dependsOn: [],
-  async authenticate(req) {
-    const h = req.headers['x-test-principal'];
-    if (typeof h !== 'string') return undefined;
-    try {
-      const p = JSON.parse(h) as { tenantId: string; userId: string; roles: string[] };
-      return { kind: 'user', id: p.userId, tenantId: p.tenantId, roles: p.roles, permissions: permissionsForRoles(p.roles) } satisfies Principal;
-    } catch {
-      throw new AppError(ErrorCode.UNAUTHENTICATED, 'bad test principal');
-    }
-  },
+/** Generous budgets: these suites sign in many users from one IP. */
+export const accessTestEnv = {
+  RATE_LIMIT_AUTH_IP_PER_MINUTE: '100000',
+  RATE_LIMIT_ANON_IP_PER_MINUTE: '100000',
+  RATE_LIMIT_USER_PER_MINUTE: '100000',
+  // event-loop lag from argon2 sign-ins on a busy test machine must not turn into SERVER_BUSY here
+  LOAD_SHED_EVENT_LOOP_DELAY_MS: '0',
 };
+
+/** identity + access, with the access module on the given clock. */
+export const accessModules = (now?: () => Date): ModuleManifest[] => [identityModule, createAccessModule({ now })];
 
 export interface TestUser {
   tenantId: string;
@@ -35,13 +26,14 @@ export interface TestUser {
   headers: Record<string, string>;
 }
 
-export function userHeaders(tenantId: string, roles: string[], userId: string = randomUUID()): TestUser {
-  return { tenantId, userId, roles, headers: { 'x-test-principal': JSON.stringify({ tenantId, userId, roles }) } };
+/** A user of the tenant with these roles, signed in over HTTP (real invitation, password, MFA when required). */
+export async function signedIn(t: TestApp, tenant: TestTenant, roles: string[]): Promise<TestUser> {
+  const s = roles.length === 1 && roles[0] === 'ADMIN' ? await adminSession(t, tenant) : await userSession(t, tenant, roles);
+  return { tenantId: tenant.id, userId: s.user.id, roles: s.user.roles, headers: s.headers };
 }
 
-export async function createTenant(owner: postgres.Sql, slug = `t-${randomUUID().slice(0, 8)}`): Promise<string> {
-  const [row] = await owner<{ id: string }[]>`insert into tenants (slug, name) values (${slug}, 'Test clinic') returning id`;
-  return row!.id;
+export async function createTenant(t: TestApp): Promise<TestTenant> {
+  return createTenantWithAdmin(t);
 }
 
 /**

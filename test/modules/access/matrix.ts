@@ -62,6 +62,8 @@ export function probeOperation(op: RootOperation): { query: string; variables: R
 
 export interface Caller {
   authenticated: boolean;
+  /** a signed-in user (not an API key) */
+  user: boolean;
   permissions: ReadonlySet<string>;
 }
 
@@ -74,6 +76,8 @@ export function scopesAllow(spec: unknown, caller: Caller, mode: 'any' | 'all' =
         return v === true;
       case 'authenticated':
         return v === true && caller.authenticated;
+      case 'user':
+        return v === true && caller.user;
       case 'permission':
         return caller.permissions.has(String(v));
       case '$any':

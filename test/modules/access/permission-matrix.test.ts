@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAccessModule } from '../../../src/modules/access/index.js';
+import { invitePlatformAdmin, PLATFORM_TENANT_ID } from '../../../src/modules/identity/index.js';
 import { modules as allModules } from '../../../src/modules/index.js';
 import { AuthScopeError, permissionsForRoles, ROLE_PERMISSIONS, rootOperations, USER_ROLES, type RootOperation } from '../../../src/platform/access/index.js';
 import { buildSchema, type ModuleManifest } from '../../../src/schema/index.js';
 import { startTestApp, type TestApp } from '../../helpers/app.js';
-import { createTenant, testIdentity, userHeaders } from './fixtures.js';
+import { acceptInvitation, createUser, loginAs, strongPassword, type TestTenant, type TestUser } from '../../helpers/auth.js';
+import { accessTestEnv, createTenant, signedIn } from './fixtures.js';
 import { probeOperation, scopesAllow, type Caller } from './matrix.js';
 
 /**
@@ -16,32 +17,45 @@ import { probeOperation, scopesAllow, type Caller } from './matrix.js';
  */
 
 let t: TestApp;
-let tenant: string;
+let tenant: TestTenant;
 let apiKey: string;
 
 interface Subject {
   name: string;
   caller: Caller;
   headers: Record<string, string>;
+  /** signs in again (a probed mutation such as logout may end the session) */
+  relogin?: () => Promise<Record<string, string>>;
 }
 const subjects: Subject[] = [];
 
-// the real module list, with the test principal stand-in in place of identity until its test helper exists
-const modules: ModuleManifest[] = [testIdentity, ...allModules.filter((m) => m.name !== 'identity' && m.name !== 'access'), createAccessModule()];
-
 beforeAll(async () => {
-  t = await startTestApp({
-    modules,
-    env: { RATE_LIMIT_ANON_IP_PER_MINUTE: '100000', RATE_LIMIT_USER_PER_MINUTE: '100000' },
-  });
-  tenant = await createTenant(t.db.owner);
+  // the app exactly as src/modules/index.ts composes it
+  t = await startTestApp({ modules: allModules, env: accessTestEnv });
+  tenant = await createTenant(t);
   for (const role of USER_ROLES) {
-    const u = userHeaders(tenant, [role]);
-    subjects.push({ name: role, caller: { authenticated: true, permissions: permissionsForRoles([role]) }, headers: u.headers });
+    let user: TestUser;
+    if (role === 'PLATFORM_ADMIN') {
+      // exists only in the platform tenant, always together with ADMIN there
+      const email = `matrix-platform-${randomUUID().slice(0, 8)}@example.test`;
+      const p = await invitePlatformAdmin(t.db.sql, { email });
+      const password = strongPassword();
+      await acceptInvitation(t, p.invitationToken, password);
+      user = { id: p.adminUserId, tenantId: PLATFORM_TENANT_ID, tenantSlug: 'platform', email, password, roles: ['PLATFORM_ADMIN', 'ADMIN'], recoveryCodes: [] };
+    } else {
+      user = await createUser(t, tenant, [role]);
+    }
+    const session = await loginAs(t, user);
+    subjects.push({
+      name: role,
+      caller: { authenticated: true, user: true, permissions: permissionsForRoles(user.roles) },
+      headers: session.headers,
+      relogin: async () => (await loginAs(t, user)).headers,
+    });
   }
-  subjects.push({ name: 'anonymous', caller: { authenticated: false, permissions: new Set() }, headers: {} });
+  subjects.push({ name: 'anonymous', caller: { authenticated: false, user: false, permissions: new Set() }, headers: {} });
   // an API key with every permission a key may hold (created through the API by an admin who holds them all)
-  const creator = userHeaders(tenant, ['ADMIN', 'PROVIDER', 'BILLING']);
+  const creator = await signedIn(t, tenant, ['ADMIN', 'PROVIDER', 'BILLING']);
   const res = await t.gql<{ createApiKey: { key: string; apiKey: { permissions: string[] } } }>(
     'mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { key apiKey { permissions } } }',
     { input: { name: 'matrix', permissions: [...ROLE_PERMISSIONS.API_CLIENT], tier: 'ENTERPRISE' } },
@@ -50,19 +64,33 @@ beforeAll(async () => {
   expect(res.body.errors).toBeUndefined();
   apiKey = res.body.data!.createApiKey.key;
   expect(new Set(res.body.data!.createApiKey.apiKey.permissions)).toEqual(new Set(ROLE_PERMISSIONS.API_CLIENT));
-  subjects.push({ name: 'API key', caller: { authenticated: true, permissions: new Set(ROLE_PERMISSIONS.API_CLIENT) }, headers: { authorization: `ApiKey ${apiKey}` } });
+  subjects.push({ name: 'API key', caller: { authenticated: true, user: false, permissions: new Set(ROLE_PERMISSIONS.API_CLIENT) }, headers: { authorization: `ApiKey ${apiKey}` } });
 });
 afterAll(async () => {
   await t?.close();
 });
 
-/** A refusal by scope-auth (the builder's unauthorizedError), as opposed to an error of the resolver. */
-function refusedByScopes(errors: { message: string; path?: unknown[]; extensions?: Record<string, unknown> }[] | undefined, field: string) {
+type GqlErrors = { message: string; path?: unknown[]; extensions?: Record<string, unknown> }[] | undefined;
+
+/**
+ * How the root field answered: refused by scope-auth (the builder's
+ * unauthorizedError: FORBIDDEN "Not allowed" for a principal, UNAUTHENTICATED
+ * "Authentication required" for an anonymous caller; scope-auth never refuses
+ * a public field), or refused with UNAUTHENTICATED by its resolver although
+ * the scopes admitted the caller, or answered (data or another error, e.g.
+ * NOT_FOUND for the placeholder ids).
+ */
+function outcome(errors: GqlErrors, field: string, caller: Caller, isPublic: boolean): 'denied' | 'resolver-unauthenticated' | 'answered' {
   const e = errors?.find((x) => x.path?.[0] === field);
-  if (!e) return undefined;
-  if (e.extensions?.code === 'UNAUTHENTICATED' && e.message === 'Authentication required') return 'UNAUTHENTICATED';
-  if (e.extensions?.code === 'FORBIDDEN' && e.message === 'Not allowed') return 'FORBIDDEN';
-  return undefined;
+  if (!e) return 'answered';
+  const code = e.extensions?.code;
+  if (caller.authenticated) {
+    if (code === 'FORBIDDEN' && e.message === 'Not allowed') return 'denied';
+    if (code === 'UNAUTHENTICATED' && !isPublic) return 'resolver-unauthenticated';
+    return 'answered';
+  }
+  if (!isPublic && code === 'UNAUTHENTICATED' && e.message === 'Authentication required') return 'denied';
+  return 'answered';
 }
 
 describe('permission matrix', () => {
@@ -83,12 +111,19 @@ describe('permission matrix', () => {
           mismatches.push(`${op.type} ${op.name} as ${s.name}: request failed (${String(requestError.extensions?.code)}: ${requestError.message})`);
           continue;
         }
-        const refused = refusedByScopes(res.body.errors, op.name);
-        const allowed = refused === undefined;
-        if (allowed !== expected) mismatches.push(`${op.type} ${op.name} as ${s.name}: expected ${expected ? 'allow' : 'deny'}, got ${refused ?? 'allowed'}`);
-        if (!allowed && refused !== (s.caller.authenticated ? 'FORBIDDEN' : 'UNAUTHENTICATED')) {
-          mismatches.push(`${op.type} ${op.name} as ${s.name}: refused with ${refused}`);
+        if (op.type === 'mutation' && s.relogin) {
+          const still = await t.gql('{ myPermissions }', {}, s.headers);
+          if (still.status === 401) s.headers = await s.relogin(); // e.g. logout ended this session
         }
+        const isPublic = (op.authScopes as Record<string, unknown> | undefined)?.public === true;
+        const got = outcome(res.body.errors, op.name, s.caller, isPublic);
+        if (got === 'resolver-unauthenticated') {
+          // e.g. a field about the caller's own session declared { authenticated: true } that refuses API keys: declare { user: true }
+          mismatches.push(`${op.type} ${op.name} as ${s.name}: admitted by its authScopes, then refused UNAUTHENTICATED by the resolver`);
+          continue;
+        }
+        const allowed = got === 'answered';
+        if (allowed !== expected) mismatches.push(`${op.type} ${op.name} as ${s.name}: expected ${expected ? 'allow' : 'deny'}, got ${allowed ? 'allowed' : 'denied'}`);
         if (allowed) (table[`${op.type} ${op.name}`] ??= []).push(s.name);
       }
     }
@@ -105,7 +140,7 @@ describe('permission matrix', () => {
     const anonymous = Object.entries(table).filter(([, who]) => who.includes('anonymous')).map(([op]) => op);
     const publicOps = ops.filter((o) => (o.authScopes as Record<string, unknown>)?.public === true).map((o) => `${o.type} ${o.name}`);
     expect(anonymous.sort()).toEqual(publicOps.sort());
-  });
+  }, 300_000);
 
   it('every permission the schema requires exists in the table, and every role grants only known permissions', () => {
     for (const [role, perms] of Object.entries(ROLE_PERMISSIONS)) {
@@ -148,8 +183,8 @@ describe('deny by default at build time', () => {
     const ops = rootOperations(buildSchema([extra]));
     const op = ops.find((o) => o.name === 'probeField') as RootOperation;
     expect(probeOperation(op).query).toBe('mutation Probe_probeField($id: UUID!) { probeField(id: $id) }');
-    expect(scopesAllow(op.authScopes, { authenticated: true, permissions: permissionsForRoles(['COMPLIANCE']) })).toBe(true);
-    expect(scopesAllow(op.authScopes, { authenticated: true, permissions: permissionsForRoles(['ADMIN']) })).toBe(false);
+    expect(scopesAllow(op.authScopes, { authenticated: true, user: true, permissions: permissionsForRoles(['COMPLIANCE']) })).toBe(true);
+    expect(scopesAllow(op.authScopes, { authenticated: true, user: true, permissions: permissionsForRoles(['ADMIN']) })).toBe(false);
   });
 });
 
@@ -158,8 +193,8 @@ describe('authorization before validation', () => {
     const bad = { input: { patientId: randomUUID(), reason: 'short', durationMinutes: 999 } };
     const q = 'mutation($input: InvokeBreakGlassInput!) { invokeBreakGlass(input: $input) { id } }';
     expect((await t.gql(q, bad)).body.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
-    expect((await t.gql(q, bad, userHeaders(tenant, ['FRONT_DESK']).headers)).body.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    expect((await t.gql(q, bad, (await signedIn(t, tenant, ['FRONT_DESK'])).headers)).body.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
     // an authorised caller gets the validation error
-    expect((await t.gql(q, bad, userHeaders(tenant, ['NURSE']).headers)).body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    expect((await t.gql(q, bad, (await signedIn(t, tenant, ['NURSE'])).headers)).body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
   });
 });
