@@ -74,7 +74,7 @@ export async function seedPatients(pool: postgres.Sql, opts: SeedOptions): Promi
         opts.crypto.encryptFields(patients, opts.tenantId, { ssn: digits, ssnLast4: digits.slice(-4) }),
         opts.crypto.blindIndex(digits, { tenantId: opts.tenantId, table: 'patients', column: 'ssn' }, normalisers.ssn),
       ]);
-      return { ssn: env.ssn as Buffer, last4: env.ssnLast4 as Buffer, index };
+      return { ssn: (env.ssn as Buffer).toString('hex'), last4: (env.ssnLast4 as Buffer).toString('hex'), index: index.toString('hex') };
     }),
   );
   const ids: string[] = [];
@@ -93,9 +93,10 @@ export async function seedPatients(pool: postgres.Sql, opts: SeedOptions): Promi
       const dob: string[] = [];
       const phones: string[] = [];
       const digits: string[] = [];
-      const ssn: (Buffer | null)[] = [];
-      const last4: (Buffer | null)[] = [];
-      const index: (Buffer | null)[] = [];
+      // bytea travels as hex text (postgres-js cannot serialise arrays of Buffers)
+      const ssn: (string | null)[] = [];
+      const last4: (string | null)[] = [];
+      const index: (string | null)[] = [];
       for (let k = 0; k < n; k++) {
         const i = done + k;
         mrn.push(formatMrn(first + k));
@@ -112,9 +113,9 @@ export async function seedPatients(pool: postgres.Sql, opts: SeedOptions): Promi
       }
       return tx<{ id: string }[]>`
         insert into patients (tenant_id, mrn, given_name, family_name, date_of_birth, phones, phone_digits, ssn, ssn_last4, ssn_index)
-        select ${opts.tenantId}, m, g, f, d::date, p::jsonb, array[pd], s, l, x
+        select ${opts.tenantId}, m, g, f, d::date, p::jsonb, array[pd], decode(s, 'hex'), decode(l, 'hex'), decode(x, 'hex')
           from unnest(${mrn}::text[], ${given}::text[], ${family}::text[], ${dob}::text[], ${phones}::text[], ${digits}::text[],
-                      ${ssn}::bytea[], ${last4}::bytea[], ${index}::bytea[]) as u(m, g, f, d, p, pd, s, l, x)
+                      ${ssn}::text[], ${last4}::text[], ${index}::text[]) as u(m, g, f, d, p, pd, s, l, x)
         returning id`;
     });
     ids.push(...inserted.map((r) => r.id));
