@@ -8,6 +8,7 @@ import { AppError, badInput, ErrorCode, forbidden, notFound } from '../../platfo
 import type { Logger } from '../../platform/logger.js';
 import { API_KEY_TIERS, isApiKeyTier, type ApiKeyTier } from '../../platform/ratelimit/index.js';
 import type { Principal, RequestContext } from '../../schema/index.js';
+import { recordAccessEvent } from './events.js';
 import { apiKeys } from './tables.js';
 
 /**
@@ -72,6 +73,7 @@ export async function createApiKey(ctx: RequestContext, input: CreateApiKeyInput
     .insert(apiKeys)
     .values({ tenantId: p.tenantId, name: input.name, prefix, secretHash: hash, permissions, tier: input.tier, createdBy: p.id, createdAt: now, expiresAt: input.expiresAt ?? null })
     .returning();
+  await recordAccessEvent(ctx, db, { type: 'api_key.created', details: { apiKeyId: row!.id, prefix, tier: input.tier, permissions } });
   ctx.log.info({ reqId: ctx.requestId, tenantId: p.tenantId, apiKeyId: row!.id, prefix, actorId: p.id }, 'api key created');
   return { apiKey: row!, key };
 }
@@ -104,6 +106,7 @@ export async function revokeApiKey(ctx: RequestContext, id: string, now: Date): 
     .set({ revokedAt: now, revokedBy: p.id })
     .where(and(eq(apiKeys.tenantId, p.tenantId), eq(apiKeys.id, id)))
     .returning();
+  await recordAccessEvent(ctx, db, { type: 'api_key.revoked', details: { apiKeyId: id, prefix: row.prefix } });
   ctx.log.info({ reqId: ctx.requestId, tenantId: p.tenantId, apiKeyId: id, actorId: p.id }, 'api key revoked');
   return updated!;
 }
@@ -115,6 +118,7 @@ export async function setApiKeyTier(ctx: RequestContext, id: string, tier: ApiKe
   if (row.revokedAt) throw new AppError(ErrorCode.CONFLICT, 'API key is revoked');
   const db = await ctx.db();
   const [updated] = await db.update(apiKeys).set({ tier }).where(and(eq(apiKeys.tenantId, p.tenantId), eq(apiKeys.id, id))).returning();
+  if (row.tier !== tier) await recordAccessEvent(ctx, db, { type: 'api_key.tier_changed', details: { apiKeyId: id, from: row.tier, to: tier } });
   return updated!;
 }
 

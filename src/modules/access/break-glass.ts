@@ -5,6 +5,7 @@ import type { Db } from '../../platform/db/index.js';
 import { AppError, badInput, ErrorCode, forbidden, notFound } from '../../platform/errors.js';
 import { emitEvent } from '../../platform/jobs/index.js';
 import type { Principal, RequestContext } from '../../schema/index.js';
+import { recordAccessEvent } from './events.js';
 import { breakGlassGrants } from './tables.js';
 
 /**
@@ -63,6 +64,7 @@ export async function invokeBreakGlass(ctx: RequestContext, input: InvokeBreakGl
     payload: { kind: 'break_glass', severity: 'high', grantId: grant!.id, userId: p.id, patientId: input.patientId, expiresAt: expiresAt.getTime() },
     rooms: [SECURITY_ALERT_ROOM],
   });
+  await recordAccessEvent(ctx, db, { type: 'break_glass.invoked', details: { grantId: grant!.id, patientId: input.patientId, durationMinutes: minutes } });
   ctx.log.warn({ reqId: ctx.requestId, tenantId: p.tenantId, grantId: grant!.id, userId: p.id, minutes }, 'break-glass access granted');
   return grant!;
 }
@@ -85,6 +87,7 @@ export async function endBreakGlass(ctx: RequestContext, id: string, now: Date):
     .set({ endedAt: now, endedBy: p.id })
     .where(and(eq(breakGlassGrants.tenantId, p.tenantId), eq(breakGlassGrants.id, id)))
     .returning();
+  await recordAccessEvent(ctx, db, { type: 'break_glass.ended', userId: g.userId, details: { grantId: id, patientId: g.patientId } });
   ctx.log.info({ reqId: ctx.requestId, tenantId: p.tenantId, grantId: id, actorId: p.id }, 'break-glass access ended');
   return ended!;
 }
@@ -100,6 +103,7 @@ export async function reviewBreakGlassGrant(ctx: RequestContext, id: string, now
     .set({ reviewedAt: now, reviewedBy: p.id })
     .where(and(eq(breakGlassGrants.tenantId, p.tenantId), eq(breakGlassGrants.id, id)))
     .returning();
+  await recordAccessEvent(ctx, db, { type: 'break_glass.reviewed', userId: g.userId, details: { grantId: id, patientId: g.patientId } });
   return reviewed!;
 }
 

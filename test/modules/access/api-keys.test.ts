@@ -140,6 +140,14 @@ describe('authenticating with an API key', () => {
     expect(listed.body.data?.apiKeys.map((x) => x.id)).not.toContain(k.apiKey.id);
     const all = await t.gql<{ apiKeys: { id: string; status: string }[] }>('{ apiKeys(includeRevoked: true) { id status } }', {}, adminA.headers);
     expect(all.body.data?.apiKeys.find((x) => x.id === k.apiKey.id)?.status).toBe('REVOKED');
+    // both ends of the key's life are security events (for the audit chain), once each, without the key
+    const sec = await t.db.owner<{ type: string; actor_id: string }[]>`
+      select type, actor_id from security_events where details->>'apiKeyId' = ${k.apiKey.id} order by created_at, type`;
+    expect(sec).toEqual([
+      { type: 'api_key.created', actor_id: adminA.userId },
+      { type: 'api_key.revoked', actor_id: adminA.userId },
+    ]);
+    expect(JSON.stringify(await t.db.owner`select details from security_events`)).not.toContain(k.key);
   });
 
   it('an expired key is refused', async () => {

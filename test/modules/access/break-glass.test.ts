@@ -82,6 +82,10 @@ describe('break-glass', () => {
     expect(events[0]!.payload).toMatchObject({ kind: 'break_glass', severity: 'high', grantId: g.id, userId: nurse.userId, patientId: patient });
     expect(JSON.stringify(events[0])).not.toContain('Unconscious');
     expect(t.logText()).not.toContain('Unconscious');
+    // and a security event for the audit chain (identity's table), ids only
+    const sec = await t.db.owner<{ type: string; user_id: string; actor_id: string; details: Record<string, unknown> }[]>`
+      select type, user_id, actor_id, details from security_events where type like 'break_glass.%' and details->>'grantId' = ${g.id}`;
+    expect(sec).toEqual([{ type: 'break_glass.invoked', user_id: nurse.userId, actor_id: nurse.userId, details: { grantId: g.id, patientId: patient, durationMinutes: 60 } }]);
     expect(t.logs.some((l) => l.msg === 'break-glass access granted' && l.grantId === g.id)).toBe(true);
 
     // the grantee sees it; compliance sees it for review
