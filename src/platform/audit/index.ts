@@ -24,6 +24,6 @@ export {
   type SecurityEventInput,
 } from './request.js';
 export { auditApolloPlugin, PURPOSE_OF_USE_HEADER } from './apollo-plugin.js';
-export { verifyTenantChain, rowToEvent, type IntegrityReport, type ChainBreak } from './verify.js';
+export { verifyTenantChain, verifyAllTenants, rowToEvent, type IntegrityReport, type ChainBreak } from './verify.js';
 export { denialCode, type PhiFieldOption, type PhiResourceOptions, type AuditFieldOption } from './phi-plugin.js';
 export { auditEvents, auditChainHeads } from './tables.js';

@@ -1,3 +1,4 @@
+import type postgres from 'postgres';
 import { chainHash } from './canonical.js';
 import type { SqlRunner } from './chain.js';
 import { toDate, type AuditDetail, type AuditEventInput } from './types.js';
@@ -148,4 +149,26 @@ export async function verifyTenantChain(sql: SqlRunner, tenantId: string, batchS
     else if (prev && !head.hash.equals(prev)) fail(last, null, 'HEAD_MISMATCH');
   }
   return report;
+}
+
+/**
+ * Verifies every tenant's chain (operations: npm run audit:verify). `owner`
+ * must be the table owner's connection: it lists tenants through the owner
+ * policy on audit_chain_heads and reads each tenant's rows under RLS.
+ */
+export async function verifyAllTenants(
+  owner: postgres.Sql,
+  onReport?: (r: IntegrityReport) => void,
+): Promise<IntegrityReport[]> {
+  const tenants = await owner<{ tenant_id: string }[]>`select tenant_id from audit_chain_heads order by tenant_id`;
+  const reports: IntegrityReport[] = [];
+  for (const { tenant_id } of tenants) {
+    const r = await owner.begin(async (tx) => {
+      await tx`select set_config('app.tenant_id', ${tenant_id}, true)`;
+      return verifyTenantChain(tx, tenant_id);
+    });
+    reports.push(r);
+    onReport?.(r);
+  }
+  return reports;
 }

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import auditModule from '../../../src/modules/audit/index.js';
 import { startTestApp, type TestApp } from '../../helpers/app.js';
 import { asHeader, createFixtureTable, createTenant, fixturePatientsModule, seedPatients, testAuthModule, type TestPrincipal } from './fixtures.js';
+import { QUIET_ENV } from './fixtures.js';
 
 let t: TestApp;
 let tenantId: string;
@@ -56,7 +57,7 @@ function req(p: TestPrincipal, extra: Record<string, string> = {}) {
 }
 
 beforeAll(async () => {
-  t = await startTestApp({ modules: [testAuthModule, auditModule, fixturePatientsModule] });
+  t = await startTestApp({ env: QUIET_ENV, modules: [testAuthModule, auditModule, fixturePatientsModule] });
   await createFixtureTable(t.db.owner);
   tenantId = await createTenant(t.db.owner);
   patients = await seedPatients(t.db.owner, tenantId, 4);

@@ -10,6 +10,9 @@ import type { ModuleManifest, Principal } from '../../../src/schema/index.js';
 
 export const PRINCIPAL_HEADER = 'x-test-principal';
 
+/** The tests share the event loop with the app: no event-loop-lag load shedding (its own tests cover it). */
+export const QUIET_ENV = { LOAD_SHED_EVENT_LOOP_DELAY_MS: '0' };
+
 export interface TestPrincipal {
   kind?: 'user' | 'apiKey';
   id: string;

@@ -1,0 +1,34 @@
+/**
+ * npm run audit:verify — recomputes every tenant's audit hash chain and
+ * prints one JSON line per tenant (ok, events checked, head, first broken
+ * link). Exit code 0 when every chain is intact, 2 when one is broken, 1 on
+ * error. Connects as the owner (DATABASE_URL, or the embedded database in
+ * DATA_DIR); never prints an event's content.
+ */
+import postgres from 'postgres';
+import { ConfigError, loadConfig } from '../config.js';
+import { verifyAllTenants } from '../platform/audit/verify.js';
+import { openDatabase } from '../platform/db/index.js';
+import { createLogger } from '../platform/logger.js';
+
+try {
+  const config = loadConfig();
+  const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
+  const db = await openDatabase(config, log);
+  const owner = postgres(db.ownerUrl, { max: 1, onnotice: () => undefined });
+  let broken = 0;
+  try {
+    const reports = await verifyAllTenants(owner, (r) => {
+      if (!r.ok) broken++;
+      process.stdout.write(`${JSON.stringify(r)}\n`);
+    });
+    process.stdout.write(`${JSON.stringify({ tenants: reports.length, broken })}\n`);
+  } finally {
+    await owner.end({ timeout: 5 });
+    await db.close();
+  }
+  process.exit(broken ? 2 : 0);
+} catch (e) {
+  process.stderr.write(`carebase: ${e instanceof ConfigError ? e.message : `audit verification failed: ${(e as Error).name}`}\n`);
+  process.exit(1);
+}
