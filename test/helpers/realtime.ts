@@ -123,3 +123,19 @@ export async function until<T>(fn: () => Promise<T> | T, timeoutMs = 15_000, eve
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/** Deletes every Redis key under a test file's prefix (queues, socket.io stream and sessions). */
+export async function dropRedisPrefix(url: string, prefix: string): Promise<void> {
+  const { Redis } = await import('ioredis');
+  const r = new Redis(url, { maxRetriesPerRequest: 1 });
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500);
+      cursor = next;
+      if (keys.length) await r.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    r.disconnect();
+  }
+}

@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { withTenant } from '../../src/platform/db/index.js';
 import { emitEvent } from '../../src/platform/jobs/index.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
-import { createTenant, testAuthModule, until } from '../helpers/realtime.js';
+import { createTenant, dropRedisPrefix, testAuthModule, until } from '../helpers/realtime.js';
 import { jobsModule } from './fixtures/jobs-module.js';
 
 /**
@@ -119,6 +119,7 @@ describe.each([
 
   afterAll(async () => {
     await t?.close();
+    if (backendEnv.JOBS_KEY_PREFIX) await dropRedisPrefix(REDIS_URL, backendEnv.JOBS_KEY_PREFIX);
   });
 
   it('killed before the effect commits: the restarted worker applies it exactly once', async () => {
