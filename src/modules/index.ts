@@ -5,5 +5,6 @@
 import type { ModuleManifest } from '../schema/module.js';
 import identity from './identity/index.js';
 import access from './access/index.js';
+import audit from './audit/index.js';
 
-export const modules: readonly ModuleManifest[] = [identity, access];
+export const modules: readonly ModuleManifest[] = [identity, access, audit];

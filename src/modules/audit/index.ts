@@ -19,7 +19,8 @@ const manifest: ModuleManifest = {
   name: 'audit',
   phase: 0,
   description: 'PHI-access audit reports, CSV export, hash-chain verification, anomaly alerts',
-  dependsOn: [],
+  // security events come from identity's security_events table (trigger + inbox, see security-events.ts)
+  dependsOn: ['identity'],
   schema: (builder) => registerAuditSchema(builder),
   routes: (app, deps) => registerExportRoute(app, deps),
   init: async (deps: ModuleDeps) => {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import auditModule from '../../../src/modules/audit/index.js';
+import identityModule from '../../../src/modules/identity/index.js';
 import { startTestApp, type TestApp } from '../../helpers/app.js';
 import { asHeader, createFixtureTable, createTenant, fixturePatientsModule, seedPatients, testAuthModule, type TestPrincipal } from './fixtures.js';
 import { QUIET_ENV } from './fixtures.js';
@@ -57,7 +58,7 @@ function req(p: TestPrincipal, extra: Record<string, string> = {}) {
 }
 
 beforeAll(async () => {
-  t = await startTestApp({ env: QUIET_ENV, modules: [testAuthModule, auditModule, fixturePatientsModule] });
+  t = await startTestApp({ env: QUIET_ENV, modules: [identityModule, testAuthModule, auditModule, fixturePatientsModule] });
   await createFixtureTable(t.db.owner);
   tenantId = await createTenant(t.db.owner);
   patients = await seedPatients(t.db.owner, tenantId, 4);

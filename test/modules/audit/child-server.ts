@@ -6,10 +6,11 @@
 import { createApp } from '../../../src/app.js';
 import { loadConfig } from '../../../src/config.js';
 import auditModule from '../../../src/modules/audit/index.js';
+import identityModule from '../../../src/modules/identity/index.js';
 import { createLogger } from '../../../src/platform/logger.js';
 import { fixturePatientsModule, testAuthModule } from './fixtures.js';
 
 const config = loadConfig();
-const app = await createApp(config, { modules: [testAuthModule, auditModule, fixturePatientsModule], logger: createLogger('error') });
+const app = await createApp(config, { modules: [identityModule, testAuthModule, auditModule, fixturePatientsModule], logger: createLogger('error') });
 const url = await app.listen();
 process.stdout.write(`LISTENING ${url}\n`);

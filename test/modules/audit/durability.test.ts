@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../helpers/db.js';
-import { asHeader, createFixtureTable, createTenant, seedPatients, type TestPrincipal } from './fixtures.js';
+import { QUIET_ENV, asHeader, createFixtureTable, createTenant, seedPatients, type TestPrincipal } from './fixtures.js';
 
 let db: TestDatabase;
 let tenantId: string;
@@ -11,7 +11,7 @@ const children = new Set<ChildProcess>();
 
 function startChild(): Promise<{ child: ChildProcess; url: string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'test/modules/audit/child-server.ts'], {
-    env: { ...process.env, DATABASE_URL: db.ownerUrl, DATABASE_APP_URL: db.appUrl, PORT: '0', HOST: '127.0.0.1', NODE_ENV: 'test', FEATURES: 'all', LOG_LEVEL: 'error', LOAD_SHED_EVENT_LOOP_DELAY_MS: '0' },
+    env: { ...process.env, DATABASE_URL: db.ownerUrl, DATABASE_APP_URL: db.appUrl, PORT: '0', HOST: '127.0.0.1', NODE_ENV: 'test', FEATURES: 'all', LOG_LEVEL: 'error', ...QUIET_ENV },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.add(child);

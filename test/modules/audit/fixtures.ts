@@ -10,8 +10,16 @@ import type { ModuleManifest, Principal } from '../../../src/schema/index.js';
 
 export const PRINCIPAL_HEADER = 'x-test-principal';
 
-/** The tests share the event loop with the app: no event-loop-lag load shedding (its own tests cover it). */
-export const QUIET_ENV = { LOAD_SHED_EVENT_LOOP_DELAY_MS: '0' };
+/**
+ * The tests share the event loop with the app (no event-loop-lag load
+ * shedding: its own tests cover it) and send many requests from one IP.
+ */
+export const QUIET_ENV = {
+  LOAD_SHED_EVENT_LOOP_DELAY_MS: '0',
+  RATE_LIMIT_AUTH_IP_PER_MINUTE: '100000',
+  RATE_LIMIT_ANON_IP_PER_MINUTE: '100000',
+  RATE_LIMIT_USER_PER_MINUTE: '100000',
+};
 
 export interface TestPrincipal {
   kind?: 'user' | 'apiKey';

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import auditModule from '../../../src/modules/audit/index.js';
+import identityModule from '../../../src/modules/identity/index.js';
 import { auditWriterFor, principalEvent, verifyAllTenants } from '../../../src/platform/audit/index.js';
 import { startTestApp, type TestApp } from '../../helpers/app.js';
 import { asHeader, createTenant, testAuthModule } from './fixtures.js';
@@ -43,7 +44,7 @@ async function verifyOverGraphql(tenantId: string) {
 }
 
 beforeAll(async () => {
-  t = await startTestApp({ env: QUIET_ENV, modules: [testAuthModule, auditModule] });
+  t = await startTestApp({ env: QUIET_ENV, modules: [identityModule, testAuthModule, auditModule] });
 });
 afterAll(async () => {
   await t?.close();
