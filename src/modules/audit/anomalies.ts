@@ -131,6 +131,7 @@ interface Candidate {
   window_end: Date;
   n: number;
   patients?: number;
+  flag?: string;
 }
 
 /**
@@ -139,7 +140,9 @@ interface Candidate {
  */
 async function upsertAlerts(tx: Tx, tenantId: string, rule: string, severity: string, rows: readonly Candidate[], recount: boolean): Promise<number> {
   for (const r of rows) {
-    const detail = r.patients !== undefined ? { patients: r.patients } : {};
+    const detail: Record<string, string | number> = {};
+    if (r.patients !== undefined) detail.patients = r.patients;
+    if (r.flag !== undefined) detail.flag = r.flag;
     await tx`
       insert into audit_alerts (tenant_id, rule, severity, actor_id, patient_id, window_start, window_end, event_count, detail)
       values (${tenantId}, ${rule}, ${severity}, ${r.actor_id}, ${r.patient_id}, ${r.window_start}, ${r.window_end}, ${r.n}, ${tx.json(detail)})
@@ -214,12 +217,8 @@ async function flaggedPatients(tx: Tx, tenantId: string, since: Date, until: Dat
     const more = await dir.patientFlags?.(tx, ids);
     for (const [id, flag] of more ?? []) if (!flagged.has(id)) flagged.set(id, flag);
   }
-  const hits = accessed.filter((r) => flagged.has(r.patient_id));
-  let n = 0;
-  for (const flag of ['vip', 'employee']) {
-    n += await upsertAlerts(tx, tenantId, 'FLAGGED_PATIENT', 'high', hits.filter((r) => flagged.get(r.patient_id) === flag), false);
-  }
-  return n;
+  const hits = accessed.filter((r) => flagged.has(r.patient_id)).map((r) => ({ ...r, flag: flagged.get(r.patient_id) }));
+  return upsertAlerts(tx, tenantId, 'FLAGGED_PATIENT', 'high', hits, false);
 }
 
 /** OUTSIDE_CARE_TEAM: a user accessed a patient whose care team they are not on (needs a PatientDirectory). */

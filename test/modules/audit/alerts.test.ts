@@ -133,8 +133,8 @@ describe('anomaly alerts', () => {
     } finally {
       unregister();
     }
-    const LIST = `query A { auditAlerts(status: OPEN, first: 100) { edges { node { id rule actorId patientId eventCount status } } } }`;
-    type Alerts = { auditAlerts: { edges: { node: { id: string; rule: string; actorId: string; patientId: string | null; eventCount: number; status: string } }[] } };
+    const LIST = `query A { auditAlerts(status: OPEN, first: 100) { edges { node { id rule actorId patientId eventCount status detail } } } }`;
+    type Alerts = { auditAlerts: { edges: { node: { id: string; rule: string; actorId: string; patientId: string | null; eventCount: number; status: string; detail: Record<string, unknown> } }[] } };
     const res = await t.gql<Alerts>(LIST, undefined, asHeader(officer()));
     expect(res.body.errors).toBeUndefined();
     const alerts = res.body.data!.auditAlerts.edges.map((e) => e.node);
@@ -142,7 +142,7 @@ describe('anomaly alerts', () => {
     expect(byRule('HIGH_VOLUME')).toEqual([expect.objectContaining({ actorId: snooper, eventCount: 25 })]);
     expect(byRule('AFTER_HOURS')).toEqual([expect.objectContaining({ actorId: clinician, eventCount: 1 })]);
     expect(byRule('BREAK_GLASS_FREQUENT')).toEqual([expect.objectContaining({ actorId: clinician, eventCount: 4 })]);
-    expect(byRule('FLAGGED_PATIENT')).toEqual([expect.objectContaining({ actorId: clinician, patientId: vip })]);
+    expect(byRule('FLAGGED_PATIENT')).toEqual([expect.objectContaining({ actorId: clinician, patientId: vip, detail: { flag: 'vip' } })]);
     expect(byRule('OUTSIDE_CARE_TEAM').map((a) => a.patientId)).toContain(offTeam);
     expect(byRule('OUTSIDE_CARE_TEAM').map((a) => a.patientId)).not.toContain(onTeam);
 
