@@ -6,5 +6,6 @@ import type { ModuleManifest } from '../schema/module.js';
 import identity from './identity/index.js';
 import access from './access/index.js';
 import audit from './audit/index.js';
+import patients from './patients/index.js';
 
-export const modules: readonly ModuleManifest[] = [identity, access, audit];
+export const modules: readonly ModuleManifest[] = [identity, access, audit, patients];

@@ -1,6 +1,6 @@
 import { and, eq, sql, type SQL } from 'drizzle-orm';
 import {
-  authorizePatient,
+  checkPatientAccess,
   registerPatientAccessRule,
   registerPatientLookup,
   type AccessDecision,
@@ -82,8 +82,13 @@ export function requirePrincipal(ctx: RequestContext): Principal {
  * purpose ETREAT for it.
  */
 export async function authorize(ctx: RequestContext, patientId: string, action: PatientAction): Promise<void> {
-  const { rule } = await authorizePatient(ctx, patientId, action);
-  if (rule === 'access.breakGlass') markBreakGlassAccess(ctx, patientId);
+  const p = requirePrincipal(ctx);
+  const result = await checkPatientAccess(p, patientId, action, await ctx.db());
+  if (!result.allowed) {
+    // distinct from a role refusal ("Not allowed"): the role may do this, but not for this patient
+    throw new AppError(ErrorCode.FORBIDDEN, result.outcome === 'rbac' ? 'Not allowed' : 'Not allowed for this patient', result.outcome === 'rbac' ? {} : { reason: 'PATIENT_ACCESS' });
+  }
+  if (result.rule === 'access.breakGlass') markBreakGlassAccess(ctx, patientId);
 }
 
 /**
