@@ -269,7 +269,7 @@ export function registerIdentitySchema(builder: Builder, rtOf: (ctx: RequestCont
         return { userId: p.id, tenantId: p.tenantId, roles: p.roles, permissions: [...p.permissions].sort(), sessionId: p.sessionId ?? null, amr: p.amr ?? [] };
       },
     }),
-    mySessions: t.field({ type: [Session], authScopes: { authenticated: true }, resolve: (_r, _a, ctx) => mySessions(rtOf(ctx), ctx) }),
+    mySessions: t.field({ type: [Session], authScopes: { user: true }, resolve: (_r, _a, ctx) => mySessions(rtOf(ctx), ctx) }),
     users: t.field({
       type: [User],
       authScopes: { permission: 'user:read' },
@@ -329,7 +329,7 @@ export function registerIdentitySchema(builder: Builder, rtOf: (ctx: RequestCont
       },
     }),
     regenerateRecoveryCodes: t.stringList({
-      authScopes: { authenticated: true },
+      authScopes: { user: true },
       args: { code: t.arg.string({ required: true, validate: short(16) }) },
       resolve: (_r, a, ctx) => regenerateRecoveryCodes(rtOf(ctx), ctx, a.code),
     }),
@@ -341,7 +341,7 @@ export function registerIdentitySchema(builder: Builder, rtOf: (ctx: RequestCont
       resolve: (_r, { input }, ctx) => acceptInvitation(rtOf(ctx), ctx, input),
     }),
     logout: t.boolean({
-      authScopes: { authenticated: true },
+      authScopes: { user: true },
       description: 'Ends the session of this access token and clears the refresh cookie.',
       resolve: async (_r, _a, ctx) => {
         ctx.responseHeaders.set('set-cookie', clearRefreshCookie());
@@ -349,18 +349,18 @@ export function registerIdentitySchema(builder: Builder, rtOf: (ctx: RequestCont
       },
     }),
     changePassword: t.boolean({
-      authScopes: { authenticated: true },
+      authScopes: { user: true },
       description: 'Changes my password; my other sessions end.',
       args: { input: t.arg({ type: ChangePasswordInput, required: true }) },
       resolve: (_r, { input }, ctx) => changePassword(rtOf(ctx), ctx, input),
     }),
     revokeSession: t.boolean({
-      authScopes: { authenticated: true },
+      authScopes: { user: true },
       args: { id: t.arg({ type: 'UUID', required: true }) },
       resolve: (_r, a, ctx) => revokeMySession(rtOf(ctx), ctx, a.id),
     }),
     revokeMySessions: t.int({
-      authScopes: { authenticated: true },
+      authScopes: { user: true },
       description: 'Ends all my sessions (except this one unless keepCurrent is false); returns how many ended.',
       args: { keepCurrent: t.arg.boolean({ defaultValue: true }) },
       resolve: (_r, a, ctx) => revokeMySessions(rtOf(ctx), ctx, a.keepCurrent ?? true),

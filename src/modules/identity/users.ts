@@ -131,11 +131,11 @@ export async function provisionTenant(pool: postgres.Sql, input: ProvisionInput,
   }
 }
 
-/** Invites a platform administrator (roles PLATFORM_ADMIN + ADMIN of the platform tenant): bootstrap through the CLI. */
+/** Invites a platform administrator (role PLATFORM_ADMIN of the platform tenant): bootstrap through the CLI. */
 export async function invitePlatformAdmin(pool: postgres.Sql, input: { email: string; name?: string }, opts: { now?: () => Date } = {}): Promise<Provisioned> {
   const rt = { now: opts.now ?? (() => new Date()) };
   return withTenant(pool, PLATFORM_TENANT_ID, async (db) => {
-    const admin = await createInvitedUser(rt, db, PLATFORM_TENANT_ID, { email: input.email, displayName: input.name ?? 'Platform administrator', roles: [PLATFORM_ADMIN, 'ADMIN'] }, null);
+    const admin = await createInvitedUser(rt, db, PLATFORM_TENANT_ID, { email: input.email, displayName: input.name ?? 'Platform administrator', roles: [PLATFORM_ADMIN] }, null);
     return { tenantId: PLATFORM_TENANT_ID, slug: 'platform', adminUserId: admin.userId, invitationToken: admin.token, invitationExpiresAt: admin.expiresAt };
   });
 }

@@ -63,8 +63,8 @@ export const ROLE_PERMISSIONS: Readonly<Record<Role, readonly Permission[]>> = {
   COMPLIANCE: ['audit:read', 'audit:export', 'alert:read', 'alert:manage', 'breakglass:review', 'user:read'],
   /** a patient's own record only: the patients module's patient-self rule denies every other patient */
   PATIENT: ['patient:read', 'patient:clinical:read', 'appointment:read', 'appointment:write', 'rx:read', 'billing:read'],
-  /** users of the platform tenant only (the identity module refuses the role elsewhere and strips it from tokens) */
-  PLATFORM_ADMIN: ['tenant:create', 'signingkey:rotate'],
+  /** users of the platform tenant only (the identity module refuses the role elsewhere and strips it from tokens); user and session management there covers inviting other platform admins */
+  PLATFORM_ADMIN: ['tenant:create', 'signingkey:rotate', 'user:read', 'user:invite', 'user:manage', 'session:manage'],
   /** the most an API key may ever be granted; each key holds a subset chosen by the admin who creates it */
   API_CLIENT: ['patient:read', 'patient:write', 'patient:clinical:read', 'patient:clinical:write', 'appointment:read', 'appointment:write', 'rx:read', 'billing:read'],
 };

@@ -41,7 +41,7 @@ beforeAll(async () => {
       const p = await invitePlatformAdmin(t.db.sql, { email });
       const password = strongPassword();
       await acceptInvitation(t, p.invitationToken, password);
-      user = { id: p.adminUserId, tenantId: PLATFORM_TENANT_ID, tenantSlug: 'platform', email, password, roles: ['PLATFORM_ADMIN', 'ADMIN'], recoveryCodes: [] };
+      user = { id: p.adminUserId, tenantId: PLATFORM_TENANT_ID, tenantSlug: 'platform', email, password, roles: ['PLATFORM_ADMIN'], recoveryCodes: [] };
     } else {
       user = await createUser(t, tenant, [role]);
     }
