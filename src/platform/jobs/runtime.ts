@@ -170,9 +170,13 @@ export class JobSystem {
     const started = Date.now();
     const since = data.event?.occurredAt ? Date.parse(data.event.occurredAt) : j.timestamp;
     this.metrics.latency.observe({ queue: job.name }, Math.max(0, started - since) / 1000);
-    const log = this.opts.log.child({ queue: job.name, jobId: j.id, attempt: j.attemptsMade + 1 });
+    let childLog: Logger | undefined;
+    // a pino child per job is not free: build it only when the handler (or a failure) logs
+    const logOf = () => (childLog ??= this.opts.log.child({ queue: job.name, jobId: j.id, attempt: j.attemptsMade + 1 }));
     const ctx: JobContext = {
-      log,
+      get log() {
+        return logOf();
+      },
       database: this.opts.database,
       jobId: j.id!,
       queue: job.name,
@@ -186,7 +190,7 @@ export class JobSystem {
       this.metrics.duration.observe({ queue: job.name, outcome: 'completed' }, (Date.now() - started) / 1000);
     } catch (e) {
       this.metrics.duration.observe({ queue: job.name, outcome: 'failed' }, (Date.now() - started) / 1000);
-      log.warn(describeForLog(e), 'job attempt failed');
+      logOf().warn(describeForLog(e), 'job attempt failed');
       const reason = safeReason(e);
       if (e instanceof UnrecoverableError) throw new UnrecoverableError(reason);
       const err = new Error(reason);
