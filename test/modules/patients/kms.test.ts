@@ -61,7 +61,7 @@ async function dumpDatabase(): Promise<{ method: string; text: string }> {
       select schemaname as schema, tablename as name from pg_tables where schemaname not in ('pg_catalog', 'information_schema')`;
     for (const tb of tables) {
       const chunks: Buffer[] = [];
-      for await (const chunk of await client.unsafe(`copy "${tb.schema}"."${tb.name}" to stdout`).readable()) chunks.push(chunk as Buffer);
+      for await (const chunk of await client.unsafe(`copy (select * from "${tb.schema}"."${tb.name}") to stdout`).readable()) chunks.push(chunk as Buffer);
       text += `-- ${tb.schema}.${tb.name}\n${Buffer.concat(chunks).toString('utf8')}`;
     }
     return { method: `COPY of ${tables.length} tables`, text };
