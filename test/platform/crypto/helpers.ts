@@ -29,7 +29,7 @@ export function kmsProvider(
     endpoint: server.endpoint,
     credentials: TEST_CREDENTIALS,
     retry: { attempts: opts.attempts ?? 3, baseDelayMs: 5, maxDelayMs: 20 },
-    timeouts: { connectMs: 500, requestMs: opts.requestMs ?? 2_000 },
+    timeouts: { connectMs: 5_000, requestMs: opts.requestMs ?? 10_000 }, // generous: CI machines can be busy
     metrics: opts.metrics ?? freshMetrics(),
     logger: silentLogger,
   });
