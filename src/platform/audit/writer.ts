@@ -11,8 +11,16 @@ interface Pending {
 }
 
 export interface AuditWriterOptions {
-  /** the app pool (carebase_app; RLS applies) */
+  /** the app pool (carebase_app; RLS applies); the writer is registered under it */
   sql: postgres.Sql;
+  /**
+   * A small pool of the writer's own (carebase_app) for the batch
+   * transactions. Needed whenever requests wait for the writer while holding
+   * a connection of `sql` (read requests keep their transaction open until
+   * the response): sharing that pool, a full pool of waiting requests would
+   * starve the batch that would release them. The writer ends it on close.
+   */
+  writerSql?: postgres.Sql;
   log?: Logger;
   /** Prometheus registry for the batch metrics (the app's) */
   registry?: client.Registry;
@@ -97,7 +105,7 @@ export class AuditWriter {
 
   /** the pool this writer appends through */
   get pool(): postgres.Sql {
-    return this.opts.sql;
+    return this.opts.writerSql ?? this.opts.sql;
   }
 
   stats(): AuditWriterStats {
@@ -111,6 +119,7 @@ export class AuditWriter {
       if (this.flushing) await this.flushing;
       else await this.flush();
     }
+    await this.opts.writerSql?.end({ timeout: 5 });
   }
 
   private schedule() {
@@ -152,7 +161,7 @@ export class AuditWriter {
     // a fixed lock order across batches and processes: no deadlock between group commits
     const tenants = [...byTenant.keys()].sort();
     const attempt = () =>
-      this.opts.sql.begin(async (tx) => {
+      this.pool.begin(async (tx) => {
         await tx`select set_config('lock_timeout', '5s', true), set_config('statement_timeout', '15s', true)`;
         for (const tenant of tenants) {
           await tx`select set_config('app.tenant_id', ${tenant}, true)`;
@@ -164,7 +173,7 @@ export class AuditWriter {
         await attempt();
       } catch (e) {
         if (!isMissingPartition(e)) throw e;
-        await ensureAuditPartitions(this.opts.sql);
+        await ensureAuditPartitions(this.pool);
         await attempt();
       }
       this.counters.batches++;
