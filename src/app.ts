@@ -10,6 +10,7 @@ import type { Config } from './config.js';
 import { modules as allModules } from './modules/index.js';
 import { auditApolloPlugin, closeAuditWriter, createAuditWriter, ensureAuditPartitions } from './platform/audit/index.js';
 import { createPool, openDatabase, RequestTransaction, type Database } from './platform/db/index.js';
+import { dbAppError } from './platform/db/errors.js';
 import { AppError, ErrorCode } from './platform/errors.js';
 import { describeForLog, formatError, isUnexpected } from './platform/http/graphql-errors.js';
 import { idempotencyPlugin } from './platform/http/idempotency.js';
@@ -250,7 +251,10 @@ async function startServer(parts: Parts): Promise<App> {
           const status = e.code === ErrorCode.UNAUTHENTICATED ? 401 : e.code === ErrorCode.RATE_LIMITED ? 429 : 400;
           throw new AppError(e.code, e.message, { ...e.extensions, http: { status } });
         }
-        throw e;
+        const typed = dbAppError(e);
+        if (typed) throw new AppError(typed.code, typed.message, { ...typed.extensions, requestId: req.id, http: { status: 503 } });
+        log.error({ reqId: req.id, ...describeForLog(e) }, 'authentication failed unexpectedly');
+        throw new AppError(ErrorCode.INTERNAL_SERVER_ERROR, 'Internal server error', { requestId: req.id, http: { status: 500 } });
       }
       const tx = new RequestTransaction(database.sql, principal?.tenantId ?? null, principal?.kind === 'user' ? principal.id : null);
       req.carebaseTx = tx;

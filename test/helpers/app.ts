@@ -40,6 +40,8 @@ export async function startTestApp(
     DATABASE_URL: db.ownerUrl,
     DATABASE_APP_URL: db.appUrl,
     FEATURES: 'all',
+    // a busy CI machine lags its event loop; shedding on lag is tested explicitly where wanted
+    LOAD_SHED_EVENT_LOOP_DELAY_MS: '0',
     ...opts.env,
   });
   const lines: string[] = [];

@@ -72,7 +72,7 @@ async function dumpDatabase(): Promise<{ method: string; text: string }> {
       select schemaname as schema, tablename as name from pg_tables where schemaname not in ('pg_catalog', 'information_schema')`;
     for (const t of tables) {
       const chunks: Buffer[] = [];
-      for await (const chunk of await client.unsafe(`copy "${t.schema}"."${t.name}" to stdout`).readable()) chunks.push(chunk as Buffer);
+      for await (const chunk of await client.unsafe(`copy (select * from "${t.schema}"."${t.name}") to stdout`).readable()) chunks.push(chunk as Buffer);
       text += `-- ${t.schema}.${t.name}\n${Buffer.concat(chunks).toString('utf8')}`;
     }
     count = tables.length;
