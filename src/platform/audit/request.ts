@@ -148,6 +148,20 @@ export class AuditRequest {
    * (atomic with the change); otherwise every event is group-committed, and
    * writes that will be rolled back are recorded as `failed`.
    */
+  /** Which patients and PHI fields this request disclosed (allowed entries only): kept with an idempotent outcome so a replay can be audited. */
+  disclosed(): { patientIds: string[]; fields: string[]; categories: string[] } {
+    const patientIds = new Set<string>();
+    const fields = new Set<string>();
+    const categories = new Set<string>();
+    for (const e of this.entries.values()) {
+      if (e.outcome !== 'allowed' || e.eventType !== 'phi') continue;
+      if (e.patientId) patientIds.add(e.patientId);
+      for (const f of e.fields) fields.add(f);
+      for (const c of e.categories) categories.add(c);
+    }
+    return { patientIds: [...patientIds], fields: [...fields], categories: [...categories] };
+  }
+
   build(commitWithRequest: boolean): { inTx: AuditEventInput[]; grouped: AuditEventInput[] } {
     const p = this.ctx.principal;
     const at = new Date();

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { ApolloServerPlugin, GraphQLResponse } from '@apollo/server';
 import { and, eq, sql } from 'drizzle-orm';
 import type { GraphQLFormattedError } from 'graphql';
+import { auditRequestOf, hasAuditRequest, writeAuditRequest } from '../audit/index.js';
 import type { FieldCrypto } from '../crypto/index.js';
 import { classifyDbError } from '../db/errors.js';
 import { withTenant, type Db, type RequestTransaction } from '../db/index.js';
@@ -10,6 +11,8 @@ import { ErrorCode } from '../errors.js';
 import type { Logger } from '../logger.js';
 
 export const IDEMPOTENCY_HEADER = 'idempotency-key';
+/** key of the stored outcome's audit summary (never sent to clients) */
+const DISCLOSED = '_disclosed';
 const KEY = /^[A-Za-z0-9._:-]{8,255}$/;
 /** typed errors that are the request's own outcome (stored and replayed); anything else is transient and retried */
 const DETERMINISTIC = new Set<string>([
@@ -24,7 +27,9 @@ const DETERMINISTIC = new Set<string>([
 /** The slice of the request context this plugin needs. */
 export interface IdempotentContext {
   requestId: string;
-  principal: { kind: string; id: string; tenantId: string } | null;
+  ip: string;
+  userAgent: string | undefined;
+  principal: { kind: 'user' | 'apiKey'; id: string; tenantId: string; roles: readonly string[] } | null;
   tx: RequestTransaction;
   db(): Promise<Db>;
   log: Logger;
@@ -52,7 +57,13 @@ async function storeOutcomeImpl(
   status: number,
 ) {
   const codes = (result.errors ?? []).map((e) => String(e.extensions?.code ?? ''));
-  const stored = JSON.stringify({ data: result.data ?? null, ...(result.errors ? { errors: result.errors } : {}) });
+  // what the original response disclosed, so that every replay of it is audited as a read of the same PHI
+  const disclosed = hasAuditRequest(ctx) ? auditRequestOf(ctx).disclosed() : undefined;
+  const stored = JSON.stringify({
+    data: result.data ?? null,
+    ...(result.errors ? { errors: result.errors } : {}),
+    ...(disclosed?.patientIds.length ? { [DISCLOSED]: disclosed } : {}),
+  });
   const context = { tenantId: c.tenantId, table: 'idempotency_keys', column: 'response' };
   if (codes.length === 0) {
     // success: the outcome commits with the effect, in the request transaction
@@ -150,7 +161,30 @@ export function idempotencyPlugin<C extends IdempotentContext>(opts: { crypto: F
               return errorResponse(422, ErrorCode.IDEMPOTENCY_KEY_REUSED, 'This Idempotency-Key was used for a different request', requestId);
             }
             if (!row.response) return errorResponse(409, ErrorCode.CONFLICT, 'The request with this Idempotency-Key is still running; retry shortly', requestId);
-            const body = JSON.parse(await opts.crypto.decrypt(row.response, context(c.tenantId))) as { data?: Record<string, unknown> | null; errors?: GraphQLFormattedError[] };
+            const { [DISCLOSED]: disclosed, ...body } = JSON.parse(await opts.crypto.decrypt(row.response, context(c.tenantId))) as {
+              data?: Record<string, unknown> | null;
+              errors?: GraphQLFormattedError[];
+              [DISCLOSED]?: { patientIds: string[]; fields: string[]; categories: string[] };
+            };
+            if (disclosed?.patientIds.length) {
+              // the replay discloses the same PHI again: audit it (durably) before sending it
+              try {
+                const audit = auditRequestOf(contextValue);
+                audit.record({
+                  patientIds: disclosed.patientIds,
+                  resourceType: 'IdempotentReplay',
+                  resourceId: null,
+                  fields: disclosed.fields,
+                  categories: disclosed.categories,
+                  action: 'read',
+                  outcome: 'allowed',
+                  detail: { idempotentReplay: true, operation: c.operation },
+                });
+                await writeAuditRequest(audit, false);
+              } catch {
+                return errorResponse(503, ErrorCode.AUDIT_UNAVAILABLE, 'The audit log is unavailable; no data was returned', requestId);
+              }
+            }
             const headers = new Map<string, string>([['idempotent-replayed', 'true']]);
             return { http: { status: row.httpStatus ?? 200, headers: headers as never }, body: { kind: 'single', singleResult: body } };
           } catch (e) {
