@@ -31,8 +31,8 @@ describe('idempotent replay of a PHI mutation', () => {
     expect(again.headers.get('idempotent-replayed')).toBe('true');
     expect(again.body).toEqual(first.body);
     expect(JSON.stringify(again.body)).not.toContain('_disclosed');
-    const [{ n: patientsCreated }] = await t.db.owner<{ n: number }[]>`select count(*)::int as n from patients where id = ${patientId}`;
-    expect(patientsCreated).toBe(1);
+    const created = await t.db.owner<{ n: number }[]>`select count(*)::int as n from patients where id = ${patientId}`;
+    expect(created[0]!.n).toBe(1);
     const replays = await t.db.owner<{ action: string; fields: string[] }[]>`
       select action, fields from audit_events where resource_type = 'IdempotentReplay' and patient_id = ${patientId}`;
     expect(replays).toHaveLength(1);
