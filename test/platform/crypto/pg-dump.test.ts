@@ -83,7 +83,7 @@ async function dumpDatabase(): Promise<{ method: string; text: string }> {
 }
 
 describe('at rest', () => {
-  it('a database dump after creating encrypted values contains no plaintext', async ({ annotate }) => {
+  it('a database dump after creating encrypted values contains no plaintext', { timeout: 120_000 }, async ({ annotate }) => {
     for (let i = 0; i < 20; i++) {
       const sealed = await fc.encryptFields(testPatients, tenantId, secrets);
       const ssnIndex = await fc.blindIndex(secrets.ssn, { tenantId, table: 'crypto_test_patients', column: 'ssn' }, normalisers.ssn);
