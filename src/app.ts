@@ -3,7 +3,7 @@ import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import fastifyApollo, { fastifyApolloDrainPlugin } from '@as-integrations/fastify';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyServerOptions, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { GraphQLSchema } from 'graphql';
 import { startApiBackground, type ApiBackground, type BackgroundOptions } from './background.js';
 import type { Config } from './config.js';
@@ -111,6 +111,7 @@ async function startServer(parts: Parts): Promise<App> {
     // no per-request child logger (pino children with redaction cost ~5% of a small request); lines carry reqId explicitly
     childLoggerFactory: (logger) => logger,
     bodyLimit: config.bodyLimitBytes,
+    trustProxy: config.trustProxy as FastifyServerOptions['trustProxy'],
     genReqId: (req) => {
       const h = req.headers['x-request-id'];
       return typeof h === 'string' && REQUEST_ID.test(h) ? h : randomUUID();

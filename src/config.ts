@@ -56,6 +56,13 @@ const envSchema = z.object({
   STRIPE_WEBHOOK_SECRET: z.preprocess(emptyToUndefined, z.string().regex(/^whsec_\w+$/, 'must look like whsec_...').optional()),
   SHUTDOWN_TIMEOUT_MS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(100).max(600_000).default(10_000)),
   BODY_LIMIT_BYTES: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1024).max(50 * 1024 * 1024).default(1024 * 1024)),
+  TRUST_PROXY: z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .regex(/^(true|false|\d{1,2}|[0-9a-fA-F.:/]+(,[0-9a-fA-F.:/]+)*)$/, 'must be true, false, a hop count, or a comma list of proxy IPs/CIDRs')
+      .default('false'),
+  ),
   REQUEST_TIMEOUT_MS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(100).max(600_000).default(10_000)),
   LOCK_TIMEOUT_MS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(10).max(600_000).default(3_000)),
   DATABASE_CONNECT_TIMEOUT_S: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1).max(120).default(5)),
@@ -104,6 +111,8 @@ export interface Config {
   stripe: { secretKey?: string; webhookSecret?: string };
   shutdownTimeoutMs: number;
   bodyLimitBytes: number;
+  /** Fastify trustProxy: whose X-Forwarded-For to believe for the client IP (rate limits, audit) */
+  trustProxy: boolean | number | string[];
   /** per-request deadlines: statement_timeout (and GraphQL root-field deadline), lock_timeout; pool connect timeout */
   deadlines: { requestTimeoutMs: number; lockTimeoutMs: number; connectTimeoutS: number };
   /** load shedding: 503 SERVER_BUSY when the event loop lags more than this (0 = off) or this many requests wait for a connection */
@@ -158,6 +167,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     stripe: { secretKey: e.STRIPE_SECRET_KEY, webhookSecret: e.STRIPE_WEBHOOK_SECRET },
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
+    trustProxy: e.TRUST_PROXY === 'true' ? true : e.TRUST_PROXY === 'false' ? false : /^\d+$/.test(e.TRUST_PROXY) ? Number(e.TRUST_PROXY) : e.TRUST_PROXY.split(','),
     deadlines: { requestTimeoutMs: e.REQUEST_TIMEOUT_MS, lockTimeoutMs: e.LOCK_TIMEOUT_MS, connectTimeoutS: e.DATABASE_CONNECT_TIMEOUT_S },
     loadShedding: { maxEventLoopDelayMs: e.LOAD_SHED_EVENT_LOOP_DELAY_MS, maxPoolWaiting: e.LOAD_SHED_POOL_WAITING },
     idempotencyTtlHours: e.IDEMPOTENCY_TTL_HOURS,
