@@ -13,6 +13,8 @@ export interface LoadResult {
 
 export interface Server {
   url: string;
+  /** the JSON of a `BENCH_INFO <json>` line printed before `BENCH_URL`, if any */
+  info?: any;
   child: ChildProcess;
   stop(): Promise<void>;
 }
@@ -23,10 +25,13 @@ export async function startServer(script: string, env: Record<string, string | u
     env: { ...process.env, NODE_OPTIONS: '', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
+  let info: any;
   const url = await new Promise<string>((resolve, reject) => {
     let buf = '';
     child.stdout!.on('data', (d: Buffer) => {
       buf += String(d);
+      const i = /BENCH_INFO (.*)\n/.exec(buf);
+      if (i && info === undefined) info = JSON.parse(i[1]!);
       const m = /BENCH_URL (\S+)/.exec(buf);
       if (m) resolve(m[1]!);
     });
@@ -34,6 +39,7 @@ export async function startServer(script: string, env: Record<string, string | u
   });
   return {
     url,
+    info,
     child,
     stop: () =>
       new Promise((r) => {
@@ -107,7 +113,9 @@ export interface Target extends Omit<LoadOptions, 'url'> {
   /** path on the target server, default /graphql */
   path?: string;
   /** prepares the server before load (e.g. seeds, logs in) and may replace headers/requests */
-  prepare?: (baseUrl: string) => Promise<Partial<LoadOptions> | void>;
+  prepare?: (baseUrl: string, info?: any) => Promise<Partial<LoadOptions> | void>;
+  /** reuse the server of an earlier target with this name (e.g. two loads on one seeded server) instead of starting `script` */
+  sameServerAs?: string;
 }
 
 export const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
@@ -118,11 +126,20 @@ export const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
  * ratio to the first target (the baseline).
  */
 export async function compare(targets: Target[]): Promise<LoadResult[]> {
-  const servers = [];
-  for (const t of targets) {
-    const s = await startServer(t.script, t.env);
-    const extra = (await t.prepare?.(s.url)) ?? {};
-    servers.push({ t, s, extra });
+  const servers: { t: Target; s: Server; extra: Partial<LoadOptions> }[] = [];
+  const started: { t: Target; s: Server; extra: Partial<LoadOptions> }[] = [];
+  try {
+    for (const t of targets) {
+      const shared = t.sameServerAs ? servers.find((x) => x.t.name === t.sameServerAs)?.s : undefined;
+      const s = shared ?? (await startServer(t.script, t.env));
+      if (!shared) started.push({ t, s, extra: {} });
+      const extra = (await t.prepare?.(s.url, s.info)) ?? {};
+      servers.push({ t, s, extra });
+    }
+  } catch (e) {
+    // a server that failed to start must not leave the others running (they hold the bench's stdio)
+    for (const { s } of started) await s.stop();
+    throw e;
   }
   const runs = new Map<string, LoadResult[]>();
   try {
@@ -133,7 +150,7 @@ export async function compare(targets: Target[]): Promise<LoadResult[]> {
       }
     }
   } finally {
-    for (const { s } of servers) await s.stop();
+    for (const { s } of started) await s.stop();
   }
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   const rows = targets.map((t) => {

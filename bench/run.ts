@@ -11,7 +11,22 @@ const scenarios: Record<string, () => Promise<unknown>> = {
   serverInfo: async () => (await import('./scenarios/serverInfo.js')).run(),
   overload: async () => (await import('./scenarios/overload.js')).run(),
   encrypt: async () => (await import('./scenarios/encrypt.js')).run(),
+  'authed-serverInfo': async () => (await import('./scenarios/app.js')).authedServerInfo(),
+  login: async () => (await import('./scenarios/app.js')).login(),
+  'patient-read': async () => (await import('./scenarios/app.js')).patientRead(),
+  'patient-create': async () => (await import('./scenarios/app.js')).patientCreate(),
+  'patient-search': async () => (await import('./scenarios/app.js')).patientSearch(),
+  'audited-read': async () => (await import('./scenarios/app.js')).auditedRead(),
+  'audit-report': async () => (await import('./scenarios/app.js')).auditReport(),
+  // the realtime scenarios run against DATABASE_URL (REDIS_URL optional) and print their own numbers
+  fanout: async () => console.log(await (await import('./scenarios/fanout.js')).run({ databaseUrl: requireDatabaseUrl(), redisUrl: process.env.REDIS_URL || undefined })),
+  jobs: async () => console.log(await (await import('./scenarios/jobs.js')).run({ databaseUrl: requireDatabaseUrl(), redisUrl: process.env.REDIS_URL || undefined })),
 };
+
+function requireDatabaseUrl(): string {
+  if (!process.env.DATABASE_URL) throw new Error('this scenario needs DATABASE_URL');
+  return process.env.DATABASE_URL;
+}
 
 const name = process.argv[2];
 if (!name || !scenarios[name]) {

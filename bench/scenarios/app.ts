@@ -1,0 +1,160 @@
+/**
+ * Scenarios on a provisioned, signed-in Carebase (bench/servers/carebase-seeded.ts):
+ * authed-serverInfo, login, patient-read, patient-create, patient-search,
+ * audited-read, audit-report. Each compares with baselines measured in the same run.
+ */
+import { availableParallelism } from 'node:os';
+import { hash, verify } from '@node-rs/argon2';
+import type autocannon from 'autocannon';
+import { ARGON2_PARAMS } from '../../src/modules/identity/passwords.js';
+import { compare, DURATION, CONNECTIONS, startServer, load, printTable, type Target } from '../lib.js';
+import { patientCreateBody, patientReadBody, patientSearchBody, searchPrefixes } from './patients.js';
+
+const SEEDED = 'bench/servers/carebase-seeded.ts';
+const SERVER_INFO = JSON.stringify({ query: 'query Info { serverInfo { version } }' });
+const bearer = (info: { token: string }) => ({ authorization: `Bearer ${info.token}`, 'content-type': 'application/json' });
+
+/** autocannon requests that cycle through bodies (one per request). */
+function rotating(bodies: () => string): autocannon.Request[] {
+  return [{ method: 'POST', setupRequest: (req: any) => ({ ...req, body: bodies() }) } as autocannon.Request];
+}
+function cycle(xs: string[]): () => string {
+  let i = 0;
+  return () => xs[i++ % xs.length]!;
+}
+
+export async function authedServerInfo() {
+  return compare([
+    { name: 'bare Apollo (static resolver)', script: 'bench/servers/bare-apollo.ts', body: SERVER_INFO },
+    { name: 'Carebase serverInfo anonymous', script: SEEDED, body: SERVER_INFO },
+    { name: 'Carebase serverInfo + Bearer JWT', script: SEEDED, sameServerAs: 'Carebase serverInfo anonymous', body: SERVER_INFO, prepare: async (_u, info) => ({ headers: bearer(info) }) },
+  ]);
+}
+
+/** login mutation (argon2id-bound) vs raw @node-rs/argon2 verify with the same parameters in this process. */
+export async function login() {
+  const s = await startServer(SEEDED);
+  try {
+    const info = s.info as { tenantSlug: string; email: string; password: string };
+    const body = JSON.stringify({
+      query: 'mutation Login($input: LoginInput!) { login(input: $input) { status accessToken } }',
+      variables: { input: { tenantSlug: info.tenantSlug, email: info.email, password: info.password } },
+    });
+    const stored = await hash(info.password, ARGON2_PARAMS);
+    const rawOnce = async (concurrency: number, seconds: number) => {
+      let n = 0;
+      const end = Date.now() + seconds * 1000;
+      await Promise.all(
+        Array.from({ length: concurrency }, async () => {
+          while (Date.now() < end) {
+            await verify(stored, info.password);
+            n++;
+          }
+        }),
+      );
+      return n / seconds;
+    };
+    const rows = [];
+    const rawRps: number[] = [];
+    const loginRuns = [];
+    for (let round = 0; round < 2; round++) {
+      await rawOnce(4, 1);
+      rawRps.push(await rawOnce(4, DURATION));
+      loginRuns.push(await load({ name: 'login mutation', url: `${s.url}/graphql`, body, headers: { 'x-forwarded-proto': 'https' } }));
+    }
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    rows.push({ name: 'raw argon2id verify (4 in flight, libuv pool, this process)', rps: mean(rawRps), p50: 0, p99: 0, errors: 0, non2xx: 0, requests: 0 });
+    rows.push({
+      name: 'login mutation',
+      rps: mean(loginRuns.map((r) => r.rps)),
+      p50: mean(loginRuns.map((r) => r.p50)),
+      p99: mean(loginRuns.map((r) => r.p99)),
+      errors: loginRuns.reduce((a, r) => a + r.errors, 0),
+      non2xx: loginRuns.reduce((a, r) => a + r.non2xx, 0),
+      requests: loginRuns.reduce((a, r) => a + r.requests, 0),
+    });
+    console.log(`argon2 params ${JSON.stringify(ARGON2_PARAMS)}; ${availableParallelism()} cores; UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? '4 (default)'}`);
+    printTable(rows, rows[0]!);
+    return rows;
+  } finally {
+    await s.stop();
+  }
+}
+
+const PATIENTS = Number(process.env.BENCH_PATIENTS ?? 10_000);
+
+export async function patientRead() {
+  const env = { BENCH_PATIENTS: String(PATIENTS) };
+  return compare([
+    { name: 'bare Apollo (static resolver)', script: 'bench/servers/bare-apollo.ts', body: SERVER_INFO },
+    {
+      name: 'raw SQL read (postgres-js, tx + set_config + select)',
+      script: SEEDED,
+      env,
+      prepare: async (_u, info) => ({ url: `${info.rawUrl}/raw-read`, requests: rotating(cycle(info.ids.map((id: string) => JSON.stringify({ id })))) }),
+    },
+    {
+      name: `Carebase patient(id) (${PATIENTS} patients)`,
+      script: SEEDED,
+      sameServerAs: 'raw SQL read (postgres-js, tx + set_config + select)',
+      prepare: async (_u, info) => ({ headers: bearer(info), requests: rotating(cycle(info.ids.map(patientReadBody))) }),
+    },
+  ]);
+}
+
+export async function patientCreate() {
+  let i = 0;
+  return compare([
+    { name: 'bare Apollo (static resolver)', script: 'bench/servers/bare-apollo.ts', body: SERVER_INFO },
+    { name: 'Carebase createPatient', script: SEEDED, prepare: async (_u, info) => ({ headers: bearer(info), requests: rotating(() => patientCreateBody(i++)) }) },
+  ]);
+}
+
+/** audited PHI read (patient) vs a non-PHI authenticated query through the same pipeline (viewer), one server. */
+export async function auditedRead() {
+  const env = { BENCH_PATIENTS: String(Math.min(PATIENTS, 10_000)) };
+  const viewer = JSON.stringify({ query: 'query V { viewer { sessionId } }' });
+  return compare([
+    { name: 'non-PHI authed query (viewer, no audit event)', script: SEEDED, env, prepare: async (_u, info) => ({ headers: bearer(info), body: viewer }) },
+    {
+      name: 'audited PHI read (patient)',
+      script: SEEDED,
+      sameServerAs: 'non-PHI authed query (viewer, no audit event)',
+      prepare: async (_u, info) => ({ headers: bearer(info), requests: rotating(cycle(info.ids.map(patientReadBody))) }),
+    },
+  ]);
+}
+
+/** patient search p50 at a large tenant vs a 10k tenant (two servers, separate data dirs). */
+export async function patientSearch() {
+  const big = Number(process.env.BENCH_SEARCH_PATIENTS ?? 100_000);
+  const prefixes = searchPrefixes(200).map((p) => patientSearchBody(p));
+  const mk = (n: number, dir: string): Target => ({
+    name: `search ${n} patients`,
+    script: SEEDED,
+    env: { BENCH_PATIENTS: String(n), DATA_DIR: dir },
+    prepare: async (_u, info) => ({ headers: bearer(info), requests: rotating(cycle(prefixes)) }),
+  });
+  return compare([mk(10_000, '.data/bench-search-10k'), mk(big, '.data/bench-search-big')]);
+}
+
+/** audit-report: p95 of the compliance report (newest 50, by patient and unfiltered) on a seeded log, vs serverInfo on the same server. */
+export async function auditReport() {
+  const env = { BENCH_AUDIT_EVENTS: process.env.BENCH_AUDIT_EVENTS ?? '1000000', BENCH_ROLE: 'COMPLIANCE' };
+  const q = 'query R($filter: AuditEventFilter) { auditEvents(filter: $filter, first: 50) { edges { node { id at action patientId } } pageInfo { hasNextPage endCursor } } }';
+  return compare([
+    { name: 'Carebase serverInfo (same server)', script: SEEDED, env, body: SERVER_INFO },
+    {
+      name: 'auditEvents by patient, first 50',
+      script: SEEDED,
+      sameServerAs: 'Carebase serverInfo (same server)',
+      prepare: async (_u, info) => ({ headers: bearer(info), requests: rotating(cycle(info.auditPatients.map((p: string) => JSON.stringify({ query: q, variables: { filter: { patientId: p } } })))) }),
+    },
+    {
+      name: 'auditEvents unfiltered, first 50',
+      script: SEEDED,
+      sameServerAs: 'Carebase serverInfo (same server)',
+      prepare: async (_u, info) => ({ headers: bearer(info), body: JSON.stringify({ query: q, variables: {} }) }),
+    },
+  ]);
+}
