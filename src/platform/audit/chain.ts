@@ -39,6 +39,9 @@ export async function appendChained(sql: SqlRunner, tenantId: string, events: re
     prev = hash;
     return row;
   });
+  // the INSERTs and the head update are started together: one socket write, one round trip (postgres-js
+  // pipelines them in order on the connection; any failure aborts the caller's transaction)
+  const writes: Promise<unknown>[] = [];
   for (let i = 0; i < chained.length; i += ROWS_PER_STATEMENT) {
     const rows = chained.slice(i, i + ROWS_PER_STATEMENT).map((e) => ({
       id: e.id,
@@ -66,9 +69,10 @@ export async function appendChained(sql: SqlRunner, tenantId: string, events: re
       operation_name: e.operationName,
       detail: sql.json(e.detail),
     }));
-    await sql`insert into audit_events ${sql(rows as never, COLUMNS as never)}`;
+    writes.push(sql`insert into audit_events ${sql(rows as never, COLUMNS as never)}`.execute());
   }
-  await sql`update audit_chain_heads set seq = ${seq}, hash = ${prev}, updated_at = now() where tenant_id = ${tenantId}`;
+  writes.push(sql`update audit_chain_heads set seq = ${seq}, hash = ${prev}, updated_at = now() where tenant_id = ${tenantId}`.execute());
+  await Promise.all(writes);
   return chained;
 }
 

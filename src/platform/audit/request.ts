@@ -353,14 +353,16 @@ export async function writeAuditRequest(r: AuditRequest, commitWithRequest: bool
 
 async function appendInTransaction(conn: postgres.ReservedSql, writer: AuditWriter, events: AuditEventInput[]) {
   const tenantId = events[0]!.tenantId;
-  await conn`savepoint carebase_audit`;
+  // the savepoint goes out in the same write as the chain-head lock; the commit releases it
+  const savepoint = conn`savepoint carebase_audit`.execute();
+  savepoint.catch(() => undefined); // awaited below
   try {
     await appendChained(conn, tenantId, events);
+    await savepoint;
   } catch (e) {
     await conn`rollback to savepoint carebase_audit`;
     if (!isMissingPartition(e)) throw e;
     await ensureAuditPartitions(writer.pool);
     await appendChained(conn, tenantId, events);
   }
-  await conn`release savepoint carebase_audit`;
 }

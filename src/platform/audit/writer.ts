@@ -162,10 +162,16 @@ export class AuditWriter {
     const tenants = [...byTenant.keys()].sort();
     const attempt = () =>
       this.pool.begin(async (tx) => {
-        await tx`select set_config('lock_timeout', '5s', true), set_config('statement_timeout', '15s', true)`;
-        for (const tenant of tenants) {
-          await tx`select set_config('app.tenant_id', ${tenant}, true)`;
+        for (const [i, tenant] of tenants.entries()) {
+          // started before appendChained's head lock so both go out in one write, in this order
+          const scoped = (
+            i === 0
+              ? tx`select set_config('lock_timeout', '5s', true), set_config('statement_timeout', '15s', true), set_config('app.tenant_id', ${tenant}, true)`
+              : tx`select set_config('app.tenant_id', ${tenant}, true)`
+          ).execute();
+          scoped.catch(() => undefined); // awaited below; the head lock fails too if this does
           await appendChained(tx, tenant, byTenant.get(tenant)!);
+          await scoped;
         }
       });
     try {

@@ -74,9 +74,12 @@ export class RequestTransaction {
       }
       const d = RequestTransaction.deadlines;
       try {
-        await conn`begin`;
-        await conn`select set_config('app.tenant_id', ${this.tenantId ?? ''}, true), set_config('app.user_id', ${this.userId ?? ''}, true),
-          set_config('statement_timeout', ${String(d.statementTimeoutMs)}, true), set_config('lock_timeout', ${String(d.lockTimeoutMs)}, true)`;
+        // both in one socket write (postgres-js pipelines queries started in the same tick): one round trip
+        await Promise.all([
+          conn`begin`,
+          conn`select set_config('app.tenant_id', ${this.tenantId ?? ''}, true), set_config('app.user_id', ${this.userId ?? ''}, true),
+            set_config('statement_timeout', ${String(d.statementTimeoutMs)}, true), set_config('lock_timeout', ${String(d.lockTimeoutMs)}, true)`,
+        ]);
       } catch (e) {
         conn.release();
         throw RequestTransaction.failed(e);
@@ -100,9 +103,9 @@ export class RequestTransaction {
     const markBroken = (e: unknown) => {
       if (connectionLost(e)) this.broken = true;
     };
-    (conn as { unsafe: typeof conn.unsafe }).unsafe = ((...args: Parameters<typeof conn.unsafe>) => {
+    (conn as { unsafe: typeof conn.unsafe }).unsafe = ((query: string, params?: unknown[], options?: postgres.UnsafeQueryOptions) => {
       if (this.broken) throw Object.assign(new Error('connection closed'), { code: 'CONNECTION_CLOSED' });
-      const q = unsafe(...args);
+      const q = unsafe(query, params as never, preparedOptions(params, options));
       // the native then: attaches a listener without starting the (lazy) query early
       Promise.prototype.then.call(q, undefined, markBroken);
       return q;
@@ -163,6 +166,19 @@ export class RequestTransaction {
       if (!this.broken) conn.release();
     }
   }
+}
+
+/**
+ * drizzle sends every statement unnamed (`prepare: false`), and postgres-js
+ * then spends a Describe round trip on each one before running it. Statements
+ * with few parameters are prepared instead (named, cached per connection by
+ * their text, re-prepared by postgres-js if the schema changed); bulk
+ * statements stay unnamed so row-count variants do not pile up on the server.
+ */
+const MAX_PREPARED_PARAMS = 64;
+function preparedOptions(params: unknown[] | undefined, options: postgres.UnsafeQueryOptions | undefined): postgres.UnsafeQueryOptions | undefined {
+  if (!params?.length || params.length > MAX_PREPARED_PARAMS) return options;
+  return { ...options, prepare: true };
 }
 
 function withTimeout<T>(p: PromiseLike<T>, ms: number): Promise<T> {
