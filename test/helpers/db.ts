@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { inject } from 'vitest';
-import { appUrlFor, createPool, expectedMigrationCount, type Database } from '../../src/platform/db/index.js';
+import { appUrlFor, createPool, SIDE_POOL_MAX, expectedMigrationCount, type Database } from '../../src/platform/db/index.js';
 import { withDatabase } from './global-setup.js';
 
 export interface TestDatabase extends Database {
@@ -25,17 +25,19 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   const ownerUrl = withDatabase(adminUrl, name);
   const appUrl = appUrlFor(ownerUrl, inject('appRolePassword'));
   const sql = createPool(appUrl, 10);
+  const sideSql = createPool(appUrl, SIDE_POOL_MAX);
   const owner = postgres(ownerUrl, { max: 2, onnotice: () => undefined });
   let closed = false;
   const close = async () => {
     if (closed) return;
     closed = true;
-    await sql.end({ timeout: 5 });
+    await Promise.all([sql.end({ timeout: 5 }), sideSql.end({ timeout: 5 })]);
     await owner.end({ timeout: 5 });
   };
   return {
     name,
     sql,
+    sideSql,
     owner,
     ownerUrl,
     appUrl,

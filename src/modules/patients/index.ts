@@ -46,7 +46,7 @@ export function createPatientsModule(): ModuleManifest {
         crypto = createFieldCrypto({ provider: createKeyProvider(deps.config, deps.log), indexKeys: createDbIndexKeyStore(deps.database.sql) });
         owned.push(crypto);
       }
-      const rt = { crypto };
+      const rt = { crypto, mrnPool: deps.database.sideSql };
       runtimes.set(deps.config, rt);
       jobRuntime = { ...rt, dataDir: deps.config.dataDir };
       cleanups.push(registerPatientRules(), registerPatientDirectory('patients', { ...patientDirectory }));

@@ -1,6 +1,7 @@
 import { and, asc, eq, getColumns, inArray, ne, sql } from 'drizzle-orm';
 import { fieldContext, normalisers, type FieldCrypto } from '../../platform/crypto/index.js';
-import type { Db } from '../../platform/db/index.js';
+import type postgres from 'postgres';
+import { withTenant, type Db } from '../../platform/db/index.js';
 import { AppError, badInput, conflict, ErrorCode, forbidden, notFound } from '../../platform/errors.js';
 import { emitEvent } from '../../platform/jobs/index.js';
 import type { Principal, RequestContext } from '../../schema/index.js';
@@ -14,6 +15,8 @@ import { formatSsn, parseDate, phoneDigits, validatePatientFields, type PatientF
 /** What the module's services need besides the request: field encryption (the app's shared FieldCrypto). */
 export interface PatientsRuntime {
   crypto: FieldCrypto;
+  /** a small pool of the module's own (app role) for MRN allocation, outside the request's transaction */
+  mrnPool: postgres.Sql;
 }
 
 const { ssn: _ssn, ssnIndex: _ssnIndex, ...readColumns } = getColumns(patients);
@@ -68,7 +71,24 @@ async function columnsOf(rt: PatientsRuntime, tenantId: string, f: PatientFields
   return out;
 }
 
-/** Takes the tenant's next MRN; the counter row stays locked until the transaction ends (gapless, never reused). */
+/**
+ * Takes the tenant's next MRNs in a short transaction of its own on `pool`
+ * (never the request's connection), so concurrent registrations do not queue
+ * on the counter row for the length of each other's requests. MRNs are unique
+ * and increasing, not gapless: a registration that fails afterwards leaves
+ * its number unused. The allocation commits with synchronous_commit off,
+ * which is safe: WAL is flushed in order, so the registration's own
+ * (synchronous) commit also makes the counter durable, and a crash can never
+ * hand out a number that a committed patient already has.
+ */
+export async function allocateMrns(pool: postgres.Sql, tenantId: string, count = 1): Promise<string[]> {
+  return withTenant(pool, tenantId, async (db) => {
+    const [, mrns] = await Promise.all([db.execute(sql`select set_config('synchronous_commit', 'off', true)`), nextMrns(db, tenantId, count)]);
+    return mrns;
+  });
+}
+
+/** Takes the tenant's next MRNs inside `db`'s transaction (the counter row stays locked until it ends; batch imports). */
 export async function nextMrns(db: Db, tenantId: string, count = 1): Promise<string[]> {
   const [c] = await db
     .insert(patientMrnCounters)
@@ -103,8 +123,8 @@ export async function createPatient(rt: PatientsRuntime, ctx: RequestContext, in
   if (!p.permissions.has('patient:write') || !(scopes.has('tenant') || scopes.has('careTeam'))) throw forbidden();
   const fields = validatePatientFields(input, 'create');
   const values = await columnsOf(rt, p.tenantId, fields);
+  const [mrn] = await allocateMrns(rt.mrnPool, p.tenantId);
   const db = await ctx.db();
-  const [mrn] = await nextMrns(db, p.tenantId);
   const actor = p.kind === 'user' ? p.id : null;
   const [row] = await db
     .insert(patients)

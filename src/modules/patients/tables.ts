@@ -118,7 +118,7 @@ export const patients = pgTable(
   ],
 );
 
-/** Per-tenant MRN counter (row-locked by the creating transaction, so numbers are gapless and never reused). */
+/** Per-tenant MRN counter (numbers are unique and increasing, never reused; see allocateMrns). */
 export const patientMrnCounters = pgTable('patient_mrn_counters', {
   tenantId: tenantId().primaryKey(),
   lastValue: bigint('last_value', { mode: 'number' }).notNull().default(0),

@@ -15,6 +15,13 @@ export { RequestTransaction, withTenant, type Db } from './tenancy.js';
 export interface Database {
   /** postgres-js pool connected as carebase_app (RLS applies) */
   sql: postgres.Sql;
+  /**
+   * A small second app-role pool for short transactions of their own that a
+   * request runs beside its request transaction (e.g. MRN allocation). A
+   * request that holds a connection of `sql` must never wait for another one
+   * of `sql`: a full pool of such requests would wait on each other forever.
+   */
+  sideSql: postgres.Sql;
   /** owner URL, only for migrations and operational CLIs */
   ownerUrl: string;
   appUrl: string;
@@ -24,6 +31,8 @@ export interface Database {
 }
 
 export const APP_ROLE = 'carebase_app';
+/** connections of Database.sideSql */
+export const SIDE_POOL_MAX = 4;
 
 export function appUrlFor(ownerUrl: string, password?: string): string {
   const u = new URL(ownerUrl);
@@ -86,14 +95,16 @@ export async function openDatabase(config: Config, log: Logger): Promise<Databas
     }
   }
   const sql = createPool(appUrl, config.databasePoolMax, config.deadlines.connectTimeoutS);
+  const sideSql = createPool(appUrl, SIDE_POOL_MAX, config.deadlines.connectTimeoutS);
   return {
     sql,
+    sideSql,
     ownerUrl,
     appUrl,
     embedded: !!stopEmbedded,
     migrationsExpected: expectedMigrationCount(),
     async close() {
-      await sql.end({ timeout: 5 });
+      await Promise.all([sql.end({ timeout: 5 }), sideSql.end({ timeout: 5 })]);
       await stopEmbedded?.();
     },
   };
