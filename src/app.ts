@@ -382,9 +382,12 @@ function transactionPlugin(): ApolloServerPlugin<RequestContext> {
             await tx.commit();
           } catch (e) {
             contextValue.log.error({ reqId: contextValue.requestId, ...describeForLog(e) }, 'commit failed');
+            // e.g. AUDIT_UNAVAILABLE from the audit trail's pre-commit work; anything else: the database did not confirm
+            const [code, message] =
+              e instanceof AppError ? [e.code, e.message] : [ErrorCode.DATABASE_UNAVAILABLE, 'The database did not confirm the write'];
             if (body) {
               body.data = null;
-              body.errors = [{ message: 'The database did not confirm the write', extensions: { code: ErrorCode.DATABASE_UNAVAILABLE, requestId: contextValue.requestId } }];
+              body.errors = [{ message, extensions: { code, requestId: contextValue.requestId } }];
             }
             response.http.status = 503;
           }

@@ -12,7 +12,9 @@ export const PURPOSE_OF_USE_HEADER = 'x-purpose-of-use';
  * willSendResponse hook runs (so before the transaction plugin commits and
  * before a byte of the response is sent):
  *  - a mutation that succeeded: its events go into the request transaction
- *    (committed, or rolled back, together with the change);
+ *    as its last statements, sent with COMMIT (RequestTransaction.beforeCommit;
+ *    saved, or not, together with the change: if they fail, the commit fails
+ *    and the transaction plugin answers AUDIT_UNAVAILABLE);
  *  - everything else (queries, denials, failed mutations): group-committed
  *    through the AuditWriter, awaited.
  * If the trail cannot be written the response carries no data, only an

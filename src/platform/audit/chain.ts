@@ -22,7 +22,24 @@ const COLUMNS = [
  * several tenants in one transaction lock them in sorted order.
  */
 export async function appendChained(sql: SqlRunner, tenantId: string, events: readonly AuditEventInput[]): Promise<ChainedAuditEvent[]> {
-  if (events.length === 0) return [];
+  const { chained, writes } = await startChainedAppend(sql, tenantId, events);
+  await Promise.all(writes);
+  return chained;
+}
+
+/**
+ * appendChained up to the point where the rows are computed: takes the
+ * chain-head lock (awaited), then *starts* the INSERTs and the head update
+ * and returns their promises unawaited, so that a caller can send COMMIT in
+ * the same write (RequestTransaction.beforeCommit). Every promise must be
+ * awaited (or handled) by the caller.
+ */
+export async function startChainedAppend(
+  sql: SqlRunner,
+  tenantId: string,
+  events: readonly AuditEventInput[],
+): Promise<{ chained: ChainedAuditEvent[]; writes: Promise<unknown>[] }> {
+  if (events.length === 0) return { chained: [], writes: [] };
   const [head] = await sql<{ seq: string; hash: Buffer }[]>`
     insert into audit_chain_heads (tenant_id, seq, hash, anchor_seq, anchor_hash)
     values (${tenantId}, 0, ${GENESIS_HASH}, 0, ${GENESIS_HASH})
@@ -72,8 +89,9 @@ export async function appendChained(sql: SqlRunner, tenantId: string, events: re
     writes.push(sql`insert into audit_events ${sql(rows as never, COLUMNS as never)}`.execute());
   }
   writes.push(sql`update audit_chain_heads set seq = ${seq}, hash = ${prev}, updated_at = now() where tenant_id = ${tenantId}`.execute());
-  await Promise.all(writes);
-  return chained;
+  // handled here so that a failure before the caller awaits is not an unhandled rejection; the caller still sees it
+  for (const w of writes) w.catch(() => undefined);
+  return { chained, writes };
 }
 
 /** Creates the monthly partitions from last month to `monthsAhead` months ahead; returns how many were created. */

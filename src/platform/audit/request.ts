@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type postgres from 'postgres';
 import type { RequestTransaction } from '../db/tenancy.js';
 import { AppError, ErrorCode } from '../errors.js';
-import { appendChained, ensureAuditPartitions, isMissingPartition } from './chain.js';
+import { ensureAuditPartitions, isMissingPartition, startChainedAppend } from './chain.js';
 import {
   defaultPurposeOfUse,
   isUuid,
@@ -345,24 +345,35 @@ export async function writeAuditRequest(r: AuditRequest, commitWithRequest: bool
   const { inTx, grouped } = r.build(commitWithRequest);
   if (grouped.length) await r.writer.append(grouped);
   if (inTx.length) {
-    const conn = await r.ctx.tx.connection();
-    await appendInTransaction(conn, r.writer, inTx);
+    await r.ctx.tx.connection(); // opens the transaction if the mutation has not
+    r.ctx.tx.beforeCommit((conn) => appendBeforeCommit(conn, r.writer, inTx));
   }
   return { inTx: inTx.length, grouped: grouped.length };
 }
 
-async function appendInTransaction(conn: postgres.ReservedSql, writer: AuditWriter, events: AuditEventInput[]) {
-  const tenantId = events[0]!.tenantId;
-  // the savepoint goes out in the same write as the chain-head lock; the commit releases it
-  const savepoint = conn`savepoint carebase_audit`.execute();
-  savepoint.catch(() => undefined); // awaited below
+/**
+ * A mutation's events go into its own transaction as its last statements:
+ * the tenant's chain head is locked by the first of them, and the rows, the
+ * head update and COMMIT leave in one write, so concurrent writers of a
+ * tenant queue on that lock for about one round trip each (not for the rest
+ * of each other's request). Any failure fails the commit: the change and its
+ * trail are saved together or not at all (AUDIT_UNAVAILABLE).
+ */
+async function appendBeforeCommit(conn: postgres.ReservedSql, writer: AuditWriter, events: AuditEventInput[]): Promise<Promise<unknown>[]> {
+  const unavailable = (e: unknown) => {
+    // partitions are created months ahead (boot, daily job); if one is missing anyway, create it for the retry
+    if (isMissingPartition(e)) void ensureAuditPartitions(writer.pool).catch(() => undefined);
+    return new AppError(ErrorCode.AUDIT_UNAVAILABLE, 'The audit log is unavailable; the change was not saved');
+  };
   try {
-    await appendChained(conn, tenantId, events);
-    await savepoint;
+    const { writes } = await startChainedAppend(conn, events[0]!.tenantId, events);
+    return writes.map((w) =>
+      w.catch((e) => {
+        throw unavailable(e);
+      }),
+    );
   } catch (e) {
-    await conn`rollback to savepoint carebase_audit`;
-    if (!isMissingPartition(e)) throw e;
-    await ensureAuditPartitions(writer.pool);
-    await appendChained(conn, tenantId, events);
+    throw unavailable(e);
   }
 }
+

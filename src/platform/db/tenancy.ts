@@ -1,6 +1,7 @@
 import postgres from 'postgres';
 import { drizzle } from 'drizzle-orm/postgres-js';
 import { relations } from '../../db/schema.js';
+import { AppError } from '../errors.js';
 import { classifyDbError, connectionLost, dbAppError } from './errors.js';
 
 /** Per-transaction deadlines (set_config(..., true) = SET LOCAL). */
@@ -129,12 +130,47 @@ export class RequestTransaction {
     return (await this.opening!).conn;
   }
 
+  /**
+   * Work that must be the last thing before COMMIT, on this transaction's
+   * connection (the audit hash chain: its head row stays locked from the
+   * hook's first statement until COMMIT, so that window must be as short as
+   * possible). The hook awaits what it must, then *starts* its final
+   * statements and returns their promises without awaiting them: COMMIT goes
+   * out in the same socket write. If any of them fails, the commit fails
+   * (PostgreSQL ends an aborted transaction with ROLLBACK) and commit()
+   * throws the hook's error.
+   */
+  beforeCommit(hook: (conn: postgres.ReservedSql) => Promise<Promise<unknown>[]>): void {
+    if (this.done) throw new Error('request transaction already finished');
+    this.hooks.push(hook);
+  }
+  private hooks: ((conn: postgres.ReservedSql) => Promise<Promise<unknown>[]>)[] = [];
+
   async commit(): Promise<void> {
     await this.finish('commit');
   }
 
   async rollback(): Promise<void> {
     await this.finish('rollback');
+  }
+
+  private async commitWithHooks(conn: postgres.ReservedSql) {
+    const hooks = this.hooks.splice(0);
+    let pending: Promise<unknown>[] = [];
+    try {
+      for (const hook of hooks) pending.push(...(await hook(conn)));
+    } catch (e) {
+      await Promise.allSettled(pending);
+      await withTimeout(conn`rollback`, 1_000).catch(() => undefined);
+      throw new HookFailed(e);
+    }
+    // started in the same tick as the hooks' last statements: one write, one round trip
+    const commit = conn`commit`.execute();
+    const settled = await withTimeout(Promise.allSettled([...pending, commit]), RequestTransaction.deadlines.lockTimeoutMs + 2_000);
+    const failed = settled.slice(0, -1).find((r) => r.status === 'rejected');
+    if (failed) throw new HookFailed((failed as PromiseRejectedResult).reason);
+    const c = settled.at(-1)!;
+    if (c.status === 'rejected') throw c.reason;
   }
 
   private async finish(how: 'commit' | 'rollback') {
@@ -152,9 +188,17 @@ export class RequestTransaction {
         if (how === 'commit') throw Object.assign(new Error('connection closed'), { code: 'CONNECTION_CLOSED' });
         return;
       }
+      if (how === 'commit' && this.hooks.length) {
+        await this.commitWithHooks(conn);
+        return;
+      }
       // a connection cut mid-transaction must not hang the request: bound the wait
       await withTimeout(how === 'commit' ? conn`commit` : conn`rollback`, RequestTransaction.deadlines.lockTimeoutMs + 2_000);
     } catch (e) {
+      if (e instanceof HookFailed) {
+        // the transaction is over (COMMIT of an aborted transaction rolls back); report the hook's own error
+        throw e.cause instanceof AppError ? e.cause : RequestTransaction.failed(e.cause);
+      }
       if (how === 'commit') {
         if (!this.broken && classifyDbError(e) !== 'unavailable') await withTimeout(conn`rollback`, 1_000).catch(() => undefined);
         throw RequestTransaction.failed(e);
@@ -179,6 +223,12 @@ const MAX_PREPARED_PARAMS = 64;
 function preparedOptions(params: unknown[] | undefined, options: postgres.UnsafeQueryOptions | undefined): postgres.UnsafeQueryOptions | undefined {
   if (!params?.length || params.length > MAX_PREPARED_PARAMS) return options;
   return { ...options, prepare: true };
+}
+
+class HookFailed extends Error {
+  constructor(override readonly cause: unknown) {
+    super('pre-commit work failed');
+  }
 }
 
 function withTimeout<T>(p: PromiseLike<T>, ms: number): Promise<T> {
