@@ -143,6 +143,8 @@ export async function compare(targets: Target[]): Promise<LoadResult[]> {
   }
   const runs = new Map<string, LoadResult[]>();
   try {
+    // one request per target first: a load that only measures GraphQL errors (HTTP 200) would be no figure at all
+    for (const { t, s, extra } of servers) await checkOnce(t.name, `${s.url}${t.path ?? '/graphql'}`, { ...t, ...extra });
     for (let round = 0; round < ROUNDS; round++) {
       for (const { t, s, extra } of servers) {
         const r = await load({ ...t, url: `${s.url}${t.path ?? '/graphql'}`, ...extra, name: t.name });
@@ -167,4 +169,14 @@ export async function compare(targets: Target[]): Promise<LoadResult[]> {
   });
   printTable(rows, rows[0]!);
   return rows;
+}
+
+/** Sends a target's first request once and fails the run if it answers with an HTTP error or GraphQL errors. */
+async function checkOnce(name: string, defaultUrl: string, o: Partial<LoadOptions>) {
+  const req = (o.requests?.[0] as { setupRequest?: (r: Record<string, unknown>) => { body?: string } } | undefined)?.setupRequest?.({});
+  const body = req?.body ?? o.body;
+  if (!body || !(o.url ?? defaultUrl).endsWith('/graphql')) return;
+  const res = await fetch(o.url ?? defaultUrl, { method: 'POST', headers: { 'content-type': 'application/json', 'x-forwarded-proto': 'https', ...o.headers }, body });
+  const text = await res.text();
+  if (!res.ok || /"errors"\s*:/.test(text)) throw new Error(`bench target "${name}" answers ${res.status}: ${text.slice(0, 300)}`);
 }

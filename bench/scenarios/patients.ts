@@ -196,3 +196,58 @@ export async function rawPatientSearch(pool: postgres.Sql, tenantId: string, pre
        order by family_norm, given_norm, id limit ${first + 1}`;
   });
 }
+
+/**
+ * The "bare Apollo + SQL" baseline: the same GraphQL operations (PatientRead, PatientCreate) on a plain Apollo
+ * server whose resolvers run the equivalent SQL through postgres-js (a tenant transaction with set_config, so RLS
+ * applies; the create takes an MRN from the counter and inserts the row). No JWT, RBAC/ABAC, validation, field
+ * encryption, blind index, audit or outbox: the SSN is not stored, only its last 4 digits echoed.
+ */
+export const BARE_TYPE_DEFS = `
+  scalar UUID
+  type Phone { use: String number: String! }
+  type Address { city: String }
+  type Patient { id: ID! mrn: String! givenName: String! familyName: String! dateOfBirth: String! ssnLast4: String phones: [Phone!]! address: Address version: Int! }
+  input PhoneInput { use: String number: String! }
+  input CreatePatientInput { givenName: String! familyName: String! dateOfBirth: String! ssn: String phones: [PhoneInput!] email: String }
+  type Query { patient(id: UUID!): Patient }
+  type Mutation { createPatient(input: CreatePatientInput!): Patient! }
+`;
+
+type BareRow = { id: string; mrn: string; given_name: string; family_name: string; date_of_birth: string | Date; phones: unknown; address: unknown; version: number };
+const bareView = (r: BareRow, last4: string | null = null) => ({
+  id: r.id,
+  mrn: r.mrn,
+  givenName: r.given_name,
+  familyName: r.family_name,
+  dateOfBirth: r.date_of_birth instanceof Date ? r.date_of_birth.toISOString().slice(0, 10) : r.date_of_birth,
+  ssnLast4: last4,
+  phones: r.phones ?? [],
+  address: r.address,
+  version: r.version,
+});
+
+export function bareResolvers(pool: postgres.Sql, tenantId: string) {
+  return {
+    Query: {
+      patient: async (_: unknown, { id }: { id: string }) => {
+        const [r] = await rawPatientRead(pool, tenantId, id);
+        return r ? bareView(r as unknown as BareRow) : null;
+      },
+    },
+    Mutation: {
+      createPatient: async (_: unknown, { input }: { input: { givenName: string; familyName: string; dateOfBirth: string; ssn?: string; phones?: unknown[]; email?: string } }) =>
+        pool.begin(async (tx) => {
+          await tx`select set_config('app.tenant_id', ${tenantId}, true)`;
+          const [c] = await tx<{ last: number }[]>`
+            insert into patient_mrn_counters (tenant_id, last_value) values (${tenantId}, 1)
+            on conflict (tenant_id) do update set last_value = patient_mrn_counters.last_value + 1 returning last_value::int as last`;
+          const [r] = await tx<BareRow[]>`
+            insert into patients (tenant_id, mrn, given_name, family_name, date_of_birth, email, phones)
+            values (${tenantId}, ${formatMrn(c!.last)}, ${input.givenName}, ${input.familyName}, ${input.dateOfBirth}::date, ${input.email ?? null}, ${tx.json((input.phones ?? []) as never)})
+            returning id, mrn, given_name, family_name, date_of_birth, phones, address, version`;
+          return bareView(r!, input.ssn ? input.ssn.slice(-4) : null);
+        }),
+    },
+  };
+}

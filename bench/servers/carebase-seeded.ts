@@ -21,7 +21,10 @@ import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/platform/logger.js';
 import { createDbIndexKeyStore, createFieldCrypto, createKeyProvider } from '../../src/platform/crypto/index.js';
 import { createTenantWithAdmin, loginAs, createUser } from '../../test/helpers/auth.js';
-import { rawPatientRead, rawPatientSearch, seedPatients } from '../scenarios/patients.js';
+import { ApolloServer } from '@apollo/server';
+import fastifyApollo from '@as-integrations/fastify';
+import { AuditWriter } from '../../src/platform/audit/writer.js';
+import { BARE_TYPE_DEFS, bareResolvers, rawPatientRead, rawPatientSearch, seedPatients } from '../scenarios/patients.js';
 
 const config = loadConfig({
   RATE_LIMIT_AUTH_IP_PER_MINUTE: '1000000',
@@ -36,6 +39,9 @@ const config = loadConfig({
   DATA_DIR: process.env.DATA_DIR ?? '.data/bench-app',
   JOB_WORKERS: process.env.JOB_WORKERS ?? 'off',
 });
+// BENCH_AUDIT=off: the audited-read scenario's "same read without audit" — the group-commit writer accepts events
+// without writing them (bench only: the product has no switch to turn the audit trail off)
+if (process.env.BENCH_AUDIT === 'off') AuditWriter.prototype.append = () => Promise.resolve();
 const app = await createApp(config);
 const url = await app.listen();
 
@@ -101,6 +107,12 @@ if (events > 0) {
 const raw = Fastify();
 raw.post('/raw-read', async (req) => rawPatientRead(app.database.sql, tenant.id, (req.body as { id: string }).id));
 raw.post('/raw-search', async (req) => rawPatientSearch(app.database.sql, tenant.id, (req.body as { prefix: string }).prefix));
+// "bare Apollo + SQL": the bare-Apollo baseline (same Apollo + Fastify integration, no plugins) resolving the same
+// patient query and createPatient mutation with plain postgres-js on the same pool (no JWT, RBAC/ABAC, audit,
+// encryption, outbox): POST /graphql on this port
+const bare = new ApolloServer({ typeDefs: BARE_TYPE_DEFS, resolvers: bareResolvers(app.database.sql, tenant.id) });
+await bare.start();
+await raw.register(fastifyApollo(bare));
 await raw.listen({ port: 0, host: '127.0.0.1' });
 const addr = raw.server.address();
 const rawUrl = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;

@@ -103,10 +103,15 @@ async function waitForExit(pid: number, timeoutMs: number): Promise<void> {
  */
 export async function startEmbeddedPostgres(dataDir: string, log: Logger, preferredPort = 5432): Promise<EmbeddedDatabase> {
   const isRoot = process.getuid?.() === 0;
-  await fs.mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const firstCreated = await fs.mkdir(dataDir, { recursive: true, mode: 0o700 });
   // As root the server runs as the `postgres` OS user, which must be able to
-  // traverse DATA_DIR to reach pg/ (secrets beside it stay mode 600).
-  if (isRoot) await fs.chmod(dataDir, 0o711);
+  // traverse DATA_DIR (and the parents created for it here, e.g. `.data` of
+  // `.data/bench`) to reach pg/ (secrets beside it stay mode 600).
+  if (isRoot) {
+    const dirs = [path.resolve(dataDir)];
+    if (firstCreated) for (let d = path.dirname(dirs[0]!); d.startsWith(path.resolve(firstCreated)); d = path.dirname(d)) dirs.push(d);
+    for (const d of dirs) await fs.chmod(d, 0o711);
+  }
   const pgDir = path.join(dataDir, 'pg');
   const password = await readSecret(path.join(dataDir, 'pg-superuser-password'));
 
