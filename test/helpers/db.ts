@@ -12,7 +12,8 @@ export interface TestDatabase extends Database {
 }
 
 /** A fresh database for one test file, cloned from the migrated template. */
-export async function createTestDatabase(): Promise<TestDatabase> {
+/** A fresh database cloned from the migrated template; `poolMax` sizes its app pool (default 10). */
+export async function createTestDatabase(opts: { poolMax?: number } = {}): Promise<TestDatabase> {
   const adminUrl = inject('pgAdminUrl');
   const { template, prefix } = inject('testDatabases');
   const name = `${prefix}${randomBytes(6).toString('hex')}`;
@@ -24,7 +25,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   }
   const ownerUrl = withDatabase(adminUrl, name);
   const appUrl = appUrlFor(ownerUrl, inject('appRolePassword'));
-  const sql = createPool(appUrl, 10);
+  const sql = createPool(appUrl, opts.poolMax ?? 10);
   const sideSql = createPool(appUrl, SIDE_POOL_MAX);
   const owner = postgres(ownerUrl, { max: 2, onnotice: () => undefined });
   let closed = false;

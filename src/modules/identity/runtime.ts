@@ -132,7 +132,9 @@ export class IdentityRuntime {
       this._crypto = createFieldCrypto({ provider: createKeyProvider(deps.config, deps.log) });
       this.ownsCrypto = true;
     }
-    this._lockout = new Lockout(deps.database.sql, { ...DEFAULT_LOCKOUT, ...this.options.lockout }, () => this.now());
+    // the side pool: login clears/reads lockouts while its request transaction holds a connection of the app pool,
+    // and a full app pool of such logins would otherwise wait on each other forever
+    this._lockout = new Lockout(deps.database.sideSql, { ...DEFAULT_LOCKOUT, ...this.options.lockout }, () => this.now());
     this._keys = new SigningKeys({
       pool: deps.database.sql,
       crypto: this._crypto,
