@@ -70,7 +70,8 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   const kmsMetrics = cryptoMetrics(metrics.registry);
   const crypto = createFieldCrypto({
     provider: createKeyProvider(config, log, { metrics: kmsMetrics }),
-    indexKeys: createDbIndexKeyStore(database.sql),
+    // side pool: a request may need its tenant's index key while its own transaction holds an app-pool connection
+    indexKeys: createDbIndexKeyStore(database.sideSql),
     metrics: kmsMetrics,
   });
   const deps: ModuleDeps = { config, log, database, rateLimit, crypto };

@@ -43,7 +43,7 @@ export function createPatientsModule(): ModuleManifest {
       let crypto = deps.crypto;
       if (!crypto) {
         // the worker process and CLIs have no shared FieldCrypto: open one like the app does
-        crypto = createFieldCrypto({ provider: createKeyProvider(deps.config, deps.log), indexKeys: createDbIndexKeyStore(deps.database.sql) });
+        crypto = createFieldCrypto({ provider: createKeyProvider(deps.config, deps.log), indexKeys: createDbIndexKeyStore(deps.database.sideSql) });
         owned.push(crypto);
       }
       const rt = { crypto, mrnPool: deps.database.sideSql };
