@@ -75,14 +75,19 @@ export class RequestTransaction {
       }
       const d = RequestTransaction.deadlines;
       try {
-        // both in one socket write (postgres-js pipelines queries started in the same tick): one round trip
-        await Promise.all([
+        // both in one socket write (postgres-js pipelines queries started in the same tick): one round trip.
+        // Both settle before the connection is given back on failure: never release it with a query in flight.
+        const settled = await Promise.allSettled([
           conn`begin`,
           conn`select set_config('app.tenant_id', ${this.tenantId ?? ''}, true), set_config('app.user_id', ${this.userId ?? ''}, true),
             set_config('statement_timeout', ${String(d.statementTimeoutMs)}, true), set_config('lock_timeout', ${String(d.lockTimeoutMs)}, true)`,
         ]);
+        const failed = settled.find((r) => r.status === 'rejected');
+        if (failed) throw (failed as PromiseRejectedResult).reason;
       } catch (e) {
-        conn.release();
+        // as in finish(): a connection that died is already back in the pool's "closed" queue; releasing it
+        // would put it in "open" too and wedge the pool (later queries would wait on it forever)
+        if (!connectionLost(e)) conn.release();
         throw RequestTransaction.failed(e);
       }
       RequestTransaction.open++;
