@@ -68,6 +68,7 @@ const envSchema = z.object({
   DATABASE_CONNECT_TIMEOUT_S: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1).max(120).default(5)),
   LOAD_SHED_EVENT_LOOP_DELAY_MS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).max(60_000).default(200)),
   LOAD_SHED_POOL_WAITING: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).max(100_000).default(200)),
+  LOAD_SHED_MAX_IN_FLIGHT: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).max(1_000_000).default(128)),
   IDEMPOTENCY_TTL_HOURS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1).max(24 * 30).default(24)),
   JOB_WORKERS: z.preprocess(emptyToUndefined, z.enum(['inline', 'off']).default('inline')),
   JOBS_KEY_PREFIX: z.preprocess(emptyToUndefined, z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 of A-Z a-z 0-9 _ -').default('carebase')),
@@ -116,7 +117,7 @@ export interface Config {
   /** per-request deadlines: statement_timeout (and GraphQL root-field deadline), lock_timeout; pool connect timeout */
   deadlines: { requestTimeoutMs: number; lockTimeoutMs: number; connectTimeoutS: number };
   /** load shedding: 503 SERVER_BUSY when the event loop lags more than this (0 = off) or this many requests wait for a connection */
-  loadShedding: { maxEventLoopDelayMs: number; maxPoolWaiting: number };
+  loadShedding: { maxEventLoopDelayMs: number; maxPoolWaiting: number; maxInFlight: number };
   /** how long an Idempotency-Key's stored outcome is kept */
   idempotencyTtlHours: number;
   /** jobs: run workers in the API process (inline) or only in `npm run worker` (off); Redis key prefix of queues and socket streams */
@@ -169,7 +170,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
     trustProxy: e.TRUST_PROXY === 'true' ? true : e.TRUST_PROXY === 'false' ? false : /^\d+$/.test(e.TRUST_PROXY) ? Number(e.TRUST_PROXY) : e.TRUST_PROXY.split(','),
     deadlines: { requestTimeoutMs: e.REQUEST_TIMEOUT_MS, lockTimeoutMs: e.LOCK_TIMEOUT_MS, connectTimeoutS: e.DATABASE_CONNECT_TIMEOUT_S },
-    loadShedding: { maxEventLoopDelayMs: e.LOAD_SHED_EVENT_LOOP_DELAY_MS, maxPoolWaiting: e.LOAD_SHED_POOL_WAITING },
+    loadShedding: { maxEventLoopDelayMs: e.LOAD_SHED_EVENT_LOOP_DELAY_MS, maxPoolWaiting: e.LOAD_SHED_POOL_WAITING, maxInFlight: e.LOAD_SHED_MAX_IN_FLIGHT },
     idempotencyTtlHours: e.IDEMPOTENCY_TTL_HOURS,
     jobs: { workers: e.JOB_WORKERS, keyPrefix: e.JOBS_KEY_PREFIX },
     realtime: { maxPayloadBytes: e.SOCKET_MAX_PAYLOAD_BYTES, eventsPerSecond: e.SOCKET_EVENTS_PER_SECOND },

@@ -235,3 +235,46 @@ describe('deadlines and load shedding', () => {
     expect(metrics).toMatch(/carebase_requests_shed_total\{reason="pool_queue"\} [1-9]/);
   });
 });
+
+describe('admission limit (LOAD_SHED_MAX_IN_FLIGHT)', () => {
+  let t: TestApp;
+  let who: Record<string, string>;
+  beforeAll(async () => {
+    const db = await createTestDatabase();
+    await createNotesTable(db.owner);
+    t = await startTestApp({ db, modules: [notesModule], env: { LOAD_SHED_MAX_IN_FLIGHT: '4', LOAD_SHED_POOL_WAITING: '0' } });
+    who = { 'x-test-principal': `${await tenantIn(db)}:${randomUUID()}` };
+  });
+  afterAll(async () => {
+    await t?.close();
+    await t?.db.drop();
+  });
+
+  it('past the in-flight limit new requests get 503 SERVER_BUSY at once, probes still answer, and service goes on', async () => {
+    const slow = () =>
+      fetch(`${t.url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...who },
+        body: JSON.stringify({ query: '{ slowQuery(ms: 600) }' }),
+      }).then(async (r) => ({ status: r.status, retryAfter: r.headers.get('retry-after'), body: (await r.json()) as { errors?: { extensions: { code: string } }[] } }));
+    const pending = Array.from({ length: 12 }, slow);
+    // while the limit is taken, the probes are neither refused nor counted
+    await new Promise((r) => setTimeout(r, 150));
+    expect((await fetch(`${t.url}/healthz`)).status).toBe(200);
+    const results = await Promise.all(pending);
+    const busy = results.filter((r) => r.status === 503);
+    const served = results.filter((r) => r.status === 200 && !r.body.errors);
+    expect(served.length).toBeGreaterThan(0);
+    expect(served.length).toBeLessThanOrEqual(4);
+    expect(busy.length).toBe(12 - served.length);
+    for (const b of busy) {
+      expect(b.body.errors?.[0]?.extensions.code).toBe('SERVER_BUSY');
+      expect(b.retryAfter).toBe('1');
+    }
+    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    expect(metrics).toMatch(/carebase_requests_shed_total\{reason="in_flight"\} [1-9]/);
+    // the slots are given back: the next request is served
+    const after = await t.gql<{ noteCount: number }>('{ noteCount }', {}, who);
+    expect(after.body.errors).toBeUndefined();
+  });
+});
