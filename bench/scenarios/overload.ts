@@ -1,4 +1,4 @@
-import http from 'node:http';
+import net from 'node:net';
 import { spawn } from 'node:child_process';
 import { load } from '../lib.js';
 
@@ -37,51 +37,85 @@ const pct = (xs: number[], p: number) => {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
 };
 
-/** Open-loop load: sends at a fixed rate whatever the server does (as real clients do), records each latency. */
-async function openLoop(url: string, headers: Record<string, string>, body: string, rate: number, seconds: number): Promise<OpenLoopResult> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 2048 });
+/**
+ * Open-loop load: requests are scheduled at a fixed rate whatever the server
+ * does (as real clients do) and each latency is measured from its scheduled
+ * time, so time spent queued in this client counts too (no coordinated
+ * omission). `connections` keep-alive sockets carry them; the HTTP/1.1 is
+ * written and parsed by hand (a pre-built request, status line and
+ * Content-Length), because node:http costs more CPU per request than the
+ * server's shedding path and would measure itself on a 2-core machine.
+ */
+async function openLoop(url: string, headers: Record<string, string>, body: string, rate: number, seconds: number, connections = 256): Promise<OpenLoopResult> {
   const target = new URL(`${url}/graphql`);
+  const head = Object.entries({ 'content-type': 'application/json', ...headers, 'content-length': String(Buffer.byteLength(body)) })
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
+  const request = Buffer.from(`POST ${target.pathname} HTTP/1.1\r\nhost: ${target.host}\r\nconnection: keep-alive\r\n${head}\r\n${body}`);
   const okLat: number[] = [];
   const busyLat: number[] = [];
-  let sent = 0;
   let other = 0;
-  const inflight = new Set<Promise<void>>();
-  const one = () =>
-    new Promise<void>((resolve) => {
-      const started = performance.now();
-      const req = http.request(
-        { hostname: target.hostname, port: target.port, path: target.pathname, method: 'POST', agent, headers: { 'content-type': 'application/json', ...headers }, timeout: 30_000 },
-        (res) => {
-          res.resume();
-          res.on('end', () => {
-            const ms = performance.now() - started;
-            if (res.statusCode === 200) okLat.push(ms);
-            else if (res.statusCode === 503) busyLat.push(ms);
-            else other++;
-            resolve();
-          });
-        },
-      );
-      req.on('error', () => {
-        other++;
-        resolve();
+  const queue: number[] = []; // scheduled start times waiting for a free connection
+  const idle: Conn[] = [];
+  interface Conn {
+    socket: net.Socket;
+    buf: Buffer;
+    started: number;
+  }
+  const dispatch = (c: Conn) => {
+    const t = queue.shift();
+    if (t === undefined) return void idle.push(c);
+    c.started = t;
+    c.socket.write(request);
+  };
+  const open = (): Promise<Conn> =>
+    new Promise((resolve, reject) => {
+      const socket = net.connect(Number(target.port), target.hostname, () => resolve(c));
+      socket.setNoDelay(true);
+      const c: Conn = { socket, buf: Buffer.alloc(0), started: 0 };
+      socket.on('error', reject);
+      socket.on('data', (d: Buffer) => {
+        c.buf = c.buf.length ? Buffer.concat([c.buf, d]) : d;
+        for (;;) {
+          const end = c.buf.indexOf('\r\n\r\n');
+          if (end < 0) return;
+          const headText = c.buf.subarray(0, end).toString('latin1');
+          const len = Number(/content-length:\s*(\d+)/i.exec(headText)?.[1] ?? 0);
+          if (c.buf.length < end + 4 + len) return;
+          c.buf = c.buf.subarray(end + 4 + len);
+          const status = Number(headText.slice(9, 12));
+          const ms = performance.now() - c.started;
+          if (status === 200) okLat.push(ms);
+          else if (status === 503) busyLat.push(ms);
+          else other++;
+          dispatch(c);
+        }
       });
-      req.end(body);
     });
+  const conns = await Promise.all(Array.from({ length: connections }, open));
+  idle.push(...conns);
   const interval = 1000 / rate;
   const start = performance.now();
   const end = start + seconds * 1000;
+  let sent = 0;
   while (performance.now() < end) {
-    const due = start + sent * interval;
-    const wait = due - performance.now();
-    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-    const p = one();
-    inflight.add(p);
-    void p.then(() => inflight.delete(p));
-    sent++;
+    // everything due by now is scheduled (at its due time) and handed to idle connections
+    const now = performance.now();
+    while (start + sent * interval <= now) {
+      queue.push(start + sent * interval);
+      sent++;
+    }
+    while (queue.length && idle.length) dispatch(idle.pop()!);
+    await new Promise((r) => setImmediate(r));
   }
-  await Promise.all(inflight);
-  agent.destroy();
+  // drain: wait until every scheduled request has been answered (or 60 s)
+  const deadline = performance.now() + 60_000;
+  while (okLat.length + busyLat.length + other < sent && performance.now() < deadline) {
+    while (queue.length && idle.length) dispatch(idle.pop()!);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  other += sent - (okLat.length + busyLat.length + other);
+  for (const c of conns) c.socket.destroy();
   return { sent, ok: okLat.length, busy: busyLat.length, other, p50ok: pct(okLat, 50), p99ok: pct(okLat, 99), p99busy: pct(busyLat, 99) };
 }
 

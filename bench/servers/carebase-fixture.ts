@@ -13,6 +13,10 @@ import { tenants } from '../../src/db/schema.js';
 import { createNotesTable, notesModule } from '../../test/platform/fixtures/notes-module.js';
 
 const config = loadConfig({
+  // the scenario measures load shedding, not the per-user/IP budgets (one principal, one IP): raised unless set
+  RATE_LIMIT_ANON_IP_PER_MINUTE: '1000000',
+  RATE_LIMIT_AUTH_IP_PER_MINUTE: '1000000',
+  RATE_LIMIT_USER_PER_MINUTE: '10000000',
   ...process.env,
   PORT: '0',
   HOST: '127.0.0.1',
