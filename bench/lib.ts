@@ -5,6 +5,8 @@ export interface LoadResult {
   name: string;
   rps: number;
   p50: number;
+  /** from every response's latency (autocannon itself reports p90 and p97.5, not p95) */
+  p95?: number;
   p99: number;
   errors: number;
   non2xx: number;
@@ -77,11 +79,19 @@ export async function load(o: LoadOptions): Promise<LoadResult> {
   } as autocannon.Options;
   // warm-up (JIT, pools, caches), not recorded
   await autocannon({ ...common, duration: Math.min(3, Math.max(1, Math.round((o.duration ?? DURATION) / 4))) });
-  const r = await autocannon({ ...common, duration: o.duration ?? DURATION });
+  const latencies: number[] = [];
+  const r = await autocannon({
+    ...common,
+    duration: o.duration ?? DURATION,
+    setupClient: (client: { on(e: 'response', f: (status: number, bytes: number, ms: number) => void): void }) =>
+      client.on('response', (_s, _b, ms) => latencies.push(ms)),
+  } as autocannon.Options);
+  latencies.sort((a, b) => a - b);
   return {
     name: o.name,
     rps: r.requests.average,
     p50: r.latency.p50,
+    p95: latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(0.95 * latencies.length))] : 0,
     p99: r.latency.p99,
     errors: r.errors + r.timeouts,
     non2xx: r.non2xx,
@@ -90,11 +100,12 @@ export async function load(o: LoadOptions): Promise<LoadResult> {
 }
 
 export function printTable(rows: LoadResult[], baseline: LoadResult) {
-  const header = ['target', 'rps', 'p50 ms', 'p99 ms', 'errors', 'non-2xx', 'ratio vs ' + baseline.name];
+  const header = ['target', 'rps', 'p50 ms', 'p95 ms', 'p99 ms', 'errors', 'non-2xx', 'ratio vs ' + baseline.name];
   const lines = rows.map((r) => [
     r.name,
     r.rps.toFixed(0),
     r.p50.toFixed(2),
+    r.p95 === undefined ? '–' : r.p95.toFixed(2),
     r.p99.toFixed(2),
     String(r.errors),
     String(r.non2xx),
@@ -161,6 +172,7 @@ export async function compare(targets: Target[]): Promise<LoadResult[]> {
       name: t.name,
       rps: mean(rs.map((r) => r.rps)),
       p50: mean(rs.map((r) => r.p50)),
+      p95: mean(rs.map((r) => r.p95 ?? 0)),
       p99: mean(rs.map((r) => r.p99)),
       errors: rs.reduce((a, r) => a + r.errors, 0),
       non2xx: rs.reduce((a, r) => a + r.non2xx, 0),

@@ -157,19 +157,21 @@ export async function patientSearch() {
 export async function auditReport() {
   const env = { BENCH_AUDIT_EVENTS: process.env.BENCH_AUDIT_EVENTS ?? '1000000', BENCH_ROLE: 'COMPLIANCE' };
   const q = 'query R($filter: AuditEventFilter) { auditEvents(filter: $filter, first: 50) { edges { node { id at action patientId } } pageInfo { hasNextPage endCursor } } }';
+  const report = (name: string, filters: (info: any) => Record<string, unknown>[]): Target => ({
+    name,
+    script: SEEDED,
+    sameServerAs: 'Carebase serverInfo (same server)',
+    prepare: async (_u, info) => ({ headers: bearer(info), requests: rotating(cycle(filters(info).map((filter) => JSON.stringify({ query: q, variables: { filter } })))) }),
+  });
+  const hourAgo = () => new Date(Date.now() - 3600_000).toISOString();
   return compare([
     { name: 'Carebase serverInfo (same server)', script: SEEDED, env, body: SERVER_INFO },
-    {
-      name: 'auditEvents by patient, first 50',
-      script: SEEDED,
-      sameServerAs: 'Carebase serverInfo (same server)',
-      prepare: async (_u, info) => ({ headers: bearer(info), requests: rotating(cycle(info.auditPatients.map((p: string) => JSON.stringify({ query: q, variables: { filter: { patientId: p } } })))) }),
-    },
-    {
-      name: 'auditEvents unfiltered, first 50',
-      script: SEEDED,
-      sameServerAs: 'Carebase serverInfo (same server)',
-      prepare: async (_u, info) => ({ headers: bearer(info), body: JSON.stringify({ query: q, variables: {} }) }),
-    },
+    report('auditEvents by patient', (info) => info.auditPatients.map((patientId: string) => ({ patientId }))),
+    report('auditEvents by user (actor)', () => Array.from({ length: 20 }, (_, i) => ({ actorId: `user-${i}` }))),
+    report('auditEvents by date range (last hour)', () => [{ from: hourAgo(), to: new Date().toISOString() }]),
+    report('auditEvents by action (update)', () => [{ actions: ['update'] }]),
+    report('auditEvents break-glass / ETREAT', () => [{ breakGlass: true }]),
+    report('auditEvents denied', () => [{ outcome: 'DENIED' }]),
+    report('auditEvents unfiltered', () => [{}]),
   ]);
 }

@@ -81,7 +81,8 @@ if (count > 0) {
 
 // audit-report: BENCH_AUDIT_EVENTS rows for this tenant through the owner connection, in one INSERT ... SELECT
 // generate_series per 250k (the newest within the current month's partition; seq far above the live chain,
-// hashes random: the chain of this tenant does not verify, reports do not care). 50 patients, 20 actors.
+// hashes random: the chain of this tenant does not verify, reports do not care). 50 patients, 20 actors; 10% updates,
+// 1% denied, 0.1% emergency (ETREAT) access.
 let auditMs = 0;
 const auditPatients = Array.from({ length: 50 }, () => randomUUID());
 const events = Number(process.env.BENCH_AUDIT_EVENTS ?? 0);
@@ -95,7 +96,10 @@ if (events > 0) {
                                 resource_type, resource_id, fields, action, outcome, purpose_of_use, request_id, operation_name)
       select ${tenant.id}::uuid, gen_random_uuid(), now() - make_interval(secs => (g % 86400) * 0.01 + g * 0.00001), 1000000000 + g,
              sha256(g::text::bytea), sha256((g + 1)::text::bytea), 'phi', 'user', 'user-' || (g % 20), '{NURSE}', (${auditPatients}::uuid[])[1 + g % 50],
-             'Patient', gen_random_uuid()::text, '{name,dateOfBirth}', 'read', 'allowed', 'TREAT', 'req-' || g, 'PatientRead'
+             'Patient', gen_random_uuid()::text, '{name,dateOfBirth}',
+             case when g % 10 = 0 then 'update' else 'read' end,
+             case when g % 100 = 7 then 'denied' else 'allowed' end,
+             case when g % 1000 = 3 then 'ETREAT' else 'TREAT' end, 'req-' || g, 'PatientRead'
         from generate_series(${done + 1}::bigint, ${done + n}::bigint) g`;
     process.stderr.write(`audit events ${done + n}/${events}\n`);
   }
