@@ -1,5 +1,6 @@
 import type postgres from 'postgres';
 import { toDate } from '../../platform/audit/index.js';
+import { OUTBOX_CHANNEL } from '../../platform/jobs/index.js';
 import type { Logger } from '../../platform/logger.js';
 
 /**
@@ -143,16 +144,33 @@ async function upsertAlerts(tx: Tx, tenantId: string, rule: string, severity: st
     const detail: Record<string, string | number> = {};
     if (r.patients !== undefined) detail.patients = r.patients;
     if (r.flag !== undefined) detail.flag = r.flag;
-    await tx`
+    const [row] = await tx<{ id: string; inserted: boolean }[]>`
       insert into audit_alerts (tenant_id, rule, severity, actor_id, patient_id, window_start, window_end, event_count, detail)
       values (${tenantId}, ${rule}, ${severity}, ${r.actor_id}, ${r.patient_id}, ${r.window_start}, ${r.window_end}, ${r.n}, ${tx.json(detail)})
       on conflict (tenant_id, rule, actor_id, patient_id, window_start) do update set
         event_count = ${recount ? tx`excluded.event_count` : tx`audit_alerts.event_count + excluded.event_count`},
         detail = excluded.detail,
-        updated_at = now()`;
+        updated_at = now()
+      returning id, (xmax = 0) as inserted`;
+    // a new alert is pushed to compliance dashboards (socket room alerts:security) through the outbox, in this
+    // transaction: ids and codes only, never PHI
+    if (row?.inserted) {
+      const payload = { alertId: row.id, rule, severity };
+      await tx`
+        with ev as (
+          insert into outbox (tenant_id, type, aggregate_id, payload, rooms, jobs)
+          values (${tenantId}, ${ALERT_EVENT}, ${row.id}, ${tx.json(payload)}, ${[ALERT_ROOM]}::text[], '{}'::text[])
+          returning id
+        )
+        select pg_notify(${OUTBOX_CHANNEL}, '') from ev`;
+    }
   }
   return rows.length;
 }
+
+/** The outbox event of a new anomaly alert and the socket room compliance dashboards join (access's break-glass alerts use it too). */
+export const ALERT_EVENT = 'audit.alertRaised';
+export const ALERT_ROOM = 'alerts:security';
 
 /** HIGH_VOLUME: a user touched more distinct patients in one hour than the threshold. */
 async function highVolume(tx: Tx, tenantId: string, since: Date, until: Date, s: AnomalySettings) {

@@ -3,7 +3,7 @@ import { registerExportRoute } from './export.js';
 import { AuditScheduler } from './jobs.js';
 import { registerAuditSchema } from './schema.js';
 
-export { registerPatientDirectory, runAnomalyCheck, type PatientDirectory, type AnomalySettings } from './anomalies.js';
+export { ALERT_EVENT, ALERT_ROOM, registerPatientDirectory, runAnomalyCheck, type PatientDirectory, type AnomalySettings } from './anomalies.js';
 export { drainSecurityEvents } from './security-events.js';
 export { EXPORT_PATH } from './export.js';
 
@@ -22,6 +22,8 @@ const manifest: ModuleManifest = {
   // security events come from identity's security_events table (trigger + inbox, see security-events.ts)
   dependsOn: ['identity'],
   schema: (builder) => registerAuditSchema(builder),
+  // compliance dashboards: `alerts:security` (new anomaly alerts, break-glass use) for holders of alert:read
+  roomAccess: { alerts: (principal, id) => id === 'security' && principal.permissions.has('alert:read') },
   routes: (app, deps) => registerExportRoute(app, deps),
   init: async (deps: ModuleDeps) => {
     const s = new AuditScheduler(deps);

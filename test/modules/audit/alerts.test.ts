@@ -146,10 +146,29 @@ describe('anomaly alerts', () => {
     expect(byRule('OUTSIDE_CARE_TEAM').map((a) => a.patientId)).toContain(offTeam);
     expect(byRule('OUTSIDE_CARE_TEAM').map((a) => a.patientId)).not.toContain(onTeam);
 
-    // a second run over the same (already checked) window adds nothing
+    // each new alert is pushed to the compliance room through the outbox: ids and codes only
+    const pushed = async () =>
+      t.db.owner<{ aggregate_id: string; rooms: string[]; payload: Record<string, unknown> }[]>`
+        select aggregate_id, rooms, payload from outbox where tenant_id = ${tenantId} and type = 'audit.alertRaised'`;
+    const first = await pushed();
+    expect(first.map((e) => e.aggregate_id).sort()).toEqual(alerts.map((a) => a.id).sort());
+    for (const e of first) {
+      expect(e.rooms).toEqual(['alerts:security']);
+      expect(Object.keys(e.payload).sort()).toEqual(['alertId', 'rule', 'severity']);
+    }
+
+    // a second run over the same (already checked) window adds nothing (no alert, no push)
     await runAnomalyCheck(t.db.sql, undefined, { now, lagMs: 0, initialLookbackMs: 3 * 86_400_000 });
     const [count] = await t.db.owner<{ n: number }[]>`select count(*)::int as n from audit_alerts where tenant_id = ${tenantId}`;
     expect(count!.n).toBe(alerts.length);
+    expect(await pushed()).toHaveLength(first.length);
+
+    // the room is for holders of alert:read only
+    const canJoin = auditModule.roomAccess!.alerts!;
+    const db = undefined as never;
+    expect(await canJoin({ ...officer(), kind: 'user', permissions: new Set(['alert:read']) } as never, 'security', db)).toBe(true);
+    expect(await canJoin({ ...officer(), kind: 'user', permissions: new Set(['audit:read']) } as never, 'security', db)).toBe(false);
+    expect(await canJoin({ ...officer(), kind: 'user', permissions: new Set(['alert:read']) } as never, 'other', db)).toBe(false);
 
     const target = byRule('HIGH_VOLUME')[0]!;
     const ack = await t.gql<{ acknowledgeAuditAlert: { status: string } }>(
