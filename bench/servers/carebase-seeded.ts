@@ -57,7 +57,6 @@ const gql = async <T = Record<string, unknown>>(query: string, variables: Record
 const t = { gql, db: { sql: app.database.sql } } as unknown as Parameters<typeof createTenantWithAdmin>[0];
 const tenant = await createTenantWithAdmin(t);
 const user = await createUser(t, tenant, process.env.BENCH_ROLE ?? 'FRONT_DESK');
-const session = await loginAs(t, user);
 
 let ids: string[] = [];
 let seedMs = 0;
@@ -107,6 +106,9 @@ if (events > 0) {
   await owner.end();
   auditMs = Date.now() - started;
 }
+
+// signed in after seeding: access tokens live at most 15 minutes, and seeding 10M audit events takes longer
+const session = await loginAs(t, user);
 
 const raw = Fastify();
 raw.post('/raw-read', async (req) => rawPatientRead(app.database.sql, tenant.id, (req.body as { id: string }).id));
