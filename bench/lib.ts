@@ -5,9 +5,11 @@ export interface LoadResult {
   name: string;
   rps: number;
   p50: number;
-  /** from every response's latency (autocannon itself reports p90 and p97.5, not p95) */
+  /** from every 2xx response's latency (autocannon itself reports p90 and p97.5, not p95) */
   p95?: number;
   p99: number;
+  /** every 2xx response's latency in ms, sorted (pooled across rounds by compare) */
+  latencies?: number[];
   errors: number;
   non2xx: number;
   requests: number;
@@ -84,19 +86,27 @@ export async function load(o: LoadOptions): Promise<LoadResult> {
     ...common,
     duration: o.duration ?? DURATION,
     setupClient: (client: { on(e: 'response', f: (status: number, bytes: number, ms: number) => void): void }) =>
-      client.on('response', (_s, _b, ms) => latencies.push(ms)),
+      client.on('response', (status, _b, ms) => {
+        if (Number(status) >= 200 && Number(status) < 300) latencies.push(ms);
+      }),
   } as autocannon.Options);
   latencies.sort((a, b) => a - b);
   return {
     name: o.name,
     rps: r.requests.average,
     p50: r.latency.p50,
-    p95: latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(0.95 * latencies.length))] : 0,
+    p95: percentile(latencies, 0.95),
     p99: r.latency.p99,
+    latencies,
     errors: r.errors + r.timeouts,
     non2xx: r.non2xx,
     requests: r.requests.total,
   };
+}
+
+/** Nearest-rank percentile of sorted values: the smallest value with at least q of all values at or below it. */
+export function percentile(sorted: number[], q: number): number {
+  return sorted.length ? sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]! : 0;
 }
 
 export function printTable(rows: LoadResult[], baseline: LoadResult) {
@@ -168,12 +178,14 @@ export async function compare(targets: Target[]): Promise<LoadResult[]> {
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   const rows = targets.map((t) => {
     const rs = runs.get(t.name)!;
+    // percentiles of all rounds' responses together (not a mean of per-round percentiles)
+    const all = rs.flatMap((r) => r.latencies ?? []).sort((a, b) => a - b);
     return {
       name: t.name,
       rps: mean(rs.map((r) => r.rps)),
-      p50: mean(rs.map((r) => r.p50)),
-      p95: mean(rs.map((r) => r.p95 ?? 0)),
-      p99: mean(rs.map((r) => r.p99)),
+      p50: all.length ? percentile(all, 0.5) : mean(rs.map((r) => r.p50)),
+      p95: percentile(all, 0.95),
+      p99: all.length ? percentile(all, 0.99) : mean(rs.map((r) => r.p99)),
       errors: rs.reduce((a, r) => a + r.errors, 0),
       non2xx: rs.reduce((a, r) => a + r.non2xx, 0),
       requests: rs.reduce((a, r) => a + r.requests, 0),

@@ -17,7 +17,8 @@ const scenarios: Record<string, () => Promise<unknown>> = {
   'patient-create': async () => (await import('./scenarios/app.js')).patientCreate(),
   'patient-search': async () => (await import('./scenarios/app.js')).patientSearch(),
   'audited-read': async () => (await import('./scenarios/app.js')).auditedRead(),
-  'audit-report': async () => (await import('./scenarios/app.js')).auditReport(),
+  'audit-report': async () => (await import('./scenarios/audit-report.js')).auditReport(),
+  'audit-seed': async () => (await import('./scenarios/audit-report.js')).auditSeed(),
   // the realtime scenarios run against DATABASE_URL (REDIS_URL optional) and print their own numbers
   fanout: async () => console.log(await (await import('./scenarios/fanout.js')).run({ databaseUrl: requireDatabaseUrl(), redisUrl: process.env.REDIS_URL || undefined })),
   jobs: async () => console.log(await (await import('./scenarios/jobs.js')).run({ databaseUrl: requireDatabaseUrl(), redisUrl: process.env.REDIS_URL || undefined })),
