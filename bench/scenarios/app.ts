@@ -1,7 +1,7 @@
 /**
  * Scenarios on a provisioned, signed-in Carebase (bench/servers/carebase-seeded.ts):
  * authed-serverInfo, login, patient-read, patient-create, patient-search,
- * audited-read, audit-report. Each compares with baselines measured in the same run.
+ * audited-read (audit-report: audit-report.ts). Each compares with baselines measured in the same run.
  */
 import { availableParallelism } from 'node:os';
 import { hash, verify } from '@node-rs/argon2';
@@ -151,27 +151,4 @@ export async function patientSearch() {
     prepare: async (_u, info) => ({ headers: bearer(info), requests: rotating(cycle(prefixes)) }),
   });
   return compare([mk(10_000, '.data/bench-search-10k'), mk(big, '.data/bench-search-big')]);
-}
-
-/** audit-report: p95 of the compliance report (newest 50, by patient and unfiltered) on a seeded log, vs serverInfo on the same server. */
-export async function auditReport() {
-  const env = { BENCH_AUDIT_EVENTS: process.env.BENCH_AUDIT_EVENTS ?? '1000000', BENCH_ROLE: 'COMPLIANCE' };
-  const q = 'query R($filter: AuditEventFilter) { auditEvents(filter: $filter, first: 50) { edges { node { id at action patientId } } pageInfo { hasNextPage endCursor } } }';
-  const report = (name: string, filters: (info: any) => Record<string, unknown>[]): Target => ({
-    name,
-    script: SEEDED,
-    sameServerAs: 'Carebase serverInfo (same server)',
-    prepare: async (_u, info) => ({ headers: bearer(info), requests: rotating(cycle(filters(info).map((filter) => JSON.stringify({ query: q, variables: { filter } })))) }),
-  });
-  const hourAgo = () => new Date(Date.now() - 3600_000).toISOString();
-  return compare([
-    { name: 'Carebase serverInfo (same server)', script: SEEDED, env, body: SERVER_INFO },
-    report('auditEvents by patient', (info) => info.auditPatients.map((patientId: string) => ({ patientId }))),
-    report('auditEvents by user (actor)', () => Array.from({ length: 20 }, (_, i) => ({ actorId: `user-${i}` }))),
-    report('auditEvents by date range (last hour)', () => [{ from: hourAgo(), to: new Date().toISOString() }]),
-    report('auditEvents by action (update)', () => [{ actions: ['update'] }]),
-    report('auditEvents break-glass / ETREAT', () => [{ breakGlass: true }]),
-    report('auditEvents denied', () => [{ outcome: 'DENIED' }]),
-    report('auditEvents unfiltered', () => [{}]),
-  ]);
 }

@@ -13,9 +13,7 @@
  * Prints `BENCH_INFO <json>` ({ token, tenantId, tenantSlug, email, password,
  * ids (up to 2,000), rawUrl, seedMs }) and then `BENCH_URL <url>`.
  */
-import { randomUUID } from 'node:crypto';
 import Fastify from 'fastify';
-import postgres from 'postgres';
 import { createApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/platform/logger.js';
@@ -78,36 +76,6 @@ if (count > 0) {
   await app.database.sql`analyze patients`.catch(() => undefined);
 }
 
-// audit-report: BENCH_AUDIT_EVENTS rows for this tenant through the owner connection, in one INSERT ... SELECT
-// generate_series per 250k (the newest within the current month's partition; seq far above the live chain,
-// hashes random: the chain of this tenant does not verify, reports do not care). 50 patients, 20 actors; 10% updates,
-// 1% denied, 0.1% emergency (ETREAT) access.
-let auditMs = 0;
-const auditPatients = Array.from({ length: 50 }, () => randomUUID());
-const events = Number(process.env.BENCH_AUDIT_EVENTS ?? 0);
-if (events > 0) {
-  const started = Date.now();
-  const owner = postgres(app.database.ownerUrl, { max: 1, onnotice: () => undefined });
-  for (let done = 0; done < events; done += 250_000) {
-    const n = Math.min(250_000, events - done);
-    await owner`
-      insert into audit_events (tenant_id, id, at, seq, prev_hash, hash, event_type, actor_type, actor_id, actor_roles, patient_id,
-                                resource_type, resource_id, fields, action, outcome, purpose_of_use, request_id, operation_name)
-      select ${tenant.id}::uuid, gen_random_uuid(), now() - make_interval(secs => (g % 86400) * 0.01 + g * 0.00001), 1000000000 + g,
-             sha256(g::text::bytea), sha256((g + 1)::text::bytea), 'phi', 'user', 'user-' || (g % 20), '{NURSE}', (${auditPatients}::uuid[])[1 + g % 50],
-             'Patient', gen_random_uuid()::text, '{name,dateOfBirth}',
-             case when g % 10 = 0 then 'update' else 'read' end,
-             case when g % 100 = 7 then 'denied' else 'allowed' end,
-             case when g % 1000 = 3 then 'ETREAT' else 'TREAT' end, 'req-' || g, 'PatientRead'
-        from generate_series(${done + 1}::bigint, ${done + n}::bigint) g`;
-    process.stderr.write(`audit events ${done + n}/${events}\n`);
-  }
-  await owner`analyze audit_events`;
-  await owner.end();
-  auditMs = Date.now() - started;
-}
-
-// signed in after seeding: access tokens live at most 15 minutes, and seeding 10M audit events takes longer
 const session = await loginAs(t, user);
 
 const raw = Fastify();
@@ -125,7 +93,7 @@ const rawUrl = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port 
 
 const sample = ids.length > 2_000 ? Array.from({ length: 2_000 }, (_, i) => ids[Math.floor((i * ids.length) / 2_000)]!) : ids;
 console.log(
-  `BENCH_INFO ${JSON.stringify({ token: session.token, tenantId: tenant.id, tenantSlug: tenant.slug, email: user.email, password: user.password, ids: sample, rawUrl, seedMs, auditMs, auditPatients })}`,
+  `BENCH_INFO ${JSON.stringify({ token: session.token, tenantId: tenant.id, tenantSlug: tenant.slug, email: user.email, password: user.password, ids: sample, rawUrl, seedMs })}`,
 );
 console.log(`BENCH_URL ${url}`);
 const stop = () => void Promise.all([raw.close(), app.close()]).then(() => process.exit(0));
