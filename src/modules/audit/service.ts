@@ -58,6 +58,10 @@ export function filterFields(f: AuditFilter | null | undefined): string[] {
  * indexes of audit_events (see platform/audit/tables.ts): patient, actor,
  * action, purpose, denied and break-glass indexes all lead with tenant_id and
  * end with (at, id), so the keyset order comes straight from the index.
+ * That needs equality on the middle column: one action or purpose is `=`
+ * (listAuditEvents splits a list into one branch per value), and the outcome
+ * is a literal so that a prepared statement's generic plan can still use the
+ * partial index on denied events.
  */
 export function filterSql(sql: postgres.Sql | postgres.ReservedSql, tenantId: string, f: AuditFilter) {
   const conds = [sql`tenant_id = ${tenantId}`];
@@ -65,14 +69,20 @@ export function filterSql(sql: postgres.Sql | postgres.ReservedSql, tenantId: st
   if (f.actorId) conds.push(sql`actor_id = ${f.actorId}`);
   if (f.from) conds.push(sql`at >= ${f.from}`);
   if (f.to) conds.push(sql`at < ${f.to}`);
-  if (f.actions?.length) conds.push(sql`action = any(${f.actions}::text[])`);
-  if (f.purposes?.length) conds.push(sql`purpose_of_use = any(${f.purposes}::text[])`);
-  if (f.outcome) conds.push(sql`outcome = ${f.outcome}`);
+  if (f.actions?.length) conds.push(f.actions.length === 1 ? sql`action = ${f.actions[0]!}` : sql`action = any(${f.actions}::text[])`);
+  if (f.purposes?.length) conds.push(f.purposes.length === 1 ? sql`purpose_of_use = ${f.purposes[0]!}` : sql`purpose_of_use = any(${f.purposes}::text[])`);
+  if (f.outcome) conds.push(OUTCOME_SQL[f.outcome](sql));
   if (f.eventTypes?.length) conds.push(sql`event_type = any(${f.eventTypes}::text[])`);
   if (f.breakGlass) conds.push(sql`(action = 'break-glass' or purpose_of_use = 'ETREAT')`);
   if (f.requestId) conds.push(sql`request_id = ${f.requestId}`);
   return conds.reduce((acc, c) => sql`${acc} and ${c}`);
 }
+
+const OUTCOME_SQL: Record<AuditFilter['outcome'] & string, (sql: postgres.Sql | postgres.ReservedSql) => postgres.PendingQuery<postgres.Row[]>> = {
+  allowed: (sql) => sql`outcome = 'allowed'`,
+  denied: (sql) => sql`outcome = 'denied'`,
+  failed: (sql) => sql`outcome = 'failed'`,
+};
 
 /** Columns of a report row (no hashes; never PHI: ids, field names, codes). */
 export interface AuditEventRow {
@@ -157,12 +167,27 @@ export async function listAuditEvents(ctx: RequestContext, filter: AuditFilter, 
   const first = pageSize(args);
   const after = args.after ? decodeCursor(args.after) : null;
   const sql = await ctx.tx.connection();
-  const rows = await sql<AuditEventRow[]>`
+  const query = (f: AuditFilter) => sql`
     select ${reportColumns(sql)} from audit_events
-     where ${filterSql(sql, principal.tenantId, filter)}
+     where ${filterSql(sql, principal.tenantId, f)}
        ${after ? sql`and (at, id) < (${after.at}, ${after.id}::uuid)` : sql``}
      order by at desc, id desc
      limit ${first + 1}`;
+  // a list of actions (or purposes) is one index range per value: each branch reads its newest rows in index order
+  // and the union keeps the newest of all (one `= any(list)` scan would have to sort every matching row)
+  const branches =
+    (filter.actions?.length ?? 0) > 1
+      ? filter.actions!.map((a) => ({ ...filter, actions: [a] }))
+      : (filter.purposes?.length ?? 0) > 1
+        ? filter.purposes!.map((p) => ({ ...filter, purposes: [p] }))
+        : [filter];
+  const rows =
+    branches.length === 1
+      ? await sql<AuditEventRow[]>`${query(filter)}`
+      : await sql<AuditEventRow[]>`
+          select * from (${branches.map((f) => sql`(${query(f)})`).reduce((a, b) => sql`${a} union all ${b}`)}) u
+           order by at desc, id desc
+           limit ${first + 1}`;
   const page = rows.slice(0, first).map(normalizeEvent);
   const edges = page.map((node) => ({ cursor: encodeCursor(node.at, node.id), node }));
   return {

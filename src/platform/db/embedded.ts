@@ -103,14 +103,17 @@ async function waitForExit(pid: number, timeoutMs: number): Promise<void> {
  */
 export async function startEmbeddedPostgres(dataDir: string, log: Logger, preferredPort = 5432): Promise<EmbeddedDatabase> {
   const isRoot = process.getuid?.() === 0;
-  const firstCreated = await fs.mkdir(dataDir, { recursive: true, mode: 0o700 });
+  await fs.mkdir(dataDir, { recursive: true, mode: 0o700 });
   // As root the server runs as the `postgres` OS user, which must be able to
-  // traverse DATA_DIR (and the parents created for it here, e.g. `.data` of
-  // `.data/bench`) to reach pg/ (secrets beside it stay mode 600).
+  // traverse DATA_DIR and its parents inside the working directory (e.g. a
+  // `.data` made 700 by the local key provider, for `.data/bench`) to reach
+  // pg/; only search (x) is added, secrets beside it stay mode 600.
   if (isRoot) {
-    const dirs = [path.resolve(dataDir)];
-    if (firstCreated) for (let d = path.dirname(dirs[0]!); d.startsWith(path.resolve(firstCreated)); d = path.dirname(d)) dirs.push(d);
-    for (const d of dirs) await fs.chmod(d, 0o711);
+    const cwd = process.cwd();
+    for (let d = path.resolve(dataDir); d === cwd || d.startsWith(cwd + path.sep); d = path.dirname(d)) {
+      const { mode } = await fs.stat(d);
+      if ((mode & 0o011) !== 0o011) await fs.chmod(d, (mode & 0o7777) | 0o011);
+    }
   }
   const pgDir = path.join(dataDir, 'pg');
   const password = await readSecret(path.join(dataDir, 'pg-superuser-password'));
