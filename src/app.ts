@@ -188,7 +188,7 @@ async function startServer(parts: Parts): Promise<App> {
   // ---- GraphQL ----
   // group commit of audit events (reads, denials); partitions for this month and the next ones exist before the first request
   // (its own two connections: requests hold theirs while they wait for their batch to commit)
-  const auditWriter = createAuditWriter({ sql: database.sql, writerSql: createPool(database.appUrl, 2), log, registry: metrics.registry });
+  const auditWriter = createAuditWriter({ sql: database.sql, writerSql: createPool(database.appUrl, 2, config.deadlines.connectTimeoutS, database.socketDir), log, registry: metrics.registry });
   await ensureAuditPartitions(database.sql);
 
   const armor = new ApolloArmor({

@@ -43,6 +43,7 @@ export async function createTestDatabase(opts: { poolMax?: number } = {}): Promi
     ownerUrl,
     appUrl,
     embedded: false,
+    socketDir: null,
     migrationsExpected: expectedMigrationCount(),
     close,
     async drop() {

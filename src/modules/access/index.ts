@@ -36,7 +36,7 @@ export function createAccessModule(opts: AccessModuleOptions = {}): ModuleManife
       authenticators.set(deps.config, a);
       live.add(a);
       // the rule reads grants through the request's own (tenant-scoped) transaction, so one registration serves every app
-      unregister ??= registerPatientAccessRule('access.breakGlass', breakGlassRule(now));
+      unregister ??= registerPatientAccessRule('access.breakGlass', breakGlassRule(now), { allowOnly: true });
     },
     async authenticate(req, deps) {
       const key = apiKeyFromRequest(req);

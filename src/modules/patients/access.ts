@@ -64,7 +64,7 @@ export function registerPatientRules(): () => void {
   // fresh closures: the registry is process-wide, and another app in this process (tests) must keep its own registration
   const off = [
     registerPatientAccessRule('patients.roleScope', (...a) => roleScopeRule(...a)),
-    registerPatientAccessRule('patients.careTeam', (...a) => careTeamRule(...a)),
+    registerPatientAccessRule('patients.careTeam', (...a) => careTeamRule(...a), { allowOnly: true }),
     registerPatientAccessRule('patients.self', (...a) => patientSelfRule(...a)),
     registerPatientLookup('patients', (...a) => patientLookup(...a)),
   ];

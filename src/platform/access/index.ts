@@ -28,6 +28,7 @@ export {
   type AccessPrincipal,
   type PatientAction,
   type PatientAccessRule,
+  type PatientRuleOptions,
   type PatientLookup,
   type PatientAccessResult,
 } from './rules.js';

@@ -11,7 +11,9 @@ import { AppError, ErrorCode, forbidden } from '../errors.js';
  *   - otherwise any `allow` grants (e.g. the care-team rule, break-glass);
  *   - all abstain (or no rule at all) -> denied. Deny by default.
  * A rule that break-glass should be able to override abstains instead of
- * denying. Rules are registered by enabled modules in `init` and removed in
+ * denying. Rules registered `allowOnly` (they never deny) are skipped when
+ * another rule allowed without awaiting anything: they could not change the
+ * outcome, and it saves their query on every read by a tenant-wide role. Rules are registered by enabled modules in `init` and removed in
  * `close` (the registry is process-wide; names are unique, re-registering a
  * name replaces the rule).
  */
@@ -35,14 +37,29 @@ export type PatientAccessRule = (principal: AccessPrincipal, patientId: string, 
 /** Answers "does this patient exist in the current tenant?" (registered by the patients module). */
 export type PatientLookup = (db: Db, patientId: string) => Promise<boolean>;
 
+export interface PatientRuleOptions {
+  /**
+   * The rule never denies (care team, break-glass): it is not run when a
+   * rule already allowed without a database round trip (e.g. a tenant-wide
+   * role), since it could not change the outcome.
+   */
+  allowOnly?: boolean;
+}
+
 const patientRules = new Map<string, PatientAccessRule>();
+const allowOnlyRules = new Set<PatientAccessRule>();
 const patientLookups = new Map<string, PatientLookup>();
 
 /** Adds (or replaces) a named patient access rule; returns a function that removes it. */
-export function registerPatientAccessRule(name: string, rule: PatientAccessRule): () => void {
+export function registerPatientAccessRule(name: string, rule: PatientAccessRule, options: PatientRuleOptions = {}): () => void {
+  const old = patientRules.get(name);
+  if (old) allowOnlyRules.delete(old);
   patientRules.set(name, rule);
+  if (options.allowOnly) allowOnlyRules.add(rule);
   return () => {
-    if (patientRules.get(name) === rule) patientRules.delete(name);
+    if (patientRules.get(name) !== rule) return;
+    patientRules.delete(name);
+    allowOnlyRules.delete(rule);
   };
 }
 
@@ -78,7 +95,17 @@ export interface PatientAccessResult {
 /** Evaluates RBAC + every registered rule (see above). Never throws for a denial. */
 export async function checkPatientAccess(principal: AccessPrincipal, patientId: string, action: PatientAction, db: Db): Promise<PatientAccessResult> {
   if (!principal.permissions.has(`patient:${action}`)) return { allowed: false, outcome: 'rbac' };
-  const votes = await Promise.all([...patientRules].map(async ([name, rule]) => [name, await rule(principal, patientId, action, db)] as const));
+  // rules that may deny always run; allow-only rules are skipped when a rule already allowed synchronously
+  const rules = [...patientRules];
+  const pending = rules.map(([name, rule]) => (allowOnlyRules.has(rule) ? null : ([name, rule(principal, patientId, action, db)] as const)));
+  const allowedAtOnce = pending.some((p) => p?.[1] === 'allow');
+  const votes = await Promise.all(
+    rules.map(async ([name, rule], i) => {
+      const started = pending[i];
+      if (started) return [name, await started[1]] as const;
+      return [name, allowedAtOnce ? 'abstain' : await rule(principal, patientId, action, db)] as const;
+    }),
+  );
   const denied = votes.find(([, v]) => v === 'deny');
   if (denied) return { allowed: false, outcome: 'deny', rule: denied[0] };
   const allowed = votes.find(([, v]) => v === 'allow');

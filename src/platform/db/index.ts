@@ -26,6 +26,8 @@ export interface Database {
   ownerUrl: string;
   appUrl: string;
   embedded: boolean;
+  /** the embedded server's Unix socket directory (app pools connect through it), else null */
+  socketDir: string | null;
   migrationsExpected: number;
   close(): Promise<void>;
 }
@@ -41,8 +43,10 @@ export function appUrlFor(ownerUrl: string, password?: string): string {
   return u.toString();
 }
 
-export function createPool(url: string, max: number, connectTimeoutS = 5): postgres.Sql {
+/** `socketDir`: connect through the server's Unix socket in that directory (port and credentials from the URL). */
+export function createPool(url: string, max: number, connectTimeoutS = 5, socketDir?: string | null): postgres.Sql {
   return postgres(url, {
+    ...(socketDir ? { host: socketDir } : {}),
     max,
     idle_timeout: 30,
     connect_timeout: connectTimeoutS,
@@ -74,6 +78,7 @@ export async function openDatabase(config: Config, log: Logger): Promise<Databas
   let ownerUrl: string;
   let appUrl: string;
   let stopEmbedded: (() => Promise<void>) | undefined;
+  let socketDir: string | null = null;
   if (config.databaseUrl) {
     ownerUrl = config.databaseUrl;
     await runMigrations(ownerUrl, log);
@@ -81,6 +86,7 @@ export async function openDatabase(config: Config, log: Logger): Promise<Databas
   } else {
     const embedded = await startEmbeddedPostgres(config.dataDir, log);
     stopEmbedded = embedded.stop;
+    socketDir = embedded.socketDir;
     try {
       const u = new URL(embedded.url);
       u.pathname = '/carebase';
@@ -94,14 +100,15 @@ export async function openDatabase(config: Config, log: Logger): Promise<Databas
       throw e;
     }
   }
-  const sql = createPool(appUrl, config.databasePoolMax, config.deadlines.connectTimeoutS);
-  const sideSql = createPool(appUrl, SIDE_POOL_MAX, config.deadlines.connectTimeoutS);
+  const sql = createPool(appUrl, config.databasePoolMax, config.deadlines.connectTimeoutS, socketDir);
+  const sideSql = createPool(appUrl, SIDE_POOL_MAX, config.deadlines.connectTimeoutS, socketDir);
   return {
     sql,
     sideSql,
     ownerUrl,
     appUrl,
     embedded: !!stopEmbedded,
+    socketDir,
     migrationsExpected: expectedMigrationCount(),
     async close() {
       await Promise.all([sql.end({ timeout: 5 }), sideSql.end({ timeout: 5 })]);
