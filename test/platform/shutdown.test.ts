@@ -1,7 +1,8 @@
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import postgres from 'postgres';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ModuleManifest } from '../../src/schema/index.js';
 import { startTestApp } from '../helpers/app.js';
@@ -87,6 +88,16 @@ describe('npm start on the embedded database', () => {
     const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"query":"{ serverInfo { version } }"}' });
     expect(((await res.json()) as { data: { serverInfo: { version: string } } }).data.serverInfo.version).toBeTruthy();
     expect(postgresProcessesFor(dataDir).length).toBeGreaterThan(0);
+    // the app pools come in through the Unix socket in DATA_DIR/pg-run (mode 700), not loopback TCP
+    const runDir = path.join(dataDir, 'pg-run');
+    expect(statSync(runDir).mode & 0o777).toBe(0o700);
+    const socket = readdirSync(runDir).find((f) => /^\.s\.PGSQL\.\d+$/.test(f));
+    expect(socket).toBeTruthy();
+    const owner = postgres({ host: runDir, port: Number(socket!.split('.').pop()), user: 'postgres', database: 'carebase', password: readFileSync(path.join(dataDir, 'pg-superuser-password'), 'utf8').trim(), max: 1 });
+    const conns = await owner<{ socket: boolean }[]>`select client_addr is null as socket from pg_stat_activity where usename = 'carebase_app' and application_name = 'carebase'`;
+    await owner.end();
+    expect(conns.length).toBeGreaterThan(0);
+    expect(conns.every((c) => c.socket)).toBe(true);
     s.child.kill('SIGINT');
     expect(await s.exited).toBe(0);
     expect(postgresProcessesFor(dataDir)).toEqual([]);
