@@ -20,11 +20,19 @@ function canonicalDetail(detail: AuditDetail): [string, string | number | boolea
  * and GraphQL) share this one definition.
  */
 export function canonicalEvent(e: AuditEventInput, seq: number): string {
-  return JSON.stringify([
-    CANONICAL_VERSION,
-    e.id,
-    e.tenantId,
-    String(seq),
+  const [before, after] = canonicalParts(e);
+  return before + JSON.stringify(String(seq)) + after;
+}
+
+/**
+ * The canonical form around its seq (which only the chain append knows):
+ * `canonicalEvent(e, seq) === before + JSON.stringify(String(seq)) + after`.
+ * The database side of the append (carebase_audit_append) hashes these parts
+ * with the seq it assigns under the chain-head lock.
+ */
+export function canonicalParts(e: AuditEventInput): [before: string, after: string] {
+  const head = JSON.stringify([CANONICAL_VERSION, e.id, e.tenantId]);
+  const tail = JSON.stringify([
     e.at.toISOString(),
     e.eventType,
     e.actorType,
@@ -45,6 +53,7 @@ export function canonicalEvent(e: AuditEventInput, seq: number): string {
     e.operationName,
     canonicalDetail(e.detail),
   ]);
+  return [`${head.slice(0, -1)},`, `,${tail.slice(1)}`];
 }
 
 /** hash = SHA-256(prev_hash || canonical(event, seq)) */

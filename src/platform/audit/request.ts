@@ -352,12 +352,13 @@ export async function writeAuditRequest(r: AuditRequest, commitWithRequest: bool
 }
 
 /**
- * A mutation's events go into its own transaction as its last statements:
- * the tenant's chain head is locked by the first of them, and the rows, the
- * head update and COMMIT leave in one write, so concurrent writers of a
- * tenant queue on that lock for about one round trip each (not for the rest
- * of each other's request). Any failure fails the commit: the change and its
- * trail are saved together or not at all (AUDIT_UNAVAILABLE).
+ * A mutation's events go into its own transaction as its last statement:
+ * one carebase_audit_append call (lock the tenant's chain head, chain and
+ * insert the rows, advance the head) leaves in the same write as COMMIT, so
+ * concurrent writers of a tenant hold that lock only for the statement and
+ * the commit (not across a round trip, and not for the rest of each other's
+ * request). Any failure fails the commit: the change and its trail are saved
+ * together or not at all (AUDIT_UNAVAILABLE).
  */
 async function appendBeforeCommit(conn: postgres.ReservedSql, writer: AuditWriter, events: AuditEventInput[]): Promise<Promise<unknown>[]> {
   const unavailable = (e: unknown) => {
@@ -366,12 +367,12 @@ async function appendBeforeCommit(conn: postgres.ReservedSql, writer: AuditWrite
     return new AppError(ErrorCode.AUDIT_UNAVAILABLE, 'The audit log is unavailable; the change was not saved');
   };
   try {
-    const { writes } = await startChainedAppend(conn, events[0]!.tenantId, events);
-    return writes.map((w) =>
-      w.catch((e) => {
+    const write = startChainedAppend(conn, events[0]!.tenantId, events);
+    return [
+      write.catch((e) => {
         throw unavailable(e);
       }),
-    );
+    ];
   } catch (e) {
     throw unavailable(e);
   }

@@ -81,6 +81,24 @@ describe('tamper resistance', () => {
     expect(row!.n).toBe(2);
   });
 
+  it('rows chained by the database verify in Node, whatever their text (quotes, backslashes, unicode, many at once)', async () => {
+    const tenantId = await createTenant(t.db.owner);
+    const actor = { kind: 'user' as const, id: randomUUID(), tenantId, roles: ['PROVIDER', 'NURSE'] };
+    const tricky = ['"quoted" \\ back\\slash', 'Zoë Ñúñez 患者 🩺', 'line\nbreak\ttab', "it's {json: [1]}", '\u00e9 literal', ''];
+    const writer = auditWriterFor(t.db.sql);
+    // one batch of many events (one append call) and several single ones, with text in every free-form column
+    await writer.append(
+      tricky.map((s, i) =>
+        principalEvent(actor, { requestId: `req-${s}`, ip: '::1', userAgent: s }, { eventType: 'phi', action: 'read', outcome: 'allowed', resourceType: 'Patient', resourceId: s, patientId: randomUUID(), fields: [`Patient.${s}`, 'Patient.name'], operationName: s, detail: { note: s, n: i, ok: i % 2 === 0, none: null } }),
+      ),
+    );
+    for (const s of tricky) {
+      await writer.append([principalEvent(actor, { userAgent: s }, { eventType: 'security', action: 'login.success', outcome: 'allowed', resourceType: 'User', detail: { [s || 'empty']: s } })]);
+    }
+    const report = await verifyOverGraphql(tenantId);
+    expect(report).toMatchObject({ ok: true, checked: tricky.length * 2, brokenAt: null });
+  });
+
   it('detects a changed row (first broken link: HASH_MISMATCH at its seq)', async () => {
     const tenantId = await tenantWithEvents(5);
     expect(await verifyOverGraphql(tenantId)).toMatchObject({ ok: true, brokenAt: null });
