@@ -97,12 +97,6 @@ export interface AuditEventInput {
   detail: AuditDetail;
 }
 
-/** An event as stored: with its place in the tenant's hash chain. */
-export interface ChainedAuditEvent extends AuditEventInput {
-  seq: number;
-  prevHash: Buffer;
-  hash: Buffer;
-}
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export function isUuid(v: unknown): v is string {
