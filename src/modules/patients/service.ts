@@ -1,7 +1,7 @@
 import { and, asc, eq, getColumns, inArray, ne, sql } from 'drizzle-orm';
 import { fieldContext, normalisers, type FieldCrypto } from '../../platform/crypto/index.js';
 import type postgres from 'postgres';
-import { withTenant, type Db } from '../../platform/db/index.js';
+import type { Db } from '../../platform/db/index.js';
 import { AppError, badInput, conflict, ErrorCode, forbidden, notFound } from '../../platform/errors.js';
 import { emitEvent } from '../../platform/jobs/index.js';
 import type { Principal, RequestContext } from '../../schema/index.js';
@@ -72,9 +72,10 @@ async function columnsOf(rt: PatientsRuntime, tenantId: string, f: PatientFields
 }
 
 /**
- * Takes the tenant's next MRNs in a short transaction of its own on `pool`
- * (never the request's connection), so concurrent registrations do not queue
- * on the counter row for the length of each other's requests. MRNs are unique
+ * Takes the tenant's next MRNs as one statement that is its own transaction
+ * (carebase_next_mrns, on `pool`, never the request's connection): the counter
+ * row is locked only inside the server, so concurrent registrations do not
+ * queue on it for round trips or for each other's requests. MRNs are unique
  * and increasing, not gapless: a registration that fails afterwards leaves
  * its number unused. The allocation commits with synchronous_commit off,
  * which is safe: WAL is flushed in order, so the registration's own
@@ -82,11 +83,11 @@ async function columnsOf(rt: PatientsRuntime, tenantId: string, f: PatientFields
  * hand out a number that a committed patient already has.
  */
 export async function allocateMrns(pool: postgres.Sql, tenantId: string, count = 1): Promise<string[]> {
-  return withTenant(pool, tenantId, async (db) => {
-    const [, mrns] = await Promise.all([db.execute(sql`select set_config('synchronous_commit', 'off', true)`), nextMrns(db, tenantId, count)]);
-    return mrns;
-  });
+  const [row] = await pool<{ last: string }[]>`select carebase_next_mrns(${tenantId}, ${count}) as last`;
+  return mrnRange(Number(row!.last), count);
 }
+
+const mrnRange = (last: number, count: number) => Array.from({ length: count }, (_, i) => formatMrn(last - count + 1 + i));
 
 /** Takes the tenant's next MRNs inside `db`'s transaction (the counter row stays locked until it ends; batch imports). */
 export async function nextMrns(db: Db, tenantId: string, count = 1): Promise<string[]> {
@@ -95,8 +96,7 @@ export async function nextMrns(db: Db, tenantId: string, count = 1): Promise<str
     .values({ tenantId, lastValue: count })
     .onConflictDoUpdate({ target: patientMrnCounters.tenantId, set: { lastValue: sql`${patientMrnCounters.lastValue} + ${count}` } })
     .returning({ last: patientMrnCounters.lastValue });
-  const last = c!.last;
-  return Array.from({ length: count }, (_, i) => formatMrn(last - count + 1 + i));
+  return mrnRange(c!.last, count);
 }
 
 function events(db: Db, type: 'patient.created' | 'patient.updated' | 'patient.merged', tenantId: string, patientId: string, extra: Record<string, unknown> = {}) {

@@ -87,6 +87,20 @@ describe('create and read per role', () => {
     expect(Number(second.mrn.slice(0, 7))).toBe(Number(p.mrn.slice(0, 7)) + 1);
   });
 
+  it('concurrent registrations get distinct MRNs; the counter cannot be taken inside a tenant transaction', async () => {
+    const made = await Promise.all(Array.from({ length: 12 }, (_, i) => create('frontDesk', { givenName: `Burst ${'ABCDEFGHIJKL'[i]}` })));
+    const counters = made.map((m) => Number(m.mrn.slice(0, 7)));
+    expect(new Set(counters).size).toBe(12);
+    expect(made.every((m) => isValidMrn(m.mrn))).toBe(true);
+    // carebase_next_mrns sets the tenant and an asynchronous commit for its own transaction: refused inside a request's
+    await expect(
+      t.db.sql.begin(async (tx) => {
+        await tx`select set_config('app.tenant_id', ${clinic.id}, true)`;
+        await tx`select carebase_next_mrns(${clinic.id}, 1)`;
+      }),
+    ).rejects.toThrow(/own transaction/);
+  });
+
   it('every role sees exactly its row of the masking table', async () => {
     await ok(await as('frontDesk')(ASSIGN, { patientId: p.id, userId: providerUser.id, role: 'PRIMARY_PROVIDER' }));
     const roles: [string, string][] = [['frontDesk', 'FRONT_DESK'], ['billing', 'BILLING'], ['provider', 'PROVIDER'], ['admin', 'ADMIN']];
