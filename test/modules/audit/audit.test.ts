@@ -341,3 +341,32 @@ describe('reports', () => {
     expect(res.body.data?.verifyAuditIntegrity.checked).toBeGreaterThan(10);
   });
 });
+
+// last in this file: the detached partition leaves the fixture tenant's chain with a gap
+describe('a missing monthly partition', () => {
+  it('a mutation that meets it fails whole (AUDIT_UNAVAILABLE), the partition is created, the retry and later reads are audited', async () => {
+    const now = new Date();
+    const part = `audit_events_${now.getUTCFullYear()}${String(now.getUTCMonth() + 1).padStart(2, '0')}`;
+    const detached = `detached_${part}_${Date.now()}`;
+    // as an operator who detached this month's partition (its rows stay in the detached table)
+    await t.db.owner.unsafe(`alter table audit_events detach partition audit_partitions.${part}`);
+    await t.db.owner.unsafe(`alter table audit_partitions.${part} rename to ${detached}`);
+
+    const m = req(provider());
+    const mut = await t.gql('mutation { fixtureRenamePatient(id: "' + patients[1]!.id + '", name: "Partitioned Person") { name } }', undefined, m.headers);
+    // the first attempt meets the missing partition: nothing saved, and the partition is made for the retry
+    expect(mut.body.errors?.[0]?.extensions?.code).toBe('AUDIT_UNAVAILABLE');
+    const [row] = await t.db.owner<{ name: string }[]>`select name from audit_fixture_patients where id = ${patients[1]!.id}`;
+    expect(row?.name).toBe(patients[1]!.name);
+    await expect.poll(async () => (await t.db.owner`select to_regclass(${`audit_partitions.${part}`}) as r`)[0]!.r, { timeout: 5_000 }).not.toBeNull();
+    const again = await t.gql('mutation { fixtureRenamePatient(id: "' + patients[1]!.id + '", name: "Partitioned Person") { name } }', undefined, req(provider()).headers);
+    expect(again.body.errors).toBeUndefined();
+    const [renamed] = await t.db.owner<{ name: string }[]>`select name from audit_fixture_patients where id = ${patients[1]!.id}`;
+    expect(renamed?.name).toBe('Partitioned Person');
+
+    const { requestId, headers } = req(provider());
+    const res = await t.gql('query One($id: UUID!) { fixturePatient(id: $id) { name } }', { id: patients[1]!.id }, headers);
+    expect(res.body.errors).toBeUndefined();
+    expect(await eventsOf(requestId)).toHaveLength(1);
+  });
+});
