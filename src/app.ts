@@ -9,7 +9,7 @@ import { startApiBackground, type ApiBackground, type BackgroundOptions } from '
 import type { Config } from './config.js';
 import { modules as allModules } from './modules/index.js';
 import { auditApolloPlugin, closeAuditWriter, createAuditWriter, ensureAuditPartitions } from './platform/audit/index.js';
-import { createPool, openDatabase, RequestTransaction, type Database } from './platform/db/index.js';
+import { openDatabase, RequestTransaction, type Database } from './platform/db/index.js';
 import { dbAppError } from './platform/db/errors.js';
 import { AppError, ErrorCode } from './platform/errors.js';
 import { describeForLog, formatError, isUnexpected } from './platform/http/graphql-errors.js';
@@ -188,7 +188,7 @@ async function startServer(parts: Parts): Promise<App> {
   // ---- GraphQL ----
   // group commit of audit events (reads, denials); partitions for this month and the next ones exist before the first request
   // (its own two connections: requests hold theirs while they wait for their batch to commit)
-  const auditWriter = createAuditWriter({ sql: database.sql, writerSql: createPool(database.appUrl, 2, config.deadlines.connectTimeoutS, database.socketDir), log, registry: metrics.registry });
+  const auditWriter = createAuditWriter({ sql: database.sql, writerSql: database.appPool(2), log, registry: metrics.registry });
   await ensureAuditPartitions(database.sql);
 
   const armor = new ApolloArmor({

@@ -43,7 +43,7 @@ export async function createTestDatabase(opts: { poolMax?: number } = {}): Promi
     ownerUrl,
     appUrl,
     embedded: false,
-    socketDir: null,
+    appPool: (max: number) => createPool(appUrl, max),
     migrationsExpected: expectedMigrationCount(),
     close,
     async drop() {

@@ -13,7 +13,8 @@ import { AppError, ErrorCode, forbidden } from '../errors.js';
  * A rule that break-glass should be able to override abstains instead of
  * denying. Rules registered `allowOnly` (they never deny) are skipped when
  * another rule allowed without awaiting anything: they could not change the
- * outcome, and it saves their query on every read by a tenant-wide role. Rules are registered by enabled modules in `init` and removed in
+ * outcome, and it saves their query on every read by a tenant-wide role.
+ * Rules are registered by enabled modules in `init` and removed in
  * `close` (the registry is process-wide; names are unique, re-registering a
  * name replaces the rule).
  */
@@ -97,12 +98,11 @@ export async function checkPatientAccess(principal: AccessPrincipal, patientId: 
   if (!principal.permissions.has(`patient:${action}`)) return { allowed: false, outcome: 'rbac' };
   // rules that may deny always run; allow-only rules are skipped when a rule already allowed synchronously
   const rules = [...patientRules];
-  const pending = rules.map(([name, rule]) => (allowOnlyRules.has(rule) ? null : ([name, rule(principal, patientId, action, db)] as const)));
-  const allowedAtOnce = pending.some((p) => p?.[1] === 'allow');
+  const first = rules.map(([, rule]) => (allowOnlyRules.has(rule) ? undefined : rule(principal, patientId, action, db)));
+  const allowedAtOnce = first.includes('allow');
   const votes = await Promise.all(
     rules.map(async ([name, rule], i) => {
-      const started = pending[i];
-      if (started) return [name, await started[1]] as const;
+      if (!allowOnlyRules.has(rule)) return [name, await first[i]!] as const;
       return [name, allowedAtOnce ? 'abstain' : await rule(principal, patientId, action, db)] as const;
     }),
   );

@@ -6,20 +6,15 @@ import type { AuditEventInput } from './types.js';
 export type SqlRunner = postgres.Sql | postgres.TransactionSql | postgres.ReservedSql;
 
 /**
- * Appends one tenant's events to its hash chain. Must run inside a
- * transaction whose app.tenant_id is `tenantId` (RLS). The tenant's chain
- * head row is locked until that transaction ends, which serialises appends
- * of one tenant across connections and processes; callers appending for
- * several tenants in one transaction lock them in sorted order. Resolves to
- * the tenant's new head seq.
- */
-export async function appendChained(sql: SqlRunner, tenantId: string, events: readonly AuditEventInput[]): Promise<number | null> {
-  return startChainedAppend(sql, tenantId, events);
-}
-
-/**
- * appendChained as one statement, started and returned unawaited, so that a
- * caller can send COMMIT in the same write (RequestTransaction.beforeCommit):
+ * Appends one tenant's events to its hash chain; resolves to the tenant's
+ * new head seq. Must run inside a transaction whose app.tenant_id is
+ * `tenantId` (RLS). The tenant's chain head row is locked until that
+ * transaction ends, which serialises appends of one tenant across
+ * connections and processes; callers appending for several tenants in one
+ * transaction lock them in sorted order.
+ *
+ * One statement, sent at once (not awaited here), so that a caller can send
+ * COMMIT in the same write (RequestTransaction.beforeCommit):
  * carebase_audit_append (migration audit_append_fn) locks the chain head,
  * assigns seq, prev_hash and hash = SHA-256(prev_hash || canonical form) and
  * inserts the rows inside the server, so the lock is held for that statement
@@ -28,7 +23,7 @@ export async function appendChained(sql: SqlRunner, tenantId: string, events: re
  * verifier); only the seq is filled in by the database. The promise must be
  * awaited (or handled) by the caller.
  */
-export function startChainedAppend(sql: SqlRunner, tenantId: string, events: readonly AuditEventInput[]): Promise<number | null> {
+export function appendChained(sql: SqlRunner, tenantId: string, events: readonly AuditEventInput[]): Promise<number | null> {
   if (events.length === 0) return Promise.resolve(null);
   const before: string[] = [];
   const after: string[] = [];

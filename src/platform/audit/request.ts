@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type postgres from 'postgres';
 import type { RequestTransaction } from '../db/tenancy.js';
 import { AppError, ErrorCode } from '../errors.js';
-import { ensureAuditPartitions, isMissingPartition, startChainedAppend } from './chain.js';
+import { appendChained, ensureAuditPartitions, isMissingPartition } from './chain.js';
 import {
   defaultPurposeOfUse,
   isUuid,
@@ -367,7 +367,7 @@ async function appendBeforeCommit(conn: postgres.ReservedSql, writer: AuditWrite
     return new AppError(ErrorCode.AUDIT_UNAVAILABLE, 'The audit log is unavailable; the change was not saved');
   };
   try {
-    const write = startChainedAppend(conn, events[0]!.tenantId, events);
+    const write = appendChained(conn, events[0]!.tenantId, events);
     return [
       write.catch((e) => {
         throw unavailable(e);

@@ -97,7 +97,6 @@ export interface AuditEventInput {
   detail: AuditDetail;
 }
 
-
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export function isUuid(v: unknown): v is string {
   return typeof v === 'string' && UUID.test(v);

@@ -26,8 +26,8 @@ export interface Database {
   ownerUrl: string;
   appUrl: string;
   embedded: boolean;
-  /** the embedded server's Unix socket directory (app pools connect through it), else null */
-  socketDir: string | null;
+  /** opens another pool as the app role, connected like `sql` (e.g. the audit writer's own connections) */
+  appPool(max: number): postgres.Sql;
   migrationsExpected: number;
   close(): Promise<void>;
 }
@@ -100,15 +100,16 @@ export async function openDatabase(config: Config, log: Logger): Promise<Databas
       throw e;
     }
   }
-  const sql = createPool(appUrl, config.databasePoolMax, config.deadlines.connectTimeoutS, socketDir);
-  const sideSql = createPool(appUrl, SIDE_POOL_MAX, config.deadlines.connectTimeoutS, socketDir);
+  const appPool = (max: number) => createPool(appUrl, max, config.deadlines.connectTimeoutS, socketDir);
+  const sql = appPool(config.databasePoolMax);
+  const sideSql = appPool(SIDE_POOL_MAX);
   return {
     sql,
     sideSql,
     ownerUrl,
     appUrl,
     embedded: !!stopEmbedded,
-    socketDir,
+    appPool,
     migrationsExpected: expectedMigrationCount(),
     async close() {
       await Promise.all([sql.end({ timeout: 5 }), sideSql.end({ timeout: 5 })]);
