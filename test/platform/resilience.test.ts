@@ -258,7 +258,7 @@ describe('admission limit (LOAD_SHED_MAX_IN_FLIGHT)', () => {
       fetch(`${t.url}/graphql`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', ...who },
-        body: JSON.stringify({ query: '{ slowQuery(ms: 600) }' }),
+        body: JSON.stringify({ query: '{ slowQuery(ms: 1500) }' }),
       }).then(async (r) => ({ status: r.status, retryAfter: r.headers.get('retry-after'), body: (await r.json()) as { errors?: { extensions: { code: string } }[] } }));
     const pending = Array.from({ length: 12 }, slow);
     // while the limit is taken, the probes are neither refused nor counted
