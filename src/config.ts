@@ -1,3 +1,4 @@
+import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -23,6 +24,29 @@ const optionalUrl = (protocols: string[]) =>
       .optional(),
   );
 const optionalString = z.preprocess(emptyToUndefined, z.string().min(1).optional());
+
+/** An Ed25519 private key as PKCS#8 PEM, or its DER in base64 (env-friendly: one line). */
+export function parseEd25519PrivateKey(v: string): KeyObject {
+  const key = v.includes('-----BEGIN') ? createPrivateKey(v) : createPrivateKey({ key: Buffer.from(v, 'base64'), format: 'der', type: 'pkcs8' });
+  if (key.asymmetricKeyType !== 'ed25519') throw new Error('not an Ed25519 key');
+  return key;
+}
+/** An Ed25519 public key as SPKI DER in base64. */
+export function parseEd25519PublicKey(v: string): KeyObject {
+  const key = createPublicKey({ key: Buffer.from(v, 'base64'), format: 'der', type: 'spki' });
+  if (key.asymmetricKeyType !== 'ed25519') throw new Error('not an Ed25519 key');
+  return key;
+}
+const succeeds = (fn: (v: string) => unknown) => (v: string) => {
+  try {
+    fn(v);
+    return true;
+  } catch {
+    return false;
+  }
+};
+const isEd25519PrivateKey = succeeds(parseEd25519PrivateKey);
+const isEd25519PublicKey = succeeds(parseEd25519PublicKey);
 
 const envSchema = z.object({
   PORT: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).max(65535).default(4000)),
@@ -79,6 +103,15 @@ const envSchema = z.object({
   RATE_LIMIT_AUTH_IP_PER_MINUTE: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1).max(1_000_000).default(60)),
   RATE_LIMIT_ANON_IP_PER_MINUTE: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1).max(1_000_000).default(300)),
   RATE_LIMIT_USER_PER_MINUTE: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1).max(10_000_000).default(1_200)),
+  AUDIT_SIGNING_KEY: z.preprocess(emptyToUndefined, z.string().refine(isEd25519PrivateKey, 'must be an Ed25519 private key (PKCS#8 PEM, or its DER in base64)').optional()),
+  AUDIT_TRUSTED_KEYS: z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .refine((v) => v.split(',').every((k) => isEd25519PublicKey(k.trim())), 'must be a comma list of Ed25519 public keys (SPKI DER in base64)')
+      .optional(),
+  ),
+  AUDIT_CHECKPOINT_INTERVAL_S: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1).max(86_400).default(900)),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -132,6 +165,11 @@ export interface Config {
     anonIpPerMinute: number;
     userPerMinute: number;
   };
+  /**
+   * signed audit checkpoints (platform/audit/checkpoint.ts): the Ed25519 signing key (unset: generated once in
+   * DATA_DIR), retired public keys still trusted for older checkpoints, how often each tenant's head is signed
+   */
+  auditCheckpoints: { signingKey?: string; trustedKeys: string[]; intervalS: number };
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -180,6 +218,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       authIpPerMinute: e.RATE_LIMIT_AUTH_IP_PER_MINUTE,
       anonIpPerMinute: e.RATE_LIMIT_ANON_IP_PER_MINUTE,
       userPerMinute: e.RATE_LIMIT_USER_PER_MINUTE,
+    },
+    auditCheckpoints: {
+      signingKey: e.AUDIT_SIGNING_KEY,
+      trustedKeys: e.AUDIT_TRUSTED_KEYS ? e.AUDIT_TRUSTED_KEYS.split(',').map((k) => k.trim()) : [],
+      intervalS: e.AUDIT_CHECKPOINT_INTERVAL_S,
     },
   };
 }

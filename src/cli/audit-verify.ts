@@ -1,12 +1,13 @@
 /**
  * npm run audit:verify — recomputes every tenant's audit hash chain and
- * prints one JSON line per tenant (ok, events checked, head, first broken
- * link). Exit code 0 when every chain is intact, 2 when one is broken, 1 on
+ * prints one JSON line per tenant (ok, events checked, head, signed
+ * checkpoints checked, first broken link). Exit code 0 when every chain is intact, 2 when one is broken, 1 on
  * error. Connects as the owner (DATABASE_URL, or the embedded database in
  * DATA_DIR); never prints an event's content.
  */
 import postgres from 'postgres';
 import { ConfigError, loadConfig } from '../config.js';
+import { checkpointKeys } from '../platform/audit/checkpoint.js';
 import { verifyAllTenants } from '../platform/audit/verify.js';
 import { openDatabase } from '../platform/db/index.js';
 import { createLogger } from '../platform/logger.js';
@@ -18,7 +19,7 @@ try {
   const owner = postgres(db.ownerUrl, { max: 1, onnotice: () => undefined });
   let broken = 0;
   try {
-    const reports = await verifyAllTenants(owner, (r) => {
+    const reports = await verifyAllTenants(owner, checkpointKeys(config).trusted, (r) => {
       if (!r.ok) broken++;
       process.stdout.write(`${JSON.stringify(r)}\n`);
     });

@@ -12,7 +12,7 @@ import { identityTables } from '../modules/identity/tables.js';
 import { rateLimits } from '../platform/ratelimit/tables.js';
 import { accessTables } from '../modules/access/tables.js';
 import { patientsTables } from '../modules/patients/tables.js';
-import { auditChainHeads, auditEvents } from '../platform/audit/tables.js';
+import { auditChainHeads, auditCheckpoints, auditEvents } from '../platform/audit/tables.js';
 import { auditModuleTables } from '../modules/audit/tables.js';
 
 export { tenants, idempotencyKeys };
@@ -22,9 +22,9 @@ export * from '../modules/identity/tables.js';
 export { rateLimits };
 export * from '../modules/access/tables.js';
 export * from '../modules/patients/tables.js';
-export { auditEvents, auditChainHeads };
+export { auditEvents, auditChainHeads, auditCheckpoints };
 export * from '../modules/audit/tables.js';
 
-export const tables = { tenants, idempotencyKeys, cryptoKeys, cryptoIndexKeys, cryptoRotationJobs, outbox, processedJobs, ...identityTables, rateLimits, ...accessTables, auditEvents, auditChainHeads, ...auditModuleTables, ...patientsTables };
+export const tables = { tenants, idempotencyKeys, cryptoKeys, cryptoIndexKeys, cryptoRotationJobs, outbox, processedJobs, ...identityTables, rateLimits, ...accessTables, auditEvents, auditChainHeads, auditCheckpoints, ...auditModuleTables, ...patientsTables };
 
 export const relations = defineRelations(tables, () => ({}));

@@ -1,4 +1,4 @@
-import { ensureAuditPartitions } from '../../platform/audit/index.js';
+import { checkpointKeys, ensureAuditPartitions, signCheckpoints } from '../../platform/audit/index.js';
 import type { Logger } from '../../platform/logger.js';
 import type { ModuleDeps } from '../../schema/index.js';
 import { runAnomalyCheck } from './anomalies.js';
@@ -11,11 +11,13 @@ export interface AuditScheduleOptions {
   anomalyMs?: number;
   /** how often partitions ahead are (re)ensured (default 6 h) */
   partitionsMs?: number;
+  /** how often each tenant's chain head is signed (default AUDIT_CHECKPOINT_INTERVAL_S) */
+  checkpointMs?: number;
 }
 
 /**
  * The audit module's scheduled work in the API process: drain security
- * events, run the anomaly check, create partitions ahead. Safe to run in
+ * events, run the anomaly check, create partitions ahead, sign checkpoints. Safe to run in
  * several processes at once (SKIP LOCKED claims, per-tenant try-locks,
  * an advisory lock around partition creation). Timers are unref'd;
  * stop() waits for a run in progress.
@@ -36,6 +38,8 @@ export class AuditScheduler {
     this.every('drain', this.opts.drainMs ?? 5_000, () => drainSecurityEvents(database.sql));
     this.every('anomalies', this.opts.anomalyMs ?? 60_000, () => runAnomalyCheck(database.sql, this.deps.log));
     this.every('partitions', this.opts.partitionsMs ?? 6 * 3_600_000, () => ensureAuditPartitions(database.sql));
+    const keys = checkpointKeys(this.deps.config); // at start: a bad key file stops the boot, not a timer
+    this.every('checkpoints', this.opts.checkpointMs ?? this.deps.config.auditCheckpoints.intervalS * 1000, () => signCheckpoints(database.sql, keys, this.deps.log));
   }
 
   private every(name: string, ms: number, fn: () => Promise<unknown>) {

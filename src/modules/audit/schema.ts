@@ -46,7 +46,17 @@ export function registerAuditSchema(builder: Builder) {
     },
   });
   const ChainBreak = builder.enumType('AuditChainBreak', {
-    values: ['HASH_MISMATCH', 'PREV_HASH_MISMATCH', 'SEQ_GAP', 'SEQ_OUT_OF_ORDER', 'TAIL_MISSING', 'HEAD_MISMATCH', 'HEAD_MISSING'] as const,
+    values: [
+      'HASH_MISMATCH',
+      'PREV_HASH_MISMATCH',
+      'SEQ_GAP',
+      'SEQ_OUT_OF_ORDER',
+      'TAIL_MISSING',
+      'HEAD_MISMATCH',
+      'HEAD_MISSING',
+      'CHECKPOINT_INVALID',
+      'CHECKPOINT_MISMATCH',
+    ] as const,
   });
   const AlertRule = builder.enumType('AuditAlertRule', { values: ALERT_RULES });
   const AlertStatus = builder.enumType('AuditAlertStatus', {
@@ -130,6 +140,13 @@ export function registerAuditSchema(builder: Builder) {
       reason: t.field({ type: ChainBreak, resolve: (b) => b.reason }),
     }),
   });
+  const Checkpoint = builder.objectRef<NonNullable<IntegrityReport['lastCheckpoint']>>('AuditCheckpoint').implement({
+    description: 'A signed checkpoint of the chain (seq and signing time; the signature is in the log stream too)',
+    fields: (t) => ({
+      seq: t.exposeFloat('seq'),
+      signedAt: t.field({ type: 'DateTime', resolve: (c) => c.signedAt }),
+    }),
+  });
   const Integrity = builder.objectRef<IntegrityReport>('AuditIntegrityReport').implement({
     fields: (t) => ({
       ok: t.exposeBoolean('ok'),
@@ -137,6 +154,8 @@ export function registerAuditSchema(builder: Builder) {
       headSeq: t.exposeFloat('headSeq'),
       firstSeq: t.exposeFloat('firstSeq', { description: 'verification starts here (after the retention anchor)' }),
       lastSeq: t.exposeFloat('lastSeq', { nullable: true }),
+      checkpoints: t.exposeFloat('checkpoints', { description: 'signed checkpoints verified (signature and the hash of the event at their seq)' }),
+      lastCheckpoint: t.field({ type: Checkpoint, nullable: true, description: 'the newest signed checkpoint verified', resolve: (r) => r.lastCheckpoint }),
       brokenAt: t.field({ type: BrokenLink, nullable: true, description: 'the first broken link, if any', resolve: (r) => r.brokenAt }),
     }),
   });

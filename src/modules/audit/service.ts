@@ -1,6 +1,6 @@
 import type postgres from 'postgres';
 import { z } from 'zod';
-import { toDate, verifyTenantChain, type IntegrityReport, type AuditPrincipal } from '../../platform/audit/index.js';
+import { checkpointKeys, toDate, verifyTenantChain, type IntegrityReport, type AuditPrincipal } from '../../platform/audit/index.js';
 import { AUDIT_EVENT_TYPES, AUDIT_OUTCOMES, PURPOSES_OF_USE } from '../../platform/audit/types.js';
 import { AppError, ErrorCode, badInput, forbidden, notFound } from '../../platform/errors.js';
 import type { RequestContext } from '../../schema/index.js';
@@ -205,7 +205,7 @@ export async function listAuditEvents(ctx: RequestContext, filter: AuditFilter, 
 export async function verifyIntegrity(ctx: RequestContext): Promise<IntegrityReport> {
   const principal = requireComplianceUser(ctx.principal, AUDIT_READ);
   const sql = await ctx.tx.connection();
-  return verifyTenantChain(sql, principal.tenantId);
+  return verifyTenantChain(sql, principal.tenantId, checkpointKeys(ctx.config).trusted);
 }
 
 // ---- alerts and patient flags ----

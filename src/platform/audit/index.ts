@@ -26,4 +26,11 @@ export {
 export { auditApolloPlugin, PURPOSE_OF_USE_HEADER } from './apollo-plugin.js';
 export { verifyTenantChain, verifyAllTenants, rowToEvent, type IntegrityReport, type ChainBreak } from './verify.js';
 export { denialCode, type PhiFieldOption, type PhiResourceOptions, type AuditFieldOption } from './phi-plugin.js';
-export { auditEvents, auditChainHeads } from './tables.js';
+export { auditEvents, auditChainHeads, auditCheckpoints } from './tables.js';
+export {
+  checkpointKeys,
+  exportCheckpointPublicKey,
+  signCheckpoints,
+  CHECKPOINT_KEY_FILE,
+  type CheckpointKeys,
+} from './checkpoint.js';

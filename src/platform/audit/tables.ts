@@ -72,3 +72,27 @@ export const auditChainHeads = pgTable('audit_chain_heads', {
   anchorHash: bytea('anchor_hash').notNull(),
   updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
 });
+
+/**
+ * Signed checkpoints of each tenant's chain (checkpoint.ts): every interval
+ * the head's (seq, at, hash) is signed with an Ed25519 key the database
+ * never holds. A DBA who rewrites history and recomputes every hash after
+ * it still cannot produce a signature over the new hashes, so the verifier
+ * reports CHECKPOINT_MISMATCH at the first signed seq that no longer
+ * matches. Append-only like the log itself (grants + triggers).
+ */
+export const auditCheckpoints = pgTable(
+  'audit_checkpoints',
+  {
+    tenantId: tenantId(),
+    seq: bigint('seq', { mode: 'number' }).notNull(),
+    /** `at` of the event at seq (finds its monthly partition) */
+    at: timestamp('at', { withTimezone: true }).notNull(),
+    hash: bytea('hash').notNull(),
+    signedAt: timestamp('signed_at', { withTimezone: true }).notNull(),
+    /** first 16 hex digits of SHA-256 over the public key (SPKI DER) */
+    keyId: text('key_id').notNull(),
+    signature: bytea('signature').notNull(),
+  },
+  (t) => [primaryKey({ name: 'audit_checkpoints_pkey', columns: [t.tenantId, t.seq] })],
+);

@@ -1,6 +1,8 @@
 import type postgres from 'postgres';
+import type { KeyObject } from 'node:crypto';
 import { chainHash } from './canonical.js';
 import type { SqlRunner } from './chain.js';
+import { verifyTenantCheckpoints, type CheckpointBreak } from './checkpoint.js';
 import { toDate, type AuditDetail, type AuditEventInput } from './types.js';
 
 export type ChainBreak =
@@ -17,7 +19,9 @@ export type ChainBreak =
   /** the chain head's hash differs from the last row's */
   | 'HEAD_MISMATCH'
   /** rows exist but the tenant has no chain head */
-  | 'HEAD_MISSING';
+  | 'HEAD_MISSING'
+  /** a signed checkpoint no longer matches its row (checkpoint.ts) */
+  | CheckpointBreak;
 
 export interface IntegrityReport {
   tenantId: string;
@@ -29,6 +33,10 @@ export interface IntegrityReport {
   /** seq where verification started (anchor + 1; > 1 once retention dropped old partitions) */
   firstSeq: number;
   lastSeq: number | null;
+  /** signed checkpoints checked (signature and row hash) */
+  checkpoints: number;
+  /** the newest checkpoint checked: compare with the copy in the log stream */
+  lastCheckpoint: { seq: number; signedAt: Date } | null;
   brokenAt: { seq: number; eventId: string | null; reason: ChainBreak } | null;
 }
 
@@ -87,10 +95,11 @@ export function rowToEvent(r: Row): AuditEventInput {
 
 /**
  * Walks one tenant's chain in seq order (server-side cursor, flat memory)
- * and reports the first broken link. Must run inside a transaction whose
- * app.tenant_id is `tenantId` (RLS).
+ * and reports the first broken link, then checks the signed checkpoints
+ * against `trusted` public keys (checkpointKeys(config).trusted). Must run
+ * inside a transaction whose app.tenant_id is `tenantId` (RLS).
  */
-export async function verifyTenantChain(sql: SqlRunner, tenantId: string, batchSize = 2000): Promise<IntegrityReport> {
+export async function verifyTenantChain(sql: SqlRunner, tenantId: string, trusted: ReadonlyMap<string, KeyObject>, batchSize = 2000): Promise<IntegrityReport> {
   const [head] = await sql<{ seq: string; hash: Buffer; anchor_seq: string; anchor_hash: Buffer }[]>`
     select seq, hash, anchor_seq, anchor_hash from audit_chain_heads where tenant_id = ${tenantId}`;
   const anchorSeq = head ? Number(head.anchor_seq) : 0;
@@ -101,6 +110,8 @@ export async function verifyTenantChain(sql: SqlRunner, tenantId: string, batchS
     headSeq: head ? Number(head.seq) : 0,
     firstSeq: anchorSeq + 1,
     lastSeq: null,
+    checkpoints: 0,
+    lastCheckpoint: null,
     brokenAt: null,
   };
   let expectedSeq = anchorSeq + 1;
@@ -148,6 +159,13 @@ export async function verifyTenantChain(sql: SqlRunner, tenantId: string, batchS
     if (report.headSeq > last) fail(last + 1, null, 'TAIL_MISSING');
     else if (prev && !head.hash.equals(prev)) fail(last, null, 'HEAD_MISMATCH');
   }
+  if (report.ok) {
+    // the chain is consistent in itself; the signatures show it is still the chain that was signed
+    const c = await verifyTenantCheckpoints(sql, tenantId, trusted, anchorSeq);
+    report.checkpoints = c.checked;
+    report.lastCheckpoint = c.last;
+    if (c.broken) fail(c.broken.seq, null, c.broken.reason);
+  }
   return report;
 }
 
@@ -158,6 +176,7 @@ export async function verifyTenantChain(sql: SqlRunner, tenantId: string, batchS
  */
 export async function verifyAllTenants(
   owner: postgres.Sql,
+  trusted: ReadonlyMap<string, KeyObject>,
   onReport?: (r: IntegrityReport) => void,
 ): Promise<IntegrityReport[]> {
   const tenants = await owner<{ tenant_id: string }[]>`select tenant_id from audit_chain_heads order by tenant_id`;
@@ -165,7 +184,7 @@ export async function verifyAllTenants(
   for (const { tenant_id } of tenants) {
     const r = await owner.begin(async (tx) => {
       await tx`select set_config('app.tenant_id', ${tenant_id}, true)`;
-      return verifyTenantChain(tx, tenant_id);
+      return verifyTenantChain(tx, tenant_id, trusted);
     });
     reports.push(r);
     onReport?.(r);

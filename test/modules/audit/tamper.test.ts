@@ -4,7 +4,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import auditModule from '../../../src/modules/audit/index.js';
 import identityModule from '../../../src/modules/identity/index.js';
-import { auditWriterFor, principalEvent, verifyAllTenants } from '../../../src/platform/audit/index.js';
+import { auditWriterFor, checkpointKeys, principalEvent, verifyAllTenants } from '../../../src/platform/audit/index.js';
 import { startTestApp, type TestApp } from '../../helpers/app.js';
 import { asHeader, createTenant, testAuthModule } from './fixtures.js';
 import { QUIET_ENV } from './fixtures.js';
@@ -136,7 +136,7 @@ describe('tamper resistance', () => {
   });
 
   it('npm run audit:verify reports each tenant and exits non-zero on a broken chain', async () => {
-    const reports = await verifyAllTenants(t.db.owner);
+    const reports = await verifyAllTenants(t.db.owner, checkpointKeys(t.app.config).trusted);
     expect(reports.filter((r) => !r.ok).length).toBe(5);
     const run = promisify(execFile);
     const env = { ...process.env, DATABASE_URL: t.db.ownerUrl, DATABASE_APP_URL: t.db.appUrl, LOG_LEVEL: 'error', NODE_ENV: 'test' };
