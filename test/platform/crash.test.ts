@@ -69,7 +69,9 @@ describe('crash safety: kill -9 under concurrent writes', () => {
       }
     };
     const writers = Array.from({ length: 8 }, writer);
-    await new Promise((r) => setTimeout(r, 1500));
+    // kill under load, once writes are flowing (however slow the machine)
+    await new Promise((r) => setTimeout(r, 1000));
+    for (let i = 0; i < 150 && acked.size <= 20; i++) await new Promise((r) => setTimeout(r, 100));
     first.child.kill('SIGKILL');
     killed = true;
     await Promise.all(writers);
