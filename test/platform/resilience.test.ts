@@ -10,6 +10,16 @@ import { createNotesTable, executions, notesModule } from './fixtures/notes-modu
 
 const ADD = 'mutation Add($body: String!, $clientRef: String, $sleepMs: Int) { addNote(body: $body, clientRef: $clientRef, sleepMs: $sleepMs) { id body total } }';
 
+/** A raw POST of `{ slowQuery(ms) }` (status, Retry-After and body: the load-shedding tests look at all three). */
+async function slowRequest(t: TestApp, who: Record<string, string>, ms: number) {
+  const r = await fetch(`${t.url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...who },
+    body: JSON.stringify({ query: `{ slowQuery(ms: ${ms}) }` }),
+  });
+  return { status: r.status, retryAfter: r.headers.get('retry-after'), body: (await r.json()) as { errors?: { extensions: { code: string } }[] } };
+}
+
 async function tenantIn(db: TestDatabase): Promise<string> {
   const id = randomUUID();
   await withTenant(db.sql, id, (tx) => tx.insert(tenants).values({ id, slug: `r-${id.slice(0, 8)}`, name: 'Resilient clinic' }));
@@ -220,12 +230,7 @@ describe('deadlines and load shedding', () => {
   it('when too many requests wait for a connection, new ones get 503 SERVER_BUSY instead of queueing', async () => {
     // the test pool has 10 connections: 30 slow requests keep > 3 waiting for about half a second
     // (three rounds of 250 ms); requests that arrive while they wait are refused at once
-    const slow = () =>
-      fetch(`${t.url}/graphql`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...who },
-        body: JSON.stringify({ query: '{ slowQuery(ms: 250) }' }),
-      }).then(async (r) => ({ status: r.status, retryAfter: r.headers.get('retry-after'), body: (await r.json()) as { errors?: { extensions: { code: string } }[] } }));
+    const slow = () => slowRequest(t, who, 250);
     const first = Array.from({ length: 30 }, slow);
     for (let i = 0; i < 500 && RequestTransaction.waiting < 3; i++) await new Promise((r) => setTimeout(r, 5));
     expect(RequestTransaction.waiting).toBeGreaterThanOrEqual(3);
@@ -259,12 +264,7 @@ describe('admission limit (LOAD_SHED_MAX_IN_FLIGHT)', () => {
   });
 
   it('past the in-flight limit new requests get 503 SERVER_BUSY at once, probes still answer, and service goes on', async () => {
-    const slow = () =>
-      fetch(`${t.url}/graphql`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...who },
-        body: JSON.stringify({ query: '{ slowQuery(ms: 1500) }' }),
-      }).then(async (r) => ({ status: r.status, retryAfter: r.headers.get('retry-after'), body: (await r.json()) as { errors?: { extensions: { code: string } }[] } }));
+    const slow = () => slowRequest(t, who, 1500);
     const pending = Array.from({ length: 12 }, slow);
     // while the limit is taken, the probes are neither refused nor counted
     await new Promise((r) => setTimeout(r, 150));

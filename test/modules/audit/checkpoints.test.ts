@@ -4,45 +4,26 @@ import { ConfigError, loadConfig } from '../../../src/config.js';
 import auditModule from '../../../src/modules/audit/index.js';
 import identityModule from '../../../src/modules/identity/index.js';
 import {
-  auditWriterFor,
   chainHash,
   checkpointKeys,
   exportCheckpointPublicKey,
-  principalEvent,
   rowToEvent,
   signCheckpoints,
   verifyAllTenants,
   type CheckpointKeys,
 } from '../../../src/platform/audit/index.js';
 import { startTestApp, type TestApp } from '../../helpers/app.js';
-import { asHeader, createTenant, QUIET_ENV, testAuthModule } from './fixtures.js';
+import { appendEvents as appendTo, asDba, asHeader, createTenant, QUIET_ENV, testAuthModule } from './fixtures.js';
 
 let t: TestApp;
 let keys: CheckpointKeys;
 
-async function appendEvents(tenantId: string, n: number) {
-  const actor = { kind: 'user' as const, id: randomUUID(), tenantId, roles: ['PROVIDER'] };
-  const writer = auditWriterFor(t.db.sql);
-  for (let i = 0; i < n; i++) {
-    await writer.append([
-      principalEvent(actor, { requestId: `req-${i}` }, { eventType: 'phi', action: 'read', outcome: 'allowed', resourceType: 'Patient', patientId: randomUUID(), fields: ['Patient.name'] }),
-    ]);
-  }
-}
+const appendEvents = (tenantId: string, n: number) => appendTo(t.db.sql, tenantId, n);
 
 async function tenantWithEvents(n: number): Promise<string> {
   const tenantId = await createTenant(t.db.owner);
   await appendEvents(tenantId, n);
   return tenantId;
-}
-
-/** As a DBA who bypasses the append-only triggers (superuser: session_replication_role = replica). */
-async function asDba(tenantId: string, fn: (tx: typeof t.db.owner) => Promise<unknown>) {
-  await t.db.owner.begin(async (tx) => {
-    await tx`set local session_replication_role = replica`;
-    await tx`select set_config('app.tenant_id', ${tenantId}, true)`;
-    await fn(tx as unknown as typeof t.db.owner);
-  });
 }
 
 /**
@@ -51,7 +32,7 @@ async function asDba(tenantId: string, fn: (tx: typeof t.db.owner) => Promise<un
  * consistent again.
  */
 async function rewriteHistory(tenantId: string, seq: number) {
-  await asDba(tenantId, async (tx) => {
+  await asDba(t.db.owner, tenantId, async (tx) => {
     await tx`update audit_events set actor_id = 'someone-else' where tenant_id = ${tenantId} and seq = ${seq}`;
     const rows = await tx<Parameters<typeof rowToEvent>[0][]>`select * from audit_events where tenant_id = ${tenantId} order by seq`;
     let prev = rows.find((r) => Number(r.seq) === seq - 1)!.hash;
@@ -129,7 +110,7 @@ describe('signed audit checkpoints', () => {
     const changed = await tenantWithEvents(4);
     await signCheckpoints(t.db.sql, keys);
     await rewriteHistory(changed, 3);
-    await asDba(changed, async (tx) => {
+    await asDba(t.db.owner, changed, async (tx) => {
       const [row] = await tx<{ hash: Buffer }[]>`select hash from audit_events where tenant_id = ${changed} and seq = 4`;
       await tx`update audit_checkpoints set hash = ${row!.hash} where tenant_id = ${changed} and seq = 4`;
     });
@@ -184,8 +165,7 @@ describe('signed audit checkpoints', () => {
     const fast = await startTestApp({ env: { ...QUIET_ENV, AUDIT_CHECKPOINT_INTERVAL_S: '1' }, modules: [identityModule, testAuthModule, auditModule] });
     try {
       const tenantId = await createTenant(fast.db.owner);
-      const actor = { kind: 'user' as const, id: randomUUID(), tenantId, roles: ['PROVIDER'] };
-      await auditWriterFor(fast.db.sql).append([principalEvent(actor, {}, { eventType: 'phi', action: 'read', outcome: 'allowed', resourceType: 'Patient', patientId: randomUUID(), fields: ['Patient.name'] })]);
+      await appendTo(fast.db.sql, tenantId, 1);
       let rows: { seq: string }[] = [];
       for (let i = 0; i < 100 && rows.length === 0; i++) {
         await new Promise((r) => setTimeout(r, 100));

@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type postgres from 'postgres';
+import { auditWriterFor, principalEvent } from '../../../src/platform/audit/index.js';
 import { AppError, ErrorCode, notFound } from '../../../src/platform/errors.js';
 import type { ModuleManifest, Principal } from '../../../src/schema/index.js';
 
@@ -168,4 +169,24 @@ export async function seedPatients(owner: postgres.Sql, tenantId: string, n: num
     out.push({ id: row!.id, name, ssn });
   }
   return out;
+}
+
+/** Appends n PHI-read events to a tenant's chain through the writer (`app`: the app role's pool). */
+export async function appendEvents(app: postgres.Sql, tenantId: string, n: number): Promise<void> {
+  const actor = { kind: 'user' as const, id: randomUUID(), tenantId, roles: ['PROVIDER'] };
+  const writer = auditWriterFor(app);
+  for (let i = 0; i < n; i++) {
+    await writer.append([
+      principalEvent(actor, { requestId: `req-${i}` }, { eventType: 'phi', action: 'read', outcome: 'allowed', resourceType: 'Patient', patientId: randomUUID(), fields: ['Patient.name'] }),
+    ]);
+  }
+}
+
+/** Runs fn as a DBA who bypasses the append-only triggers (superuser: session_replication_role = replica). */
+export async function asDba(owner: postgres.Sql, tenantId: string, fn: (tx: postgres.Sql) => Promise<unknown>): Promise<void> {
+  await owner.begin(async (tx) => {
+    await tx`set local session_replication_role = replica`;
+    await tx`select set_config('app.tenant_id', ${tenantId}, true)`;
+    await fn(tx as unknown as postgres.Sql);
+  });
 }

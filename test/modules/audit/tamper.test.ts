@@ -6,32 +6,19 @@ import auditModule from '../../../src/modules/audit/index.js';
 import identityModule from '../../../src/modules/identity/index.js';
 import { auditWriterFor, checkpointKeys, principalEvent, verifyAllTenants } from '../../../src/platform/audit/index.js';
 import { startTestApp, type TestApp } from '../../helpers/app.js';
-import { asHeader, createTenant, testAuthModule } from './fixtures.js';
+import { appendEvents, asDba, asHeader, createTenant, testAuthModule } from './fixtures.js';
 import { QUIET_ENV } from './fixtures.js';
 
 let t: TestApp;
 
-/** Appends n events to a fresh tenant's chain through the app's writer. */
+/** A fresh tenant with n events in its chain. */
 async function tenantWithEvents(n: number): Promise<string> {
   const tenantId = await createTenant(t.db.owner);
-  const actor = { kind: 'user' as const, id: randomUUID(), tenantId, roles: ['PROVIDER'] };
-  const writer = auditWriterFor(t.db.sql);
-  for (let i = 0; i < n; i++) {
-    await writer.append([
-      principalEvent(actor, { requestId: `req-${i}` }, { eventType: 'phi', action: 'read', outcome: 'allowed', resourceType: 'Patient', patientId: randomUUID(), fields: ['Patient.name'] }),
-    ]);
-  }
+  await appendEvents(t.db.sql, tenantId, n);
   return tenantId;
 }
 
-/** As a DBA who bypasses the append-only triggers (superuser: session_replication_role = replica). */
-async function tamper(tenantId: string, fn: (tx: typeof t.db.owner) => Promise<unknown>) {
-  await t.db.owner.begin(async (tx) => {
-    await tx`set local session_replication_role = replica`;
-    await tx`select set_config('app.tenant_id', ${tenantId}, true)`;
-    await fn(tx as unknown as typeof t.db.owner);
-  });
-}
+const tamper = (tenantId: string, fn: (tx: typeof t.db.owner) => Promise<unknown>) => asDba(t.db.owner, tenantId, fn);
 
 async function verifyOverGraphql(tenantId: string) {
   const res = await t.gql<{ verifyAuditIntegrity: { ok: boolean; brokenAt: { seq: number; reason: string } | null } }>(
