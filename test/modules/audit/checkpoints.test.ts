@@ -1,4 +1,6 @@
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { createPublicKey, generateKeyPairSync, randomUUID, verify } from 'node:crypto';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../../src/config.js';
 import auditModule from '../../../src/modules/audit/index.js';
@@ -91,6 +93,21 @@ describe('signed audit checkpoints', () => {
     await signCheckpoints(t.db.sql, keys, t.app.log);
     expect((await checkpointsOf(a)).map((c) => Number(c.seq))).toEqual([3, 6]);
     expect(await verifyOverGraphql(a)).toMatchObject({ ok: true, checkpoints: 2, lastCheckpoint: { seq: 6 } });
+  });
+
+  it('an auditor checks a logged checkpoint with the key from npm run audit:public-key and the documented message', async () => {
+    const tenantId = await tenantWithEvents(2);
+    await signCheckpoints(t.db.sql, keys, t.app.log);
+    const line = t.logs.find((l) => (l.auditCheckpoint as { tenantId?: string } | undefined)?.tenantId === tenantId)!.auditCheckpoint as Record<string, string | number>;
+    const env = { ...process.env, DATA_DIR: t.app.config.dataDir, LOG_LEVEL: 'error', NODE_ENV: 'test' };
+    const { stdout } = await promisify(execFile)('node', ['--import', 'tsx', 'src/cli/audit-public-key.ts'], { env });
+    const printed = JSON.parse(stdout) as { keyId: string; algorithm: string; publicKey: string };
+    expect(printed).toMatchObject({ keyId: keys.keyId, algorithm: 'Ed25519' });
+    // docs/compliance.md: the signed message, one field per line
+    const message = ['carebase-audit-checkpoint/v1', line.tenantId, line.seq, line.at, line.hash, line.signedAt, line.keyId].join('\n');
+    const publicKey = createPublicKey({ key: Buffer.from(printed.publicKey, 'base64'), format: 'der', type: 'spki' });
+    expect(verify(null, Buffer.from(message), publicKey, Buffer.from(String(line.signature), 'base64'))).toBe(true);
+    expect(verify(null, Buffer.from(message.replace(/\n2\n/, '\n3\n')), publicKey, Buffer.from(String(line.signature), 'base64'))).toBe(false);
   });
 
   it('detects history rewritten with every later hash recomputed (CHECKPOINT_MISMATCH), which the chain alone cannot', async () => {
