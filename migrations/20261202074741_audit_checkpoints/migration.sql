@@ -27,3 +27,19 @@ CREATE TRIGGER audit_checkpoints_no_truncate BEFORE TRUNCATE ON "audit_checkpoin
 REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON "audit_checkpoints" FROM carebase_app;
 --> statement-breakpoint
 GRANT SELECT, INSERT ON "audit_checkpoints" TO carebase_app;
+--> statement-breakpoint
+-- Tenants whose chain head moved (since p_since) past their last checkpoint:
+-- the signer's work list (the app role cannot list tenants through RLS).
+CREATE OR REPLACE FUNCTION carebase_audit_checkpoint_due(p_since timestamptz) RETURNS SETOF uuid
+  LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+  AS $$
+    SELECT h.tenant_id FROM audit_chain_heads h
+     WHERE h.updated_at >= p_since
+       AND h.seq > coalesce((SELECT max(c.seq) FROM audit_checkpoints c WHERE c.tenant_id = h.tenant_id), 0)
+     ORDER BY h.tenant_id $$;
+--> statement-breakpoint
+CREATE POLICY audit_checkpoints_owner ON "audit_checkpoints" TO CURRENT_USER USING (true) WITH CHECK (true);
+--> statement-breakpoint
+REVOKE ALL ON FUNCTION carebase_audit_checkpoint_due(timestamptz) FROM PUBLIC;
+--> statement-breakpoint
+GRANT EXECUTE ON FUNCTION carebase_audit_checkpoint_due(timestamptz) TO carebase_app;

@@ -111,16 +111,16 @@ export function checkpointSignatureValid(trusted: ReadonlyMap<string, KeyObject>
 }
 
 /**
- * Signs the chain head of every tenant whose log changed since the last run
- * (and in the last two days, so a missed run is caught up), when the head
- * moved past its last checkpoint. `pool` is the app role's pool: tenants are
- * listed through carebase_audit_active_tenants and each is signed in its own
- * tenant-scoped transaction. Safe in several processes at once (per-tenant
+ * Signs the chain head of every tenant whose head moved past its last
+ * checkpoint (looking back two days, so a missed run is caught up). `pool` is
+ * the app role's pool: tenants are listed through
+ * carebase_audit_checkpoint_due and each is signed in its own tenant-scoped
+ * transaction. Safe in several processes at once (per-tenant
  * try-lock; the (tenant, seq) key refuses a second row). Returns how many
  * checkpoints it wrote.
  */
 export async function signCheckpoints(pool: postgres.Sql, keys: CheckpointKeys, log?: Logger, since = new Date(Date.now() - 2 * 86_400_000)): Promise<number> {
-  const tenants = await pool<{ t: string }[]>`select t from carebase_audit_active_tenants(${since}) t`;
+  const tenants = await pool<{ t: string }[]>`select t from carebase_audit_checkpoint_due(${since}) t`;
   let written = 0;
   for (const { t: tenantId } of tenants) {
     try {
