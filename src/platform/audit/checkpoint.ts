@@ -2,7 +2,7 @@ import { createHash, generateKeyPairSync, createPublicKey, sign, verify, type Ke
 import fs from 'node:fs';
 import path from 'node:path';
 import type postgres from 'postgres';
-import { parseEd25519PrivateKey, parseEd25519PublicKey, type Config } from '../../config.js';
+import { ConfigError, parseEd25519PrivateKey, parseEd25519PublicKey, type Config } from '../../config.js';
 import type { Logger } from '../logger.js';
 import type { SqlRunner } from './chain.js';
 import { toDate } from './types.js';
@@ -65,8 +65,18 @@ export function checkpointKeys(config: Pick<Config, 'dataDir' | 'auditCheckpoint
   return keys;
 }
 
+/** The key in DATA_DIR, created on first use; a file that cannot be read, written or parsed stops the boot with one line. */
 function keyFromDataDir(dataDir: string): KeyObject {
   const file = path.join(dataDir, CHECKPOINT_KEY_FILE);
+  try {
+    return readOrCreateKey(dataDir, file);
+  } catch (e) {
+    const why = (e as NodeJS.ErrnoException).code ?? 'not an Ed25519 private key';
+    throw new ConfigError('AUDIT_SIGNING_KEY', `is unset and ${file} cannot be used (${why}): set AUDIT_SIGNING_KEY or fix DATA_DIR`);
+  }
+}
+
+function readOrCreateKey(dataDir: string, file: string): KeyObject {
   try {
     return parseEd25519PrivateKey(fs.readFileSync(file, 'utf8'));
   } catch (e) {

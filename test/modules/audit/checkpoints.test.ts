@@ -1,5 +1,8 @@
 import { execFile } from 'node:child_process';
 import { createPublicKey, generateKeyPairSync, randomUUID, verify } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../../src/config.js';
@@ -209,6 +212,12 @@ describe('signed audit checkpoints', () => {
     expect(bad({ AUDIT_SIGNING_KEY: rsa })).toBe('AUDIT_SIGNING_KEY');
     expect(bad({ AUDIT_TRUSTED_KEYS: 'AAAA' })).toBe('AUDIT_TRUSTED_KEYS');
     expect(bad({ AUDIT_SIGNING_KEY: newSigningKey(), AUDIT_TRUSTED_KEYS: exportCheckpointPublicKey(keys) })).toBeNull();
+    // without AUDIT_SIGNING_KEY, an unusable key file in DATA_DIR is reported the same way
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'carebase-ckpt-'));
+    writeFileSync(path.join(dataDir, 'audit-signing-key.pem'), 'garbage');
+    expect(() => checkpointKeys({ dataDir, auditCheckpoints: { trustedKeys: [], intervalS: 900 } })).toThrow(ConfigError);
+    expect(() => checkpointKeys({ dataDir, auditCheckpoints: { trustedKeys: [], intervalS: 900 } })).toThrow(/AUDIT_SIGNING_KEY is unset and .*audit-signing-key.pem cannot be used/);
+    rmSync(dataDir, { recursive: true });
   });
 });
 
