@@ -84,11 +84,16 @@ function readOrCreateKey(dataDir: string, file: string): KeyObject {
   }
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const pem = generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }) as string;
+  // written whole under a temporary name, then linked into place: link() refuses an existing name, so a
+  // process that lost the race reads the winner's complete key, never a half-written file
+  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
+  fs.writeFileSync(tmp, pem, { mode: 0o600 });
   try {
-    // wx: a process that lost the race reads the winner's key
-    fs.writeFileSync(file, pem, { mode: 0o600, flag: 'wx' });
+    fs.linkSync(tmp, file);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  } finally {
+    fs.rmSync(tmp, { force: true });
   }
   return parseEd25519PrivateKey(fs.readFileSync(file, 'utf8'));
 }
