@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type postgres from 'postgres';
 import { ConfigError, parseEd25519PrivateKey, parseEd25519PublicKey, type Config } from '../../config.js';
+import { createFileExclusive } from '../files.js';
 import type { Logger } from '../logger.js';
 import type { SqlRunner } from './chain.js';
 import { toDate } from './types.js';
@@ -84,21 +85,11 @@ function readOrCreateKey(dataDir: string, file: string): KeyObject {
   }
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const pem = generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }) as string;
-  // written whole under a temporary name, then linked into place: link() refuses an existing name, so a
-  // process that lost the race reads the winner's complete key, never a half-written file
-  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
-  fs.writeFileSync(tmp, pem, { mode: 0o600 });
-  try {
-    fs.linkSync(tmp, file);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-  } finally {
-    fs.rmSync(tmp, { force: true });
-  }
+  createFileExclusive(file, pem); // a process that lost the race reads the winner's key
   return parseEd25519PrivateKey(fs.readFileSync(file, 'utf8'));
 }
 
-export interface Checkpoint {
+interface Checkpoint {
   tenantId: string;
   seq: number;
   at: Date;
@@ -114,13 +105,13 @@ function checkpointMessage(c: Checkpoint): Buffer {
   );
 }
 
-export function signCheckpoint(keys: CheckpointKeys, c: Omit<Checkpoint, 'keyId'>): { checkpoint: Checkpoint; signature: Buffer } {
+function signCheckpoint(keys: CheckpointKeys, c: Omit<Checkpoint, 'keyId'>): { checkpoint: Checkpoint; signature: Buffer } {
   const checkpoint = { ...c, keyId: keys.keyId };
   return { checkpoint, signature: sign(null, checkpointMessage(checkpoint), keys.privateKey) };
 }
 
 /** True when a trusted key with the checkpoint's key id signed exactly this checkpoint. */
-export function checkpointSignatureValid(trusted: ReadonlyMap<string, KeyObject>, c: Checkpoint, signature: Buffer): boolean {
+function checkpointSignatureValid(trusted: ReadonlyMap<string, KeyObject>, c: Checkpoint, signature: Buffer): boolean {
   const key = trusted.get(c.keyId);
   return !!key && verify(null, checkpointMessage(c), key, signature);
 }
@@ -182,7 +173,7 @@ export async function signCheckpoints(pool: postgres.Sql, keys: CheckpointKeys, 
 
 export type CheckpointBreak = 'CHECKPOINT_INVALID' | 'CHECKPOINT_MISMATCH';
 
-export interface CheckpointResult {
+interface CheckpointResult {
   /** checkpoints whose signature and row hash were checked */
   checked: number;
   last: { seq: number; signedAt: Date } | null;

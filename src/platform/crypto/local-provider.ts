@@ -1,6 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { createFileExclusive } from '../files.js';
 import { CryptoError } from './errors.js';
 import { contextBytes, type DataKey, type KeyProvider, type KmsContext } from './types.js';
 
@@ -32,7 +33,7 @@ export class LocalKeyProvider implements KeyProvider {
     }
     fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
     const file = path.join(opts.dataDir, LOCAL_KEYRING_FILE);
-    if (!fs.existsSync(file)) createExclusive(file, newRing());
+    if (!fs.existsSync(file)) createFileExclusive(file, JSON.stringify(newRing()));
     return new LocalKeyProvider(file, readRing(file));
   }
 
@@ -98,19 +99,6 @@ const newRing = (): KeyRing => {
   return { current: id, keys: { [id]: randomBytes(32).toString('base64') } };
 };
 const aad = (keyId: string, context: KmsContext) => Buffer.concat([Buffer.from(`${keyId}\0`), contextBytes(context)]);
-
-/** Writes the file only if it does not exist yet (two processes may start at once). */
-function createExclusive(file: string, ring: KeyRing): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, JSON.stringify(ring), { mode: 0o600 });
-  try {
-    fs.linkSync(tmp, file);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-  } finally {
-    fs.unlinkSync(tmp);
-  }
-}
 
 function readRing(file: string): KeyRing {
   const st = fs.statSync(file);
