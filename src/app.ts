@@ -10,6 +10,7 @@ import type { Config } from './config.js';
 import { modules as allModules } from './modules/index.js';
 import { auditApolloPlugin, closeAuditWriter, createAuditWriter, ensureAuditPartitions } from './platform/audit/index.js';
 import { openDatabase, RequestTransaction, type Database } from './platform/db/index.js';
+import { settledWithin } from './platform/deadline.js';
 import { dbAppError } from './platform/db/errors.js';
 import { AppError, ErrorCode } from './platform/errors.js';
 import { describeForLog, formatError, isUnexpected } from './platform/http/graphql-errors.js';
@@ -306,18 +307,22 @@ async function startServer(parts: Parts): Promise<App> {
     close() {
       closing ??= (async () => {
         // stop publishing and disconnect sockets first: upgraded connections would hold server.close()
-        await bg.stopIntake().catch((e) => log.error(describeForLog(e), 'realtime close failed'));
-        const jobsClosed = bg.jobs.close().catch((e) => log.error(describeForLog(e), 'jobs close failed'));
-        let timer: NodeJS.Timeout | undefined;
-        const timeout = new Promise<'timeout'>((r) => {
-          timer = setTimeout(() => r('timeout'), config.shutdownTimeoutMs);
-        });
+        // every stage is bounded by SHUTDOWN_TIMEOUT_MS: a dependency that stopped answering (e.g. a half-open
+        // Redis connection) must not hold the process; what a stage leaves behind is redelivered (outbox, jobs)
+        const bounded = async (stage: string, work: Promise<unknown>) => {
+          const settled = await settledWithin(
+            work.catch((e) => log.error(describeForLog(e), `${stage} close failed`)),
+            config.shutdownTimeoutMs,
+          );
+          if (!settled) log.warn({ stage }, 'shutdown timeout: moving on');
+        };
+        await bounded('realtime', bg.stopIntake());
+        const jobsClosed = bounded('jobs', bg.jobs.close());
         // keep-alive connections that finish their last request while we drain are closed as they go idle
         const idleSweep = setInterval(() => server.server.closeIdleConnections(), 50);
-        const result = await Promise.race([server.close().then(() => 'closed' as const), timeout]);
+        const drained = await settledWithin(server.close(), config.shutdownTimeoutMs);
         clearInterval(idleSweep);
-        clearTimeout(timer);
-        if (result === 'timeout') {
+        if (!drained) {
           log.warn('shutdown timeout: closing remaining connections');
           server.server.closeAllConnections();
         }

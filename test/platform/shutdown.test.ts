@@ -43,6 +43,17 @@ describe('graceful shutdown (in process)', () => {
     await expect(fetch(`${t.url}/healthz`)).rejects.toThrow();
     await t.db.drop();
   });
+
+  it('a stage that never finishes (jobs stuck on a dead connection) does not hold the shutdown', async () => {
+    const t = await startTestApp({ env: { SHUTDOWN_TIMEOUT_MS: '300' } });
+    const realClose = t.app.background.jobs.close.bind(t.app.background.jobs);
+    t.app.background.jobs.close = () => new Promise(() => undefined);
+    await t.close();
+    expect(t.logs.find((l) => l.msg === 'shutdown timeout: moving on')).toMatchObject({ stage: 'jobs' });
+    await expect(fetch(`${t.url}/healthz`)).rejects.toThrow();
+    await realClose();
+    await t.db.drop();
+  });
 });
 
 /** Runs `npm start`'s entry point as a child process, like a user would. */

@@ -3,6 +3,7 @@ import client, { type Registry } from 'prom-client';
 import { sql } from 'drizzle-orm';
 import { withTenant, type Database, type Db } from '../db/index.js';
 import { AppError, ErrorCode, notFound } from '../errors.js';
+import { settledWithin } from '../deadline.js';
 import { describeForLog } from '../http/graphql-errors.js';
 import type { Logger } from '../logger.js';
 import type { JobBackend } from './backend.js';
@@ -305,14 +306,8 @@ export class JobSystem {
   close(): Promise<void> {
     this.closing ??= (async () => {
       const { log, closeTimeoutMs } = this.opts;
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<'timeout'>((r) => {
-        timer = setTimeout(() => r('timeout'), closeTimeoutMs);
-      });
-      const graceful = Promise.allSettled(this.workers.map((w) => w.close())).then(() => 'closed' as const);
-      const result = await Promise.race([graceful, timeout]);
-      clearTimeout(timer);
-      if (result === 'timeout') {
+      const graceful = await settledWithin(Promise.allSettled(this.workers.map((w) => w.close())), closeTimeoutMs);
+      if (!graceful) {
         log.warn({ workers: this.workers.length }, 'jobs: close timeout, forcing workers to stop (their jobs will be redelivered)');
         await Promise.allSettled(this.workers.map((w) => w.close(true)));
       }
