@@ -4,7 +4,7 @@ import { z } from 'zod';
 
 /**
  * The one place where environment variables become a typed, validated Config.
- * Unset means the embedded / simulated default; a malformed value stops the
+ * Unset means the embedded default; a malformed value stops the
  * boot with one line naming the variable (see ConfigError).
  */
 
@@ -73,11 +73,6 @@ const envSchema = z.object({
   KMS_KEY_ID: optionalString,
   KMS_ENDPOINT: optionalUrl(['http:', 'https:']),
   AWS_REGION: z.preprocess(emptyToUndefined, z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'must be an AWS region like us-east-1').optional()),
-  LIVEKIT_URL: optionalUrl(['ws:', 'wss:', 'http:', 'https:']),
-  LIVEKIT_API_KEY: optionalString,
-  LIVEKIT_API_SECRET: optionalString,
-  STRIPE_SECRET_KEY: z.preprocess(emptyToUndefined, z.string().regex(/^sk_(test|live)_\w+$/, 'must look like sk_test_... or sk_live_...').optional()),
-  STRIPE_WEBHOOK_SECRET: z.preprocess(emptyToUndefined, z.string().regex(/^whsec_\w+$/, 'must look like whsec_...').optional()),
   SHUTDOWN_TIMEOUT_MS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(100).max(600_000).default(10_000)),
   BODY_LIMIT_BYTES: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1024).max(50 * 1024 * 1024).default(1024 * 1024)),
   TRUST_PROXY: z.preprocess(
@@ -141,8 +136,6 @@ export interface Config {
   features: string;
   publicOrigins: string[];
   kms: { keyId?: string; endpoint?: string; region: string };
-  livekit: { url?: string; apiKey?: string; apiSecret?: string };
-  stripe: { secretKey?: string; webhookSecret?: string };
   shutdownTimeoutMs: number;
   bodyLimitBytes: number;
   /** Fastify trustProxy: whose X-Forwarded-For to believe for the client IP (rate limits, audit) */
@@ -184,9 +177,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     if (!e.KMS_KEY_ID) throw new ConfigError('KMS_KEY_ID', 'is required when NODE_ENV=production (the local key provider is refused)');
     if (!e.DATABASE_URL) throw new ConfigError('DATABASE_URL', 'is required when NODE_ENV=production (embedded PostgreSQL is refused)');
   }
-  if ((e.LIVEKIT_API_KEY && !e.LIVEKIT_API_SECRET) || (!e.LIVEKIT_API_KEY && e.LIVEKIT_API_SECRET)) {
-    throw new ConfigError(e.LIVEKIT_API_KEY ? 'LIVEKIT_API_SECRET' : 'LIVEKIT_API_KEY', 'must be set together with its pair');
-  }
   if (e.RATE_LIMIT_STORE === 'redis' && !e.REDIS_URL) throw new ConfigError('RATE_LIMIT_STORE', 'is redis but REDIS_URL is not set');
   return {
     port: e.PORT,
@@ -202,8 +192,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     features: e.FEATURES,
     publicOrigins: e.PUBLIC_ORIGINS,
     kms: { keyId: e.KMS_KEY_ID, endpoint: e.KMS_ENDPOINT, region: e.AWS_REGION ?? 'us-east-1' },
-    livekit: { url: e.LIVEKIT_URL, apiKey: e.LIVEKIT_API_KEY, apiSecret: e.LIVEKIT_API_SECRET },
-    stripe: { secretKey: e.STRIPE_SECRET_KEY, webhookSecret: e.STRIPE_WEBHOOK_SECRET },
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
     trustProxy: e.TRUST_PROXY === 'true' ? true : e.TRUST_PROXY === 'false' ? false : /^\d+$/.test(e.TRUST_PROXY) ? Number(e.TRUST_PROXY) : e.TRUST_PROXY.split(','),
