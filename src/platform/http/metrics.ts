@@ -1,5 +1,41 @@
 import client from 'prom-client';
 import { RequestTransaction } from '../db/tenancy.js';
+import { settledWithin } from '../deadline.js';
+
+/**
+ * How long a scrape waits for a datastore read (queue counts in Redis or
+ * PostgreSQL): /metrics answers within a second whatever is down.
+ */
+export const COLLECT_TIMEOUT_MS = 300;
+
+/**
+ * Wraps a datastore read for a metrics collector: a scrape waits for it at
+ * most `timeoutMs`, never starts a second one while the first is pending
+ * (a dead Redis queues commands until it returns), and otherwise gets the
+ * last value read, with `stale: true`.
+ */
+export function lastKnown<T>(read: () => Promise<T>, timeoutMs = COLLECT_TIMEOUT_MS) {
+  let last: T | undefined;
+  let ok = false;
+  let pending: Promise<void> | undefined;
+  return async (): Promise<{ value: T | undefined; stale: boolean }> => {
+    pending ??= read()
+      .then(
+        (v) => {
+          last = v;
+          ok = true;
+        },
+        () => {
+          ok = false;
+        },
+      )
+      .finally(() => {
+        pending = undefined;
+      });
+    const settled = await settledWithin(pending, timeoutMs);
+    return { value: last, stale: !settled || !ok };
+  };
+}
 
 const OPERATION_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 const MAX_OPERATION_NAMES = 200;

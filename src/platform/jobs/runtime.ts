@@ -5,6 +5,7 @@ import { withTenant, type Database, type Db } from '../db/index.js';
 import { AppError, ErrorCode, notFound } from '../errors.js';
 import { settledWithin } from '../deadline.js';
 import { describeForLog } from '../http/graphql-errors.js';
+import { lastKnown } from '../http/metrics.js';
 import type { Logger } from '../logger.js';
 import type { JobBackend } from './backend.js';
 import { isJobDefinition, type DomainEvent, type JobContext, type JobDefinition, type JobRegistration } from './types.js';
@@ -343,20 +344,30 @@ export function safeReason(e: unknown): string {
 }
 
 function createJobMetrics(registry: Registry, counts: () => Promise<Map<string, Record<string, number>>>) {
-  const names = ['carebase_jobs', 'carebase_job_latency_seconds', 'carebase_job_duration_seconds'];
+  const names = ['carebase_jobs', 'carebase_jobs_counts_stale', 'carebase_job_latency_seconds', 'carebase_job_duration_seconds'];
   for (const n of names) registry.removeSingleMetric(n);
+  // bounded: a scrape must answer while the queue datastore (Redis) does not
+  const read = lastKnown(counts);
+  let scrape: ReturnType<typeof read> | undefined;
   const gauge = new client.Gauge({
     name: 'carebase_jobs',
     help: 'Jobs per queue and state (waiting, active, delayed, failed = dead-letter queue, completed = kept for deduplication)',
     labelNames: ['queue', 'state'] as const,
     registers: [registry],
     async collect() {
+      scrape = read();
+      const { value } = await scrape;
       this.reset();
-      try {
-        for (const [queue, c] of await counts()) for (const [state, n] of Object.entries(c)) this.set({ queue, state }, n);
-      } catch {
-        // datastore unreachable: report nothing rather than fail the scrape
-      }
+      for (const [queue, c] of value ?? []) for (const [state, n] of Object.entries(c)) this.set({ queue, state }, n);
+    },
+  });
+  // registered after carebase_jobs: the registry collects in order, so this reads the same scrape's answer
+  const stale = new client.Gauge({
+    name: 'carebase_jobs_counts_stale',
+    help: '1 when carebase_jobs shows the last counts read because the queue datastore did not answer the scrape in time',
+    registers: [registry],
+    async collect() {
+      this.set((await (scrape ?? read())).stale ? 1 : 0);
     },
   });
   const latency = new client.Histogram({
@@ -378,6 +389,7 @@ function createJobMetrics(registry: Registry, counts: () => Promise<Map<string, 
     duration,
     unregister() {
       void gauge;
+      void stale;
       for (const n of names) registry.removeSingleMetric(n);
     },
   };
