@@ -127,7 +127,11 @@ export async function listGrants(
     .limit(500);
 }
 
-/** The ABAC rule: an active grant of this user for this patient allows the break-glass actions. */
+/**
+ * The ABAC rule: an active grant of this user for this patient allows the
+ * break-glass actions, naming the grant (the audit event of the access
+ * carries it as `detail.breakGlassGrantId`).
+ */
 export function breakGlassRule(now: () => Date) {
   return async (principal: AccessPrincipal, patientId: string, action: PatientAction, db: Db): Promise<AccessDecision> => {
     if (principal.kind !== 'user' || !BREAK_GLASS_ACTIONS.has(action)) return 'abstain';
@@ -144,6 +148,6 @@ export function breakGlassRule(now: () => Date) {
         ),
       )
       .limit(1);
-    return g ? 'allow' : 'abstain';
+    return g ? { decision: 'allow', ref: g.id } : 'abstain';
   };
 }

@@ -145,6 +145,17 @@ export function registerAccessSchema(builder: Builder, now: () => Date) {
       type: Grant,
       description: 'Emergency access to one patient for a limited time. Recorded, alerted to compliance, reviewed afterwards.',
       authScopes: { permission: 'breakglass:invoke' },
+      // the invocation itself is in the PHI-access log (action break-glass, purpose ETREAT, the grant id), so
+      // auditEvents(filter: { breakGlass: true }) lists it next to the accesses it opened; refusals are recorded as denied
+      audit: {
+        action: 'break-glass',
+        resourceType: 'BreakGlassGrant',
+        patientId: (args) => args.input.patientId,
+        resourceId: (_a, g) => g?.id ?? null,
+        purposeOfUse: () => 'ETREAT',
+        fields: () => ['BreakGlassGrant.reason', 'BreakGlassGrant.durationMinutes'],
+        detail: (_a, g) => ({ breakGlassGrantId: g?.id ?? null }),
+      },
       args: { input: t.arg({ type: InvokeBreakGlassInput, required: true }) },
       resolve: (_r, { input }, ctx) => invokeBreakGlass(ctx, input, now()),
     }),

@@ -79,7 +79,7 @@ export function requirePrincipal(ctx: RequestContext): Principal {
 /**
  * RBAC + every registered rule for one patient (FORBIDDEN when denied). When
  * break-glass opened the patient, the audit trail of this request records
- * purpose ETREAT for it.
+ * purpose ETREAT and the grant (detail.breakGlassGrantId) for it.
  */
 export async function authorize(ctx: RequestContext, patientId: string, action: PatientAction): Promise<void> {
   const p = requirePrincipal(ctx);
@@ -88,7 +88,7 @@ export async function authorize(ctx: RequestContext, patientId: string, action: 
     // distinct from a role refusal ("Not allowed"): the role may do this, but not for this patient
     throw new AppError(ErrorCode.FORBIDDEN, result.outcome === 'rbac' ? 'Not allowed' : 'Not allowed for this patient', result.outcome === 'rbac' ? {} : { reason: 'PATIENT_ACCESS' });
   }
-  if (result.rule === 'access.breakGlass') markBreakGlassAccess(ctx, patientId);
+  if (result.rule === 'access.breakGlass') markBreakGlassAccess(ctx, patientId, result.ref ?? null);
 }
 
 /**

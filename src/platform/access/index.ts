@@ -25,6 +25,7 @@ export {
   checkPatientAccess,
   authorizePatient,
   type AccessDecision,
+  type AllowWithRef,
   type AccessPrincipal,
   type PatientAction,
   type PatientAccessRule,

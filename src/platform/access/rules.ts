@@ -18,7 +18,14 @@ import { AppError, ErrorCode, forbidden } from '../errors.js';
  * `close` (the registry is process-wide; names are unique, re-registering a
  * name replaces the rule).
  */
-export type AccessDecision = 'allow' | 'deny' | 'abstain';
+export type AccessDecision = 'allow' | 'deny' | 'abstain' | AllowWithRef;
+/** An allow that names the record granting it (e.g. a break-glass grant id): the audit trail of the access carries it. */
+export interface AllowWithRef {
+  decision: 'allow';
+  ref: string;
+}
+
+const isAllow = (v: AccessDecision | undefined | Promise<AccessDecision>): boolean => v === 'allow' || (typeof v === 'object' && v !== null && 'decision' in v && v.decision === 'allow');
 
 /** The parts of a Principal that rules see (structurally the schema's Principal). */
 export interface AccessPrincipal {
@@ -91,6 +98,8 @@ export interface PatientAccessResult {
   outcome: 'rbac' | 'deny' | 'default' | 'allow';
   /** the rule that decided (deny or allow) */
   rule?: string;
+  /** the record that allowed it, when the rule named one (a break-glass grant id) */
+  ref?: string;
 }
 
 /** Evaluates RBAC + every registered rule (see above). Never throws for a denial. */
@@ -99,7 +108,7 @@ export async function checkPatientAccess(principal: AccessPrincipal, patientId: 
   // rules that may deny always run; allow-only rules are skipped when a rule already allowed synchronously
   const rules = [...patientRules];
   const first = rules.map(([, rule]) => (allowOnlyRules.has(rule) ? undefined : rule(principal, patientId, action, db)));
-  const allowedAtOnce = first.includes('allow');
+  const allowedAtOnce = first.some(isAllow);
   const votes = await Promise.all(
     rules.map(async ([name, rule], i) => {
       if (!allowOnlyRules.has(rule)) return [name, await first[i]!] as const;
@@ -108,8 +117,11 @@ export async function checkPatientAccess(principal: AccessPrincipal, patientId: 
   );
   const denied = votes.find(([, v]) => v === 'deny');
   if (denied) return { allowed: false, outcome: 'deny', rule: denied[0] };
-  const allowed = votes.find(([, v]) => v === 'allow');
-  if (allowed) return { allowed: true, outcome: 'allow', rule: allowed[0] };
+  const allowed = votes.find(([, v]) => isAllow(v));
+  if (allowed) {
+    const vote = allowed[1];
+    return typeof vote === 'object' ? { allowed: true, outcome: 'allow', rule: allowed[0], ref: vote.ref } : { allowed: true, outcome: 'allow', rule: allowed[0] };
+  }
   return { allowed: false, outcome: 'default' };
 }
 

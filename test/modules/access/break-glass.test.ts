@@ -62,7 +62,7 @@ describe('break-glass', () => {
     expect(g).toMatchObject({ userId: nurse.userId, patientId: patient, reason: REASON, active: true, endedAt: null });
     expect(Date.parse(g.expiresAt) - Date.parse(g.createdAt)).toBe(60 * 60_000);
 
-    expect(await access(nurse, patient, 'read')).toEqual({ allowed: true, outcome: 'allow', rule: 'access.breakGlass' });
+    expect(await access(nurse, patient, 'read')).toEqual({ allowed: true, outcome: 'allow', rule: 'access.breakGlass', ref: g.id });
     expect((await access(nurse, patient, 'clinical:read')).allowed).toBe(true);
     // RBAC still applies: a nurse may not reveal an SSN, grant or not
     expect(await access(nurse, patient, 'ssn:reveal')).toEqual({ allowed: false, outcome: 'rbac' });

@@ -147,7 +147,7 @@ beforeAll(async () => {
   const gqlB = async (query: string, variables: Record<string, unknown>) => {
     const res = await t.gql(query, variables, everyB.headers);
     expect(res.body.errors, JSON.stringify(res.body.errors)).toBeUndefined();
-    return res.body.data as Record<string, never>;
+    return res.body.data as Record<string, unknown>;
   };
   const patientB = (await gqlB('mutation($i: CreatePatientInput!) { createPatient(input: $i) { id } }', { i: { givenName: 'Bea', familyName: 'Other', dateOfBirth: '1970-01-02' } })).createPatient as { id: string };
   await gqlB('mutation($i: InvokeBreakGlassInput!) { invokeBreakGlass(input: $i) { id } }', { i: { patientId: patientB.id, reason: 'tenant B fixture for the id walk' } });
