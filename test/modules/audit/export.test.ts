@@ -78,7 +78,9 @@ describe('CSV export', () => {
     const heapGrowthMb = (peakHeap - before.heapUsed) / 2 ** 20;
     console.log(`audit CSV export: ${ROWS} rows, ${(bytes / 2 ** 20).toFixed(1)} MB streamed; peak RSS growth ${rssGrowthMb.toFixed(1)} MB, live heap growth ${heapGrowthMb.toFixed(1)} MB`);
     // the whole file is ~30 MB and its rows as objects several times that: buffering it would blow through this bound
-    expect(rssGrowthMb).toBeLessThan(50);
+    // RSS also holds pages V8 and malloc keep after a collection (Node 24's young generation alone can keep ~50 MB):
+    // live heap growth is the measure of what the export keeps alive, RSS only a coarse ceiling
+    expect(rssGrowthMb).toBeLessThan(100);
     expect(heapGrowthMb).toBeLessThan(50);
     expect(bytes).toBeGreaterThan(20 * 2 ** 20);
   }, 180_000); // 100k rows with a full GC every 2 MB: slow on a busy machine, and no timing is asserted
