@@ -165,7 +165,26 @@ export interface Config {
   auditCheckpoints: { signingKey?: string; trustedKeys: string[]; intervalS: number };
 }
 
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+/**
+ * Reads `./.env` (see .env.example) into process.env, once: npm start, the
+ * worker and every CLI see the same settings. A variable already set in the
+ * environment wins; a missing file is fine; a malformed one stops the boot.
+ */
+let envFileLoaded = false;
+export function loadEnvFile(file = '.env'): void {
+  if (envFileLoaded) return;
+  envFileLoaded = true;
+  try {
+    process.loadEnvFile(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new ConfigError(file, `cannot be read: ${(e as Error).message}`);
+  }
+}
+
+/** `env` defaults to process.env, after reading ./.env into it (loadEnvFile). */
+export function loadConfig(env?: NodeJS.ProcessEnv): Config {
+  if (!env) loadEnvFile();
+  env ??= process.env;
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
