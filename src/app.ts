@@ -13,6 +13,7 @@ import { openDatabase, RequestTransaction, type Database } from './platform/db/i
 import { settledWithin } from './platform/deadline.js';
 import { dbAppError } from './platform/db/errors.js';
 import { AppError, ErrorCode } from './platform/errors.js';
+import { errorStatusPlugin } from './platform/http/error-status.js';
 import { describeForLog, formatError, isUnexpected } from './platform/http/graphql-errors.js';
 import { idempotencyPlugin } from './platform/http/idempotency.js';
 import { registerLoadShedding } from './platform/http/load-shedding.js';
@@ -214,6 +215,8 @@ async function startServer(parts: Parts): Promise<App> {
       // replays stored outcomes of Idempotency-Key mutations; must run before transactionPlugin commits
       idempotencyPlugin<RequestContext>({ crypto: deps.crypto!, ttlHours: config.idempotencyTtlHours }),
       transactionPlugin(),
+      // RATE_LIMITED from a resolver (sign-in lockout, a module's limiter) answers 429 + Retry-After like the request budget
+      errorStatusPlugin<RequestContext>(),
       observabilityPlugin(metrics),
     ],
     validationRules: protection.validationRules,
