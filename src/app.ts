@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import fastifyApollo, { fastifyApolloDrainPlugin } from '@as-integrations/fastify';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
-import Fastify, { LogController, type FastifyServerOptions, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyServerOptions, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { GraphQLSchema } from 'graphql';
 import { startApiBackground, type ApiBackground, type BackgroundOptions } from './background.js';
 import type { Config } from './config.js';
@@ -16,6 +18,7 @@ import { AppError, ErrorCode } from './platform/errors.js';
 import { errorStatusPlugin } from './platform/http/error-status.js';
 import { describeForLog, formatError, isUnexpected } from './platform/http/graphql-errors.js';
 import { idempotencyPlugin } from './platform/http/idempotency.js';
+import { exceedsNesting, inputRulesPlugin, MAX_QUERY_NESTING } from './platform/http/input-rules.js';
 import { registerLoadShedding } from './platform/http/load-shedding.js';
 import { createMetrics, type Metrics } from './platform/http/metrics.js';
 import { createLogger, type Logger } from './platform/logger.js';
@@ -120,6 +123,12 @@ async function startServer(parts: Parts): Promise<App> {
       return typeof h === 'string' && REQUEST_ID.test(h) ? h : randomUUID();
     },
     return503OnClosing: true,
+    // malformed HTTP (bad request line, headers or URL too large) and unusable URLs get a GraphQL-shaped coded error too
+    clientErrorHandler: clientError,
+    frameworkErrors: (err, req, reply) => {
+      const long = err.code === 'FST_ERR_MAX_PARAM_LENGTH';
+      void (reply as FastifyReply).code(long ? 414 : 400).send(errorBody(long ? 'URL too long' : 'Malformed URL', ErrorCode.BAD_REQUEST, req.id));
+    },
     forceCloseConnections: 'idle',
   });
 
@@ -145,6 +154,14 @@ async function startServer(parts: Parts): Promise<App> {
         const { http: _http, ...extensions } = e.extensions as Record<string, unknown>;
         return reply.code(429).send({ errors: [{ message: e.message, extensions: { ...extensions, requestId: req.id } }] });
       }
+    }
+  });
+  // deeply nested list/object literals are refused before GraphQL parsing recurses into them
+  server.addHook('preHandler', async (req, reply) => {
+    if (req.routeOptions.url !== '/graphql') return;
+    const query = ((req.method === 'GET' ? req.query : req.body) as { query?: unknown } | undefined)?.query;
+    if (typeof query === 'string' && exceedsNesting(query, MAX_QUERY_NESTING)) {
+      return reply.code(400).send(errorBody(`The query nests deeper than ${MAX_QUERY_NESTING} levels`, ErrorCode.QUERY_TOO_COMPLEX, req.id));
     }
   });
   server.addHook('onResponse', async (req, reply) => {
@@ -195,7 +212,8 @@ async function startServer(parts: Parts): Promise<App> {
 
   const armor = new ApolloArmor({
     maxDepth: { n: 12, ignoreIntrospection: true },
-    maxAliases: { n: 15 },
+    // __typename counts like any other field (armor allows it by default)
+    maxAliases: { n: 15, allowList: [] },
     maxDirectives: { n: 10 },
     costLimit: { maxCost: 5000, ignoreIntrospection: true },
     // armor's max-tokens turns syntax errors into HTTP 500 on Apollo 5: Apollo's parseOptions.maxTokens does it instead
@@ -212,6 +230,8 @@ async function startServer(parts: Parts): Promise<App> {
       ...(config.isProduction ? [ApolloServerPluginLandingPageDisabled() as ApolloServerPlugin<RequestContext>] : []),
       // writes each request's PHI audit trail before transactionPlugin commits and before the response is sent
       auditApolloPlugin<RequestContext>(auditWriter, log),
+      // query nesting is checked in preHandler; here: subscriptions over HTTP, variable size, no NUL / unpaired surrogate in any input string
+      inputRulesPlugin<RequestContext>(),
       // replays stored outcomes of Idempotency-Key mutations; must run before transactionPlugin commits
       idempotencyPlugin<RequestContext>({ crypto: deps.crypto!, ttlHours: config.idempotencyTtlHours }),
       transactionPlugin(),
@@ -228,6 +248,7 @@ async function startServer(parts: Parts): Promise<App> {
     // main.ts owns signal handling and shuts Apollo down in order
     stopOnTerminationSignals: false,
     parseOptions: { maxTokens: 5000 },
+    persistedQueries: false,
     formatError,
   });
   await apollo.start();
@@ -344,6 +365,22 @@ async function startServer(parts: Parts): Promise<App> {
 
 function errorBody(message: string, code: string, requestId: string) {
   return { errors: [{ message, extensions: { code, requestId } }] };
+}
+
+/** Node's HTTP parser errors (before Fastify sees a request): a coded JSON answer, then close the socket. */
+function clientError(err: Error & { code?: string }, socket: Duplex) {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, code, message] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, ErrorCode.PAYLOAD_TOO_LARGE, 'Request line or headers are too large']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, ErrorCode.TIMEOUT, 'Request timeout']
+        : [400, ErrorCode.BAD_REQUEST, 'Malformed HTTP request'];
+  const body = JSON.stringify({ errors: [{ message, extensions: { code } }] });
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
+  }
+  socket.destroy();
 }
 
 function fastifyErrorCode(err: Error & { code?: string; statusCode?: number }): [string, string] {

@@ -26,6 +26,7 @@ export function auditApolloPlugin<C extends BaseContext & AuditableContext>(writ
       const raw = request.http?.headers.get(PURPOSE_OF_USE_HEADER)?.trim().toUpperCase();
       const badPurpose = !!raw && !isPurposeOfUse(raw);
       const audit = beginAuditRequest(contextValue, writer, raw && !badPurpose ? (raw as PurposeOfUse) : undefined);
+      let executed = false;
       return {
         async didResolveOperation({ operationName }) {
           audit.operationName = operationName ?? null;
@@ -36,7 +37,16 @@ export function auditApolloPlugin<C extends BaseContext & AuditableContext>(writ
             });
           }
         },
+        // refused before execution (e.g. by the input rules) with events recorded, such as the refusal itself:
+        // written before the response like any denial (nothing was disclosed, so a failure is only logged)
+        async didEncounterErrors() {
+          if (executed || audit.isEmpty) return;
+          await writeAuditRequest(audit, false).catch((e: { code?: string; name?: string }) =>
+            log.error({ reqId: contextValue.requestId, pgCode: e?.code, errorName: e?.name }, 'audit write failed'),
+          );
+        },
         async executionDidStart(rc: GraphQLRequestContext<C>) {
+          executed = true;
           return {
             async executionDidEnd() {
               if (audit.isEmpty) return;

@@ -1,4 +1,5 @@
 import type postgres from 'postgres';
+import { toSafeText } from '../text.js';
 import { canonicalParts } from './canonical.js';
 import type { AuditEventInput } from './types.js';
 
@@ -27,7 +28,7 @@ export function appendChained(sql: SqlRunner, tenantId: string, events: readonly
   if (events.length === 0) return Promise.resolve(null);
   const before: string[] = [];
   const after: string[] = [];
-  const rows = events.map((e) => {
+  const rows = events.map(safeEvent).map((e) => {
     if (e.tenantId !== tenantId) throw new Error('audit event of another tenant in a tenant append');
     const [b, a] = canonicalParts(e);
     before.push(b);
@@ -62,6 +63,25 @@ export function appendChained(sql: SqlRunner, tenantId: string, events: readonly
   // handled here so that a failure before the caller awaits is not an unhandled rejection; the caller still sees it
   write.catch(() => undefined);
   return write;
+}
+
+/**
+ * The event as it is stored and hashed: every string (columns, arrays, detail
+ * keys and values) with NUL and unpaired surrogates replaced by U+FFFD, since
+ * PostgreSQL refuses them (22P05, 22P02) and some are copied from a request
+ * (e.g. a report filter in `detail`). One such value must not fail the append.
+ */
+function safeEvent(e: AuditEventInput): AuditEventInput {
+  return safeValue(e) as AuditEventInput;
+}
+
+function safeValue(v: unknown): unknown {
+  if (typeof v === 'string') return toSafeText(v);
+  if (Array.isArray(v)) return v.map(safeValue);
+  if (v !== null && typeof v === 'object' && !(v instanceof Date)) {
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [toSafeText(k), safeValue(x)]));
+  }
+  return v;
 }
 
 /** Creates the monthly partitions from last month to `monthsAhead` months ahead; returns how many were created. */

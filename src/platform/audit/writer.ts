@@ -149,7 +149,43 @@ export class AuditWriter {
     return this.flushing;
   }
 
+  /**
+   * Commits a batch. When PostgreSQL refuses it because of an event's content
+   * (SQLSTATE class 22 or 23, e.g. a value a column cannot hold), the batch is
+   * split in halves and each half written on its own, recursively: every other
+   * request's events still commit, and only the request that brought the bad
+   * event fails (AUDIT_UNAVAILABLE). An outage fails the batch whole.
+   */
   private async write(batch: Pending[], n: number): Promise<void> {
+    try {
+      await this.commit(batch);
+      this.counters.batches++;
+      this.counters.events += n;
+      this.counters.requests += batch.length;
+      this.counters.maxBatchEvents = Math.max(this.counters.maxBatchEvents, n);
+      this.counters.maxBatchRequests = Math.max(this.counters.maxBatchRequests, batch.length);
+      this.metrics?.batchEvents.observe(n);
+      this.metrics?.batchRequests.observe(batch.length);
+      for (const p of batch) p.resolve();
+    } catch (e) {
+      const err = e as { code?: string; name?: string };
+      if (batch.length > 1 && isEventError(e)) {
+        this.opts.log?.warn({ pgCode: err?.code, requests: batch.length }, 'audit batch refused: writing its requests apart');
+        const half = Math.ceil(batch.length / 2);
+        for (const part of [batch.slice(0, half), batch.slice(half)]) {
+          await this.write(part, part.reduce((sum, p) => sum + p.events.length, 0));
+        }
+        return;
+      }
+      this.counters.failures++;
+      this.metrics?.failures.inc();
+      this.opts.log?.error({ pgCode: err?.code, errorName: err?.name, events: n, requests: batch.length }, 'audit batch write failed');
+      for (const p of batch) p.reject(e);
+    }
+  }
+
+  /** One transaction for the batch (one append per tenant); a missing partition is created and the batch retried once. */
+  private async commit(batch: Pending[]): Promise<void> {
     const byTenant = new Map<string, AuditEventInput[]>();
     for (const p of batch) {
       for (const e of p.events) {
@@ -175,29 +211,23 @@ export class AuditWriter {
         }
       });
     try {
-      try {
-        await attempt();
-      } catch (e) {
-        if (!isMissingPartition(e)) throw e;
-        await ensureAuditPartitions(this.pool);
-        await attempt();
-      }
-      this.counters.batches++;
-      this.counters.events += n;
-      this.counters.requests += batch.length;
-      this.counters.maxBatchEvents = Math.max(this.counters.maxBatchEvents, n);
-      this.counters.maxBatchRequests = Math.max(this.counters.maxBatchRequests, batch.length);
-      this.metrics?.batchEvents.observe(n);
-      this.metrics?.batchRequests.observe(batch.length);
-      for (const p of batch) p.resolve();
+      await attempt();
     } catch (e) {
-      this.counters.failures++;
-      this.metrics?.failures.inc();
-      const err = e as { code?: string; name?: string };
-      this.opts.log?.error({ pgCode: err?.code, errorName: err?.name, events: n, requests: batch.length }, 'audit batch write failed');
-      for (const p of batch) p.reject(e);
+      if (!isMissingPartition(e)) throw e;
+      await ensureAuditPartitions(this.pool);
+      await attempt();
     }
   }
+}
+
+/**
+ * An error caused by what the batch holds rather than by the database being
+ * unreachable or busy: a data exception or constraint violation (SQLSTATE
+ * class 22/23), or an error without a code (thrown while building the rows).
+ */
+function isEventError(e: unknown): boolean {
+  const code = (e as { code?: unknown })?.code;
+  return typeof code !== 'string' || code.startsWith('22') || code.startsWith('23');
 }
 
 const writers = new WeakMap<postgres.Sql, AuditWriter>();

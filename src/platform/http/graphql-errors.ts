@@ -82,6 +82,10 @@ export function formatError(formatted: GraphQLFormattedError, error: unknown): G
     const recoded = code === 'GRAPHQL_VALIDATION_FAILED' && COMPLEXITY.test(message) ? ErrorCode.QUERY_TOO_COMPLEX : code;
     return { message, locations: formatted.locations, extensions: { code: recoded } };
   }
+  // graphql-js stops coercing variables after 50 errors with one more error of its own, without a code: still bad input
+  if (formatted.message.startsWith('Too many errors processing variables')) {
+    return { message: formatted.message, extensions: { code: ErrorCode.BAD_USER_INPUT } };
+  }
   return { message: 'Internal server error', path: formatted.path, extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR } };
 }
 
