@@ -17,6 +17,7 @@ import { dbAppError } from './platform/db/errors.js';
 import { AppError, ErrorCode } from './platform/errors.js';
 import { errorStatusPlugin } from './platform/http/error-status.js';
 import { describeForLog, formatError, isUnexpected } from './platform/http/graphql-errors.js';
+import { apolloLogger } from './platform/http/apollo-logger.js';
 import { idempotencyPlugin } from './platform/http/idempotency.js';
 import { exceedsNesting, inputRulesPlugin, MAX_QUERY_NESTING } from './platform/http/input-rules.js';
 import { registerLoadShedding } from './platform/http/load-shedding.js';
@@ -248,6 +249,8 @@ async function startServer(parts: Parts): Promise<App> {
     // main.ts owns signal handling and shuts Apollo down in order
     stopOnTerminationSignals: false,
     parseOptions: { maxTokens: 5000 },
+    // Apollo's own lines (e.g. an error thrown from a plugin hook) into the JSON log, without the error's text
+    logger: apolloLogger(log),
     persistedQueries: false,
     formatError,
   });
@@ -417,6 +420,11 @@ function transactionPlugin(): ApolloServerPlugin<RequestContext> {
                 (e.extensions as Record<string, unknown>).requestId = contextValue.requestId;
               }
             }
+          }
+          // a database outage in any resolver: the response says so (503, retry), like the failed commit below
+          if (body?.errors?.some((e) => e.extensions?.code === ErrorCode.DATABASE_UNAVAILABLE)) {
+            response.http.status = 503;
+            response.http.headers.set('retry-after', '1');
           }
           const tx = contextValue.tx;
           if (!tx.isOpen) return;

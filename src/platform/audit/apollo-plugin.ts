@@ -1,6 +1,7 @@
 import type { ApolloServerPlugin, BaseContext, GraphQLRequestContext } from '@apollo/server';
 import type { Logger } from '../logger.js';
 import { AppError, ErrorCode } from '../errors.js';
+import { dbAppError } from '../db/errors.js';
 import { beginAuditRequest, writeAuditRequest, type AuditableContext } from './request.js';
 import { isPurposeOfUse, type PurposeOfUse } from './types.js';
 import type { AuditWriter } from './writer.js';
@@ -58,12 +59,15 @@ export function auditApolloPlugin<C extends BaseContext & AuditableContext>(writ
               } catch (e) {
                 const err = e as { code?: string; name?: string };
                 log.error({ reqId: contextValue.requestId, pgCode: err?.code, errorName: err?.name }, 'audit write failed: response withheld');
+                // the whole database is down, not just the audit log: the client gets the outage's code
+                const down = e instanceof AppError ? e : dbAppError(e);
+                const outage = down?.code === ErrorCode.DATABASE_UNAVAILABLE ? down : undefined;
                 if (result) {
                   result.data = null;
                   result.errors = [
                     {
-                      message: 'The audit log is unavailable; no data was returned',
-                      extensions: { code: ErrorCode.AUDIT_UNAVAILABLE, requestId: contextValue.requestId },
+                      message: outage?.message ?? 'The audit log is unavailable; no data was returned',
+                      extensions: { code: outage?.code ?? ErrorCode.AUDIT_UNAVAILABLE, requestId: contextValue.requestId },
                     },
                   ];
                 }

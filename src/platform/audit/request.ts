@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type postgres from 'postgres';
+import { dbAppError } from '../db/errors.js';
 import type { RequestTransaction } from '../db/tenancy.js';
 import { AppError, ErrorCode } from '../errors.js';
 import { appendChained, ensureAuditPartitions, isMissingPartition } from './chain.js';
@@ -364,6 +365,9 @@ async function appendBeforeCommit(conn: postgres.ReservedSql, writer: AuditWrite
   const unavailable = (e: unknown) => {
     // partitions are created months ahead (boot, daily job); if one is missing anyway, create it for the retry
     if (isMissingPartition(e)) void ensureAuditPartitions(writer.pool).catch(() => undefined);
+    // the whole database is down (not just the audit log): say so, like every other statement of the outage
+    const down = dbAppError(e);
+    if (down?.code === ErrorCode.DATABASE_UNAVAILABLE) return down;
     return new AppError(ErrorCode.AUDIT_UNAVAILABLE, 'The audit log is unavailable; the change was not saved');
   };
   try {

@@ -13,28 +13,23 @@ const UNAVAILABLE_CODES = new Set([
 /** PostgreSQL codes for a deadline hit: statement_timeout / lock_timeout / idle-in-transaction timeout. */
 const TIMEOUT_CODES = new Set(['57014', '55P03', '25P03']);
 
-/** Walks an error's cause chain (drizzle wraps driver errors) for a code. */
-function codes(e: unknown): string[] {
-  const out: string[] = [];
-  let cur = e as { code?: unknown; cause?: unknown } | undefined;
-  for (let i = 0; cur && i < 5; i++) {
-    if (typeof cur.code === 'string') out.push(cur.code);
+/** An error and its causes (drizzle wraps driver errors: DrizzleQueryError "Failed query: ..." with `.cause`). */
+function causes(e: unknown): { code?: unknown; syscall?: unknown }[] {
+  const out: { code?: unknown; syscall?: unknown }[] = [];
+  let cur = e as { code?: unknown; syscall?: unknown; cause?: unknown } | undefined;
+  for (let i = 0; cur && typeof cur === 'object' && i < 5; i++) {
+    out.push(cur);
     cur = cur.cause as typeof cur;
   }
   return out;
 }
 
-/** Codes after which the server side of the connection is gone (postgres-js has closed it). */
-const LOST_CODES = new Set(['ECONNRESET', 'EPIPE', 'CONNECTION_CLOSED', 'CONNECTION_DESTROYED', 'CONNECTION_ENDED', '57P01', '57P02']);
-
-/** True when the error means this very connection died (not just that the database is hard to reach). */
-export function connectionLost(e: unknown): boolean {
-  return codes(e).some((c) => LOST_CODES.has(c));
-}
-
 export function classifyDbError(e: unknown): 'unavailable' | 'timeout' | undefined {
-  const cs = codes(e);
-  if (cs.some((c) => UNAVAILABLE_CODES.has(c) || c.startsWith('08'))) return 'unavailable';
+  const all = causes(e);
+  const cs = all.flatMap((c) => (typeof c.code === 'string' ? [c.code] : []));
+  // the embedded server's Unix socket is missing while it is down or restarting
+  const noSocket = all.some((c) => c.code === 'ENOENT' && c.syscall === 'connect');
+  if (noSocket || cs.some((c) => UNAVAILABLE_CODES.has(c) || c.startsWith('08'))) return 'unavailable';
   if (cs.some((c) => TIMEOUT_CODES.has(c))) return 'timeout';
   return undefined;
 }

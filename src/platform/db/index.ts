@@ -7,6 +7,7 @@ import type { Config } from '../../config.js';
 import type { Logger } from '../logger.js';
 import { relations } from '../../db/schema.js';
 import { startEmbeddedPostgres } from './embedded.js';
+import { guardPool } from './guard.js';
 import { ensureDatabase, expectedMigrationCount, runMigrations } from './migrate.js';
 
 export { runMigrations, ensureDatabase, expectedMigrationCount, MIGRATIONS_FOLDER } from './migrate.js';
@@ -43,17 +44,27 @@ export function appUrlFor(ownerUrl: string, password?: string): string {
   return u.toString();
 }
 
-/** `socketDir`: connect through the server's Unix socket in that directory (port and credentials from the URL). */
+/** seconds before a pool reconnects after a failed attempt (postgres-js's default grows to 20 s over an outage) */
+const RECONNECT_BACKOFF_S = 0.25;
+
+/**
+ * `socketDir`: connect through the server's Unix socket in that directory (port and credentials from the URL).
+ * Guarded (./guard.ts): a connection that died is never written to again.
+ */
 export function createPool(url: string, max: number, connectTimeoutS = 5, socketDir?: string | null): postgres.Sql {
-  return postgres(url, {
-    ...(socketDir ? { host: socketDir } : {}),
-    max,
-    idle_timeout: 30,
-    connect_timeout: connectTimeoutS,
-    max_lifetime: 60 * 30,
-    onnotice: () => undefined,
-    connection: { application_name: 'carebase' },
-  });
+  return guardPool(
+    postgres(url, {
+      ...(socketDir ? { host: socketDir } : {}),
+      max,
+      idle_timeout: 30,
+      connect_timeout: connectTimeoutS,
+      max_lifetime: 60 * 30,
+      // the pool is back within this of the database (requests fail fast meanwhile: RequestTransaction's circuit)
+      backoff: () => RECONNECT_BACKOFF_S,
+      onnotice: () => undefined,
+      connection: { application_name: 'carebase' },
+    }),
+  );
 }
 
 export function createDrizzle(client: postgres.Sql) {

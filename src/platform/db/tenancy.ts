@@ -2,7 +2,7 @@ import postgres from 'postgres';
 import { drizzle } from 'drizzle-orm/postgres-js';
 import { relations } from '../../db/schema.js';
 import { AppError } from '../errors.js';
-import { classifyDbError, connectionLost, dbAppError } from './errors.js';
+import { classifyDbError, dbAppError } from './errors.js';
 
 /** Per-transaction deadlines (set_config(..., true) = SET LOCAL). */
 export interface Deadlines {
@@ -20,7 +20,10 @@ function bind(pool: postgres.Sql, conn: postgres.ReservedSql) {
   // A reserved connection shares the pool's parsers but does not expose them;
   // drizzle needs them to install its date codecs.
   if (!(conn as { options?: unknown }).options) Object.assign(conn, { options: pool.options });
-  return drizzle({ client: conn as postgres.Sql, relations });
+  const unsafe = (query: string, params?: unknown[], options?: postgres.UnsafeQueryOptions) =>
+    conn.unsafe(query, params as never, preparedOptions(params, options));
+  const client = new Proxy(conn, { get: (target, prop, receiver) => (prop === 'unsafe' ? unsafe : Reflect.get(target, prop, receiver)) });
+  return drizzle({ client: client as postgres.Sql, relations });
 }
 
 /**
@@ -34,8 +37,6 @@ export class RequestTransaction {
   private opening?: Promise<{ conn: postgres.ReservedSql; db: Db }>;
   private opened?: Db;
   private done = false;
-  /** a statement on this connection failed because the connection died: send nothing more on it */
-  private broken = false;
   /** transactions currently open in this process (metrics) */
   static open = 0;
   /** requests waiting for a pool connection (load shedding, metrics) */
@@ -85,37 +86,14 @@ export class RequestTransaction {
         const failed = settled.find((r) => r.status === 'rejected');
         if (failed) throw (failed as PromiseRejectedResult).reason;
       } catch (e) {
-        // as in finish(): a connection that died is already back in the pool's "closed" queue; releasing it
-        // would put it in "open" too and wedge the pool (later queries would wait on it forever)
-        if (!connectionLost(e)) conn.release();
+        conn.release(); // a guarded pool's connection (createPool): a dead one is left to the pool
         throw RequestTransaction.failed(e);
       }
       RequestTransaction.open++;
-      this.watch(conn);
       this.opened = bind(this.pool, conn);
       return { conn, db: this.opened };
     })();
     return this.opening.then((o) => o.db);
-  }
-
-  /**
-   * postgres-js 3.4.9 crashes the process (an uncatchable TypeError in
-   * nextWrite, porsager/postgres#1208) when a query is sent on a reserved
-   * connection whose backend died. Watch every statement drizzle sends; after
-   * a connection-class failure the transaction sends nothing more.
-   */
-  private watch(conn: postgres.ReservedSql) {
-    const unsafe = conn.unsafe.bind(conn);
-    const markBroken = (e: unknown) => {
-      if (connectionLost(e)) this.broken = true;
-    };
-    (conn as { unsafe: typeof conn.unsafe }).unsafe = ((query: string, params?: unknown[], options?: postgres.UnsafeQueryOptions) => {
-      if (this.broken) throw Object.assign(new Error('connection closed'), { code: 'CONNECTION_CLOSED' });
-      const q = unsafe(query, params as never, preparedOptions(params, options));
-      // the native then: attaches a listener without starting the (lazy) query early
-      Promise.prototype.then.call(q, undefined, markBroken);
-      return q;
-    }) as typeof conn.unsafe;
   }
 
   /** Maps a connection failure to DATABASE_UNAVAILABLE and opens the circuit briefly. */
@@ -188,11 +166,6 @@ export class RequestTransaction {
       return; // never opened
     }
     try {
-      if (this.broken) {
-        // the server already rolled back; writing to the dead connection would crash the driver
-        if (how === 'commit') throw Object.assign(new Error('connection closed'), { code: 'CONNECTION_CLOSED' });
-        return;
-      }
       if (how === 'commit' && this.hooks.length) {
         await this.commitWithHooks(conn);
         return;
@@ -205,14 +178,12 @@ export class RequestTransaction {
         throw e.cause instanceof AppError ? e.cause : RequestTransaction.failed(e.cause);
       }
       if (how === 'commit') {
-        if (!this.broken && classifyDbError(e) !== 'unavailable') await withTimeout(conn`rollback`, 1_000).catch(() => undefined);
+        if (classifyDbError(e) !== 'unavailable') await withTimeout(conn`rollback`, 1_000).catch(() => undefined);
         throw RequestTransaction.failed(e);
       }
     } finally {
       RequestTransaction.open--;
-      // A dead connection is already back in the pool's "closed" queue (it reconnects on demand);
-      // release() would move it to "open" and poison the pool.
-      if (!this.broken) conn.release();
+      conn.release(); // a dead connection stays with the pool (guarded pool, createPool)
     }
   }
 }

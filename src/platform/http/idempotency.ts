@@ -4,10 +4,10 @@ import { and, eq, sql } from 'drizzle-orm';
 import type { GraphQLFormattedError } from 'graphql';
 import { auditRequestOf, hasAuditRequest, writeAuditRequest } from '../audit/index.js';
 import type { FieldCrypto } from '../crypto/index.js';
-import { classifyDbError } from '../db/errors.js';
+import { classifyDbError, dbAppError } from '../db/errors.js';
 import { withTenant, type Db, type RequestTransaction } from '../db/index.js';
 import { idempotencyKeys } from '../db/tables.js';
-import { ErrorCode } from '../errors.js';
+import { AppError, ErrorCode } from '../errors.js';
 import type { Logger } from '../logger.js';
 
 export const IDEMPOTENCY_HEADER = 'idempotency-key';
@@ -47,6 +47,16 @@ const errorResponse = (status: number, code: string, message: string, requestId:
   http: { status, headers: new Map() as never },
   body: { kind: 'single', singleResult: { errors: [{ message, extensions: { code, requestId } }] } },
 });
+
+/**
+ * A database outage while the plugin reads or writes its row: the typed error
+ * (an error thrown from a plugin hook would be Apollo's HTTP 500, logged with
+ * its message: SQL text). undefined for anything else.
+ */
+function outage(e: unknown): AppError | undefined {
+  const typed = e instanceof AppError ? e : dbAppError(e);
+  return typed?.code === ErrorCode.DATABASE_UNAVAILABLE ? typed : undefined;
+}
 
 async function storeOutcomeImpl(
   crypto: FieldCrypto,
@@ -133,8 +143,8 @@ export function idempotencyPlugin<C extends IdempotentContext>(opts: { crypto: F
           if (!principal) return errorResponse(401, ErrorCode.UNAUTHENTICATED, 'Idempotency-Key needs an authenticated caller', requestId);
           const hash = requestHash(req.query ?? '', req.operationName, req.variables);
           const c: Claim = { tenantId: principal.tenantId, actor: `${principal.kind}:${principal.id}`, key, operation: req.operationName ?? 'anonymous', hash };
-          const db = await contextValue.db();
           try {
+            const db = await contextValue.db();
             // Blocks while another request holds the same (uncommitted) key.
             const inserted = await db.execute<{ ok: number }>(sql`
               insert into idempotency_keys (tenant_id, actor, key, operation, request_hash, expires_at)
@@ -191,6 +201,8 @@ export function idempotencyPlugin<C extends IdempotentContext>(opts: { crypto: F
             if (classifyDbError(e) === 'timeout') {
               return errorResponse(409, ErrorCode.CONFLICT, 'The request with this Idempotency-Key is still running; retry shortly', requestId);
             }
+            const down = outage(e);
+            if (down) return errorResponse(503, down.code, down.message, requestId);
             throw e;
           }
         },
@@ -202,7 +214,15 @@ export function idempotencyPlugin<C extends IdempotentContext>(opts: { crypto: F
               if (!claim || rc.response.body?.kind !== 'single') return;
               const c = claim;
               claim = undefined;
-              await storeOutcome(rc.contextValue, c, rc.response.body.singleResult, rc.response.http.status ?? 200);
+              try {
+                await storeOutcome(rc.contextValue, c, rc.response.body.singleResult, rc.response.http.status ?? 200);
+              } catch (e) {
+                const down = outage(e);
+                if (!down) throw e;
+                // the outcome could not be kept with the effect: neither is committed (a failed mutation rolls back)
+                rc.response.http.status = 503;
+                rc.response.body.singleResult = { data: null, errors: [{ message: down.message, extensions: { code: down.code, requestId: rc.contextValue.requestId } }] };
+              }
             },
           };
         },
