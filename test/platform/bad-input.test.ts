@@ -4,6 +4,8 @@ import { AppError, ErrorCode } from '../../src/platform/errors.js';
 import type { ModuleManifest } from '../../src/schema/index.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 
+let resolverCalls = 0;
+
 /** A fixture module whose fields fail in the ways real code can. */
 const failing: ModuleManifest = {
   name: 'failing',
@@ -55,6 +57,31 @@ const failing: ModuleManifest = {
       }),
     });
     builder.queryField('tree', (t) => t.field({ type: Tree, authScopes: { public: true }, resolve: () => ({ id: 0 }) }));
+    // every kind of string input, to show the shared input rule refuses NUL / unpaired surrogates before a resolver runs
+    const Inner = builder.inputType('FixtureInner', { fields: (t) => ({ code: t.id() }) });
+    const Input = builder.inputType('FixtureInput', {
+      fields: (t) => ({ name: t.string(), tags: t.stringList(), inner: t.field({ type: Inner }) }),
+    });
+    builder.queryField('fixtureEcho', (t) =>
+      t.string({
+        authScopes: { public: true },
+        args: { s: t.arg.string(), id: t.arg.id(), d: t.arg({ type: 'Date' }), input: t.arg({ type: Input }), list: t.arg.stringList() },
+        resolve: () => {
+          resolverCalls++;
+          return 'ok';
+        },
+      }),
+    );
+    builder.mutationField('fixtureSave', (t) =>
+      t.string({
+        authScopes: { public: true },
+        args: { input: t.arg({ type: Input, required: true }) },
+        resolve: () => {
+          resolverCalls++;
+          return 'saved';
+        },
+      }),
+    );
     const Color = builder.enumType('FixtureColor', { values: ['RED', 'GREEN'] as const });
     builder.queryField('color', (t) =>
       t.string({ authScopes: { public: true }, args: { c: t.arg({ type: Color, required: true }) }, resolve: (_r, a) => a.c }),
@@ -74,6 +101,19 @@ async function post(body: string | Buffer, headers: Record<string, string> = { '
   const res = await fetch(`${t.url}/graphql`, { method: 'POST', headers, body });
   const text = await res.text();
   return { status: res.status, text, json: JSON.parse(text) as { errors?: { message: string; extensions?: Record<string, unknown> }[]; data?: unknown } };
+}
+
+/** Sends raw bytes over TCP and returns everything the server answers before closing. */
+function rawHttp(request: string): Promise<string> {
+  const { port } = new URL(t.url);
+  return new Promise<string>((resolve, reject) => {
+    const s = net.connect(Number(port), '127.0.0.1', () => s.write(request));
+    let out = '';
+    s.on('data', (d) => (out += d));
+    s.on('end', () => resolve(out));
+    // the server closes right after answering a request it refused; what it sent is the answer
+    s.on('error', (e) => (out ? resolve(out) : reject(e)));
+  });
 }
 
 function codeOf(r: { json: { errors?: { extensions?: Record<string, unknown> }[] } }) {
@@ -221,6 +261,136 @@ describe('bad input gets a 4xx or a typed GraphQL error, and the server keeps se
     expect(codeOf(r)).toBe('INTERNAL_SERVER_ERROR');
     expect(r.text).not.toMatch(/no_such_table|relation|select/i);
     expect(t.logText()).not.toContain('no_such_table_for_secret_ssn');
+  });
+
+  describe('NUL bytes and unpaired surrogates in any string input are BAD_USER_INPUT before a resolver runs', () => {
+    const NUL = 'a\u0000b';
+    const LONE = ['\ud800', 'x\udc00y'];
+    const refused = async (body: Record<string, unknown>) => {
+      const before = resolverCalls;
+      const r = await post(JSON.stringify(body));
+      expect(r.status, r.text).toBe(400);
+      expect(r.json.errors?.map((e) => e.extensions?.code)).toEqual(['BAD_USER_INPUT']);
+      expect(r.text).not.toContain('INTERNAL_SERVER_ERROR');
+      expect(resolverCalls).toBe(before);
+      return r;
+    };
+
+    it('in variables: String, ID, a custom scalar, a nested input object, a list, an object key', async () => {
+      const q = 'query($s: String, $id: ID, $d: Date, $in: FixtureInput, $l: [String!]) { fixtureEcho(s: $s, id: $id, d: $d, input: $in, list: $l) }';
+      for (const bad of [NUL, ...LONE]) {
+        for (const variables of [
+          { s: bad },
+          { id: bad },
+          { d: bad },
+          { in: { name: bad } },
+          { in: { inner: { code: bad } } },
+          { in: { tags: ['ok', bad] } },
+          { l: ['ok', bad] },
+          { in: { [bad]: 'x' } },
+        ]) {
+          await refused({ query: q, variables });
+        }
+      }
+      const saved = await refused({ query: 'mutation($in: FixtureInput!) { fixtureSave(input: $in) }', variables: { in: { tags: [NUL] } } });
+      expect(saved.json.errors?.[0]?.extensions?.field).toBe('$in.tags.0');
+    });
+
+    it('in literals: String, ID, a nested input object, a list, a variable default', async () => {
+      for (const q of [
+        '{ fixtureEcho(s: "a\\u0000b") }',
+        '{ fixtureEcho(id: "\\u0000") }',
+        '{ fixtureEcho(input: { inner: { code: "a\\u0000" } }) }',
+        '{ fixtureEcho(list: ["ok", "\\u{0}"]) }',
+        'mutation { fixtureSave(input: { name: "a\\u0000b" }) }',
+        'query($s: String = "a\\u0000b") { fixtureEcho(s: $s) }',
+      ]) {
+        await refused({ query: q });
+      }
+      const r = await refused({ query: '{ fixtureEcho(input: { name: "\\u0000" }) }' });
+      expect(r.json.errors?.[0]?.extensions?.field).toBe('fixtureEcho(input)');
+    });
+
+    it('a lone surrogate cannot even be written as a literal: GRAPHQL_PARSE_FAILED', async () => {
+      for (const q of ['{ fixtureEcho(s: "\\ud800") }', '{ fixtureEcho(list: ["\ud800"]) }', '{ fixtureEcho(input: { name: "x\udc00" }) }']) {
+        const r = await post(JSON.stringify({ query: q }));
+        expect(r.status).toBe(400);
+        expect(codeOf(r)).toBe('GRAPHQL_PARSE_FAILED');
+      }
+    });
+
+    it('well-formed text (a surrogate pair, escapes, other control characters) still passes', async () => {
+      const r = await post(
+        JSON.stringify({
+          query: 'query($in: FixtureInput) { fixtureEcho(s: "\\u{1F600} \\t", input: $in) }',
+          variables: { in: { name: 'Zoë 😀\u0001', tags: ['\ud83d\ude00'] } },
+        }),
+      );
+      expect(r.json).toEqual({ data: { fixtureEcho: 'ok' } });
+    });
+  });
+
+  it('2,000-deep list and object literals (inside the token limit) are refused before parsing', async () => {
+    for (const arg of [`${'['.repeat(2_000)}"x"${']'.repeat(2_000)}`, `${'{name:'.repeat(1_600)}"x"${'}'.repeat(1_600)}`]) {
+      const r = await post(JSON.stringify({ query: `{ fixtureEcho(list: ${arg}) }` }));
+      expect(r.status).toBe(400);
+      expect(codeOf(r)).toBe('QUERY_TOO_COMPLEX');
+      expect(r.text).not.toMatch(/call stack/i);
+    }
+    const get = await fetch(`${t.url}/graphql?query=${encodeURIComponent(`{ fixtureEcho(list: ${'['.repeat(2_000)}${']'.repeat(2_000)}) }`)}`);
+    expect(get.status).toBe(400);
+    expect(((await get.json()) as { errors: { extensions: { code: string } }[] }).errors[0]!.extensions.code).toBe('QUERY_TOO_COMPLEX');
+  });
+
+  it('persisted queries are not supported, with a stable code', async () => {
+    const persistedQuery = { version: 1, sha256Hash: 'a'.repeat(64) };
+    for (const body of [{ extensions: { persistedQuery } }, { query: '{ serverInfo { version } }', extensions: { persistedQuery } }]) {
+      const r = await post(JSON.stringify(body));
+      expect(r.status).toBe(200);
+      expect(codeOf(r)).toBe('PERSISTED_QUERY_NOT_SUPPORTED');
+    }
+  });
+
+  it('a subscription over HTTP is BAD_REQUEST', async () => {
+    const r = await post(JSON.stringify({ query: 'subscription { __typename }' }));
+    expect(r.status).toBe(400);
+    expect(codeOf(r)).toBe('BAD_REQUEST');
+  });
+
+  it('1,000 unknown variables (top level or in an input object) get one BAD_USER_INPUT', async () => {
+    const many = Object.fromEntries(Array.from({ length: 1_000 }, (_, i) => [`k${i}`, 'x']));
+    for (const variables of [many, { in: many }]) {
+      const r = await post(JSON.stringify({ query: 'query($in: FixtureInput) { fixtureEcho(input: $in) }', variables }));
+      expect(r.status).toBe(400);
+      expect(r.json.errors?.map((e) => e.extensions?.code)).toEqual(['BAD_USER_INPUT']);
+    }
+    // under the cap, graphql-js stops after 50 coercion errors with one of its own: coded too
+    const some = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`k${i}`, 'x']));
+    const r = await post(JSON.stringify({ query: 'query($in: FixtureInput) { fixtureEcho(input: $in) }', variables: { in: some } }));
+    expect(r.status).toBe(400);
+    expect(new Set(r.json.errors?.map((e) => e.extensions?.code))).toEqual(new Set(['BAD_USER_INPUT']));
+  });
+
+  it('1,000 aliases of __typename are QUERY_TOO_COMPLEX like any other field', async () => {
+    const r = await post(JSON.stringify({ query: `{ ${Array.from({ length: 1_000 }, (_, i) => `a${i}: __typename`).join(' ')} }` }));
+    expect(r.status).toBe(400);
+    expect(codeOf(r)).toBe('QUERY_TOO_COMPLEX');
+  });
+
+  it('malformed HTTP, oversized URLs and bad URLs get a GraphQL-shaped coded error', async () => {
+    const cases: [string, number, string][] = [
+      ['GET /graphql HTTP/1.1 garbage\r\n\r\n', 400, 'BAD_REQUEST'],
+      ['GET / HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n', 400, 'BAD_REQUEST'],
+      // over Node's 16 KiB header limit, yet small enough to arrive whole (more unread bytes would make the close a reset)
+      [`GET /graphql?query=${'a'.repeat(20_000)} HTTP/1.1\r\nHost: x\r\n\r\n`, 431, 'PAYLOAD_TOO_LARGE'],
+      ['GET /%zz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 400, 'BAD_REQUEST'],
+    ];
+    for (const [request, status, code] of cases) {
+      const raw = await rawHttp(request);
+      expect(raw).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
+      const body = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)) as { errors: { extensions: { code: string } }[] };
+      expect(body.errors[0]!.extensions.code).toBe(code);
+    }
   });
 
   it('still serves after all of the above', async () => {
