@@ -2,14 +2,14 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'csv-parse';
-import { and, eq, inArray, sql } from 'drizzle-orm';
+import { and, eq, sql } from 'drizzle-orm';
 import type postgres from 'postgres';
 import type { FieldCrypto } from '../../platform/crypto/index.js';
 import { withTenant, type Db } from '../../platform/db/index.js';
 import { AppError } from '../../platform/errors.js';
 import { emitEvent } from '../../platform/jobs/index.js';
 import type { Logger } from '../../platform/logger.js';
-import { nextMrns, sealSsn } from './service.js';
+import { nextMrns, possibleDuplicates, sealSsn } from './service.js';
 import { patientImports, patients } from './tables.js';
 import { phoneDigits, validatePatientFields, type PatientFields, type PatientFieldsInput } from './validation.js';
 
@@ -29,7 +29,8 @@ import { phoneDigits, validatePatientFields, type PatientFields, type PatientFie
  * last physical line it covers) in patient_imports, so an interrupted import
  * started again on the same file (same SHA-256) resumes after that line and
  * never inserts a row twice. Rows whose SSN already belongs to a patient of
- * the tenant are refused as duplicates. Row errors are recorded with line
+ * the tenant are refused as duplicates (POSSIBLE_DUPLICATE: the same rule as
+ * createPatient, see possibleDuplicates in service.ts). Row errors are recorded with line
  * number, column and rule (never a value); nothing here logs a value.
  */
 
@@ -194,22 +195,16 @@ export async function importPatientsCsv(opts: ImportOptions): Promise<ImportProg
       batch.map(async (b) => ({ b, ssnCols: b.fields.ssn ? await sealSsn(opts.crypto, opts.tenantId, b.fields.ssn) : null })),
     );
     const result = await withTenant(opts.sql, opts.tenantId, async (db) => {
-      // duplicates of an SSN already in the tenant (or twice in this batch) are refused, not inserted
+      // the duplicate rule of createPatient (possibleDuplicates): an SSN already in the clinic (or twice in this batch)
+      // is refused, not inserted; such a row is registered through createPatient with duplicateOverrideReason, if at all
       const indexes = sealed.flatMap((s) => (s.ssnCols ? [s.ssnCols.ssnIndex] : []));
-      const taken = new Set<string>();
-      if (indexes.length) {
-        const rows = await db
-          .select({ ix: patients.ssnIndex })
-          .from(patients)
-          .where(and(eq(patients.tenantId, opts.tenantId), inArray(patients.ssnIndex, indexes)));
-        for (const r of rows) taken.add(r.ix!.toString('hex'));
-      }
+      const taken = new Set<string>((await possibleDuplicates(db, opts.tenantId, indexes)).keys());
       const insertable: typeof sealed = [];
       const dupErrors: RowError[] = [];
       for (const s of sealed) {
         const key = s.ssnCols?.ssnIndex.toString('hex');
         if (key && taken.has(key)) {
-          dupErrors.push({ line: s.b.line, field: 'ssn', code: 'ssn already belongs to a patient of this clinic (duplicate)' });
+          dupErrors.push({ line: s.b.line, field: 'ssn', code: 'POSSIBLE_DUPLICATE: ssn already belongs to a patient of this clinic (duplicate)' });
           continue;
         }
         if (key) taken.add(key);

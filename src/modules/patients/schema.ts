@@ -272,6 +272,11 @@ export function registerPatientsSchema(builder: Builder, runtime: Runtime) {
       familyName: t.string({ required: true }),
       dateOfBirth: t.string({ required: true, description: 'YYYY-MM-DD' }),
       ...common(t),
+      duplicateOverrideReason: t.string({
+        required: false,
+        description:
+          'Register anyway although a patient of the clinic has the same SSN (CONFLICT, extensions.reason POSSIBLE_DUPLICATE otherwise): why, in at least 10 characters. Kept for compliance and audited; merge the records later with mergePatients if they are the same person.',
+      }),
     }),
   });
   const UpdateInput = builder.inputType('UpdatePatientInput', {
@@ -305,6 +310,7 @@ export function registerPatientsSchema(builder: Builder, runtime: Runtime) {
       targetId: t.field({ type: 'UUID', required: true, description: 'the record that stays' }),
       sourceVersion: t.int({ required: true }),
       targetVersion: t.int({ required: true }),
+      reason: t.string({ required: false, description: 'why the records are the same person (at least 10 characters); kept for compliance, never logged' }),
     }),
   });
 
@@ -356,7 +362,14 @@ export function registerPatientsSchema(builder: Builder, runtime: Runtime) {
     createPatient: t.field({
       type: Patient,
       authScopes: { permission: 'patient:write' },
-      audit: { action: 'create', resourceType: 'Patient', patientId: (_a, r) => r?.row.id, resourceId: (_a, r) => r?.row.id },
+      audit: {
+        action: 'create',
+        resourceType: 'Patient',
+        patientId: (_a, r) => r?.row.id,
+        resourceId: (_a, r) => r?.row.id,
+        // an overridden duplicate warning is part of the record of the create (ids only; the reason stays in patient_duplicate_overrides)
+        detail: (_a, r): Record<string, string | boolean> => (r?.duplicateOf ? { duplicateOverride: true, possibleDuplicateOf: r.duplicateOf } : {}),
+      },
       args: { input: t.arg({ type: CreateInput, required: true }) },
       resolve: (_r, args, ctx) => createPatient(runtime(ctx), ctx, args.input as CreatePatientInput),
     }),

@@ -1,4 +1,5 @@
 import { and, asc, eq, getColumns, inArray, ne, sql } from 'drizzle-orm';
+import { checkPatientAccess } from '../../platform/access/index.js';
 import { fieldContext, normalisers, type FieldCrypto } from '../../platform/crypto/index.js';
 import type postgres from 'postgres';
 import type { Db } from '../../platform/db/index.js';
@@ -9,7 +10,7 @@ import { users } from '../identity/index.js';
 import { authorize, requirePrincipal } from './access.js';
 import { formatMrn } from './mrn.js';
 import { maskProfileFor, scopesFor, type MaskProfile } from './policy.js';
-import { CARE_TEAM_ROLES, patientCareTeam, patientMerges, patientMrnCounters, patients, patientSsnReveals, type CareTeamRole, type PatientStatus } from './tables.js';
+import { CARE_TEAM_ROLES, patientCareTeam, patientDuplicateOverrides, patientMerges, patientMrnCounters, patients, patientSsnReveals, type CareTeamRole, type PatientStatus } from './tables.js';
 import { formatSsn, parseDate, phoneDigits, validatePatientFields, type PatientFields, type PatientFieldsInput } from './validation.js';
 
 /** What the module's services need besides the request: field encryption (the app's shared FieldCrypto). */
@@ -30,6 +31,8 @@ export type PatientRecord = {
 export interface PatientView {
   row: PatientRecord;
   mask: MaskProfile;
+  /** createPatient went ahead although this existing patient has the same SSN (an audited override) */
+  duplicateOf?: string;
   /** the same decryption once per request even if several fields need it */
   last4?: Promise<string | null>;
 }
@@ -104,12 +107,49 @@ function events(db: Db, type: 'patient.created' | 'patient.updated' | 'patient.m
   return emitEvent(db, { type, tenantId, aggregateId: patientId, payload: { patientId, ...extra }, rooms: [`patient:${patientId}`] });
 }
 
+// ------------------------------------------------------------------ possible duplicates
+
+/**
+ * THE duplicate rule, one for every way in (createPatient, the CSV import):
+ * a new record whose SSN (blind index) already belongs to a patient of the
+ * clinic that is not itself merged is a possible duplicate. Takes a
+ * transaction-scoped advisory lock per SSN first, so two registrations of
+ * the same SSN cannot both pass the check. Returns SSN index (hex) ->
+ * existing patient id.
+ */
+export async function possibleDuplicates(db: Db, tenantId: string, ssnIndexes: readonly Buffer[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  if (!ssnIndexes.length) return out;
+  const keys = [...new Set(ssnIndexes.map((b) => b.toString('hex')))];
+  // the first 8 bytes of an HMAC are as good a lock key as any; taken in order, so two batches cannot deadlock
+  const locks = [...new Set(keys.map((k) => Buffer.from(k, 'hex').readBigInt64BE(0)))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  await db.execute(sql`select pg_advisory_xact_lock(k) from unnest(${`{${locks.join(',')}}`}::bigint[]) as k order by k`);
+  const rows = await db
+    .select({ id: patients.id, ix: patients.ssnIndex })
+    .from(patients)
+    .where(and(eq(patients.tenantId, tenantId), inArray(patients.ssnIndex, keys.map((k) => Buffer.from(k, 'hex'))), ne(patients.status, 'merged')))
+    .orderBy(asc(patients.createdAt), asc(patients.id));
+  for (const r of rows) if (!out.has(r.ix!.toString('hex'))) out.set(r.ix!.toString('hex'), r.id);
+  return out;
+}
+
+/** An override reason: at least 10 characters once trimmed, at most 500 (BAD_USER_INPUT otherwise). */
+function overrideReason(raw: string | null | undefined, field: string): string | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  const reason = raw.trim().replace(/\s+/g, ' ');
+  if (reason.length < 10) throw badInput('state the reason in at least 10 characters', field);
+  if (reason.length > 500) throw badInput(`${field} must be at most 500 characters`, field);
+  return reason;
+}
+
 // ------------------------------------------------------------------ create
 
 export interface CreatePatientInput extends PatientFieldsInput {
   givenName: string;
   familyName: string;
   dateOfBirth: string;
+  /** register anyway although it looks like a duplicate (kept for compliance, never logged) */
+  duplicateOverrideReason?: string | null;
 }
 
 /** Care-team role a creator with care-team scope gets on the patient they create. */
@@ -121,22 +161,38 @@ export async function createPatient(rt: PatientsRuntime, ctx: RequestContext, in
   const p = requirePrincipal(ctx);
   const scopes = scopesFor(p.roles, 'write');
   if (!p.permissions.has('patient:write') || !(scopes.has('tenant') || scopes.has('careTeam'))) throw forbidden();
-  const fields = validatePatientFields(input, 'create');
+  const { duplicateOverrideReason, ...patientInput } = input;
+  const fields = validatePatientFields(patientInput, 'create');
+  const override = overrideReason(duplicateOverrideReason, 'duplicateOverrideReason');
   const values = await columnsOf(rt, p.tenantId, fields);
-  const [mrn] = await allocateMrns(rt.mrnPool, p.tenantId);
   const db = await ctx.db();
+  const ssnIndex = values.ssnIndex as Buffer | null | undefined;
+  const duplicateOf = ssnIndex ? (await possibleDuplicates(db, p.tenantId, [ssnIndex])).values().next().value : undefined;
+  if (duplicateOf && !override) {
+    // the existing record's id only for a caller who may read it (a care-team-scoped caller learns that one exists)
+    const readable = (await checkPatientAccess(p, duplicateOf, 'read', db)).allowed;
+    throw new AppError(ErrorCode.CONFLICT, 'A patient with the same SSN is already registered in this clinic: open that record, or register anyway with duplicateOverrideReason', {
+      reason: 'POSSIBLE_DUPLICATE',
+      field: 'ssn',
+      existingPatientId: readable ? duplicateOf : null,
+    });
+  }
+  const [mrn] = await allocateMrns(rt.mrnPool, p.tenantId);
   const actor = p.kind === 'user' ? p.id : null;
   const [row] = await db
     .insert(patients)
     .values({ ...(values as object), tenantId: p.tenantId, mrn: mrn!, givenName: fields.givenName!, familyName: fields.familyName!, dateOfBirth: fields.dateOfBirth!, createdBy: actor, updatedBy: actor })
     .returning(patientReadColumns);
-  const work: Promise<unknown>[] = [events(db, 'patient.created', p.tenantId, row!.id)];
+  const work: Promise<unknown>[] = [events(db, 'patient.created', p.tenantId, row!.id, duplicateOf && override ? { possibleDuplicateOf: duplicateOf } : {})];
+  if (duplicateOf && override) {
+    work.push(db.insert(patientDuplicateOverrides).values({ tenantId: p.tenantId, patientId: row!.id, duplicateOf, actorId: actor, reason: override, requestId: ctx.requestId }));
+  }
   // a provider or nurse who registers a patient is on their care team (else they could not read what they wrote)
   if (p.kind === 'user' && !scopes.has('tenant')) {
     work.push(db.insert(patientCareTeam).values({ tenantId: p.tenantId, patientId: row!.id, userId: p.id, role: creatorCareTeamRole(p), addedBy: p.id }));
   }
   await Promise.all(work);
-  return viewOf(ctx, row as PatientRecord);
+  return { ...viewOf(ctx, row as PatientRecord), ...(duplicateOf && override ? { duplicateOf } : {}) };
 }
 
 // ------------------------------------------------------------------ read
@@ -397,9 +453,10 @@ const FILL_IN = ['preferredName', 'sexAtBirth', 'genderIdentity', 'email', 'addr
  */
 export async function mergePatients(
   ctx: RequestContext,
-  input: { sourceId: string; targetId: string; sourceVersion: number; targetVersion: number },
+  input: { sourceId: string; targetId: string; sourceVersion: number; targetVersion: number; reason?: string | null },
 ): Promise<MergeResult> {
   const p = requirePrincipal(ctx);
+  const reason = overrideReason(input.reason, 'reason');
   if (input.sourceId === input.targetId) throw badInput('a patient cannot be merged into itself', 'targetId');
   if (!scopesFor(p.roles, 'write').has('tenant')) throw forbidden('Only front desk and administrators merge patient records');
   await authorize(ctx, input.sourceId, 'write');
@@ -466,7 +523,7 @@ export async function mergePatients(
   const moved = { careTeam: Number(teamMoved[0]?.n ?? 0), accountLink: moveLink ? 1 : 0, redirectedMerges: redirected.length, filledFields: Object.keys(fill).filter((k) => !['ssnLast4', 'ssnIndex', 'phoneDigits'].includes(k)).length };
   const [merge] = await db
     .insert(patientMerges)
-    .values({ tenantId: p.tenantId, sourceId: source.id, targetId: target.id, actorId: actor, moved })
+    .values({ tenantId: p.tenantId, sourceId: source.id, targetId: target.id, actorId: actor, moved, reason: reason ?? null })
     .returning({ id: patientMerges.id });
   await events(db, 'patient.merged', p.tenantId, target.id, { mergedPatientId: source.id, mergeId: merge!.id });
   const [row] = await db

@@ -174,9 +174,38 @@ export const patientMerges = pgTable(
     actorId: uuid('actor_id'),
     /** counts of moved references (care team members, user link), ids only */
     moved: jsonb('moved').$type<Record<string, number>>().notNull().default({}),
+    /** why the records were merged, as the user wrote it: visible to compliance only, never logged */
+    reason: text('reason'),
     at: tstz('at').notNull().defaultNow(),
   },
   (t) => [index('patient_merges_target_idx').on(t.tenantId, t.targetId), index('patient_merges_source_idx').on(t.tenantId, t.sourceId)],
+);
+
+/**
+ * Registrations that went ahead although they looked like a duplicate (same
+ * SSN as a patient of the clinic): who overrode the warning, about which
+ * record, and why. Append-only; the audit event of the create carries the ids.
+ */
+export const patientDuplicateOverrides = pgTable(
+  'patient_duplicate_overrides',
+  {
+    id: id(),
+    tenantId: tenantId(),
+    /** the patient that was created anyway */
+    patientId: uuid('patient_id').notNull(),
+    /** the existing patient it may duplicate */
+    duplicateOf: uuid('duplicate_of').notNull(),
+    actorId: uuid('actor_id'),
+    /** free text written by the user: visible to compliance only, never logged */
+    reason: text('reason').notNull(),
+    requestId: text('request_id'),
+    at: tstz('at').notNull().defaultNow(),
+  },
+  (t) => [
+    index('patient_duplicate_overrides_patient_idx').on(t.tenantId, t.patientId),
+    foreignKey({ name: 'patient_duplicate_overrides_patient_fkey', columns: [t.tenantId, t.patientId], foreignColumns: [patients.tenantId, patients.id] }),
+    foreignKey({ name: 'patient_duplicate_overrides_duplicate_fkey', columns: [t.tenantId, t.duplicateOf], foreignColumns: [patients.tenantId, patients.id] }),
+  ],
 );
 
 /** Legacy CSV imports: one row per (tenant, file); the checkpoint is the last committed line. */
@@ -200,4 +229,4 @@ export const patientImports = pgTable(
   (t) => [unique('patient_imports_tenant_file_key').on(t.tenantId, t.fileSha256)],
 );
 
-export const patientsTables = { patients, patientMrnCounters, patientCareTeam, patientSsnReveals, patientMerges, patientImports };
+export const patientsTables = { patients, patientMrnCounters, patientCareTeam, patientSsnReveals, patientMerges, patientDuplicateOverrides, patientImports };
