@@ -294,6 +294,10 @@ describe('bad input gets a 4xx or a typed GraphQL error, and the server keeps se
       }
       const saved = await refused({ query: 'mutation($in: FixtureInput!) { fixtureSave(input: $in) }', variables: { in: { tags: [NUL] } } });
       expect(saved.json.errors?.[0]?.extensions?.field).toBe('$in.tags.0');
+      // the path names the argument, never a client-chosen key (it may be a value)
+      const keyed = await refused({ query: q, variables: { in: { '123-45-6789': NUL } } });
+      expect(keyed.json.errors?.[0]?.extensions?.field).toBe('$in.*');
+      expect(keyed.text).not.toContain('123-45-6789');
     });
 
     it('in literals: String, ID, a nested input object, a list, a variable default', async () => {

@@ -100,12 +100,16 @@ function unsafeVariable(variables: Record<string, unknown> | undefined): string 
       if (values > MAX_VARIABLE_VALUES) throw tooLarge(`Variables hold more than ${MAX_VARIABLE_VALUES} values`);
       for (const [k, v] of entries) {
         if (hasUnsafeText(k)) return path;
-        stack.push([v, path === '$' ? `$${k}` : `${path}.${k}`, depth + 1]);
+        // the path is echoed and audited: keys that are not names (or list indexes) are not copied
+        const step = NAME.test(k) ? k : '*';
+        stack.push([v, path === '$' ? `$${step}` : `${path}.${step}`, depth + 1]);
       }
     }
   }
   return undefined;
 }
+
+const NAME = /^(?:[_A-Za-z][_0-9A-Za-z]{0,63}|\d{1,6})$/;
 
 function tooLarge(message: string) {
   return new AppError(ErrorCode.BAD_USER_INPUT, message, { field: 'variables', http: { status: 400 } });
