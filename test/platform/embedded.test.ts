@@ -104,13 +104,21 @@ describe('embedded PostgreSQL', () => {
       await owner.end();
     }
   });
+
+  it('shuts down (bounded) after its PostgreSQL died', { timeout: 120_000 }, async () => {
+    const [pid] = fs.readFileSync(path.join(dataDir, 'pg', 'postmaster.pid'), 'utf8').split('\n');
+    process.kill(Number(pid), 'SIGKILL');
+    // the test's own timeout fails it if close() waits for a server that is gone
+    await app!.close();
+    expect(fs.existsSync(path.join(dataDir, 'pg-owner.pid'))).toBe(false);
+  });
 });
 
 describe.skipIf(process.getuid?.() !== 0)('as root, from a clone under a private (mode 700) directory', () => {
   let child: ChildProcess | undefined;
-  cleanup.push(() => child?.kill('SIGKILL'));
+  cleanup.push(() => child?.exitCode === null && process.kill(-child.pid!, 'SIGKILL'));
 
-  it('npm start boots the embedded default and answers /readyz', { timeout: 180_000 }, async () => {
+  it('npm start boots the embedded default and answers /readyz; Ctrl-C stops it without pool warnings', { timeout: 180_000 }, async () => {
     // a clone under /root: the checkout (with the PostgreSQL binaries in node_modules) out of the `postgres` user's reach
     const home = fs.mkdtempSync(path.join(os.tmpdir(), 'cb-root-home-'));
     fs.chmodSync(home, 0o700);
@@ -136,6 +144,8 @@ describe.skipIf(process.getuid?.() !== 0)('as root, from a clone under a private
       cwd: clone,
       env: embeddedEnv({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', NODE_ENV: 'development' }),
       stdio: ['ignore', 'pipe', 'pipe'],
+      // its own process group, like a shell's foreground job: Ctrl-C signals the whole group
+      detached: true,
     });
     const lines: string[] = [];
     const exited = new Promise<number | null>((r) => child!.once('exit', (code) => r(code)));
@@ -154,8 +164,11 @@ describe.skipIf(process.getuid?.() !== 0)('as root, from a clone under a private
     const ready = await fetch(`${listening}/readyz`, { signal: AbortSignal.timeout(10_000) });
     expect(ready.status).toBe(200);
 
-    child.kill('SIGTERM');
+    // Ctrl-C at the terminal: only the app may get it (PostgreSQL runs in its own session and is stopped last)
+    const shutdownFrom = lines.length;
+    process.kill(-child.pid!, 'SIGINT');
     expect(await exited).toBe(0);
+    expect(lines.slice(shutdownFrom).filter((l) => /57P01|pool error|queue error|worker error/.test(l))).toEqual([]);
     expect(fs.existsSync(path.join(cluster, 'pg', 'postmaster.pid'))).toBe(false);
   });
 });

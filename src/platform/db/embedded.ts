@@ -72,9 +72,14 @@ async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
   return !alive(pid);
 }
 
-/** SIGINT (fast shutdown), then SIGQUIT (immediate), then SIGKILL: never waits more than about 15 s. */
-async function stopPostmaster(pid: number): Promise<void> {
+/**
+ * SIGINT (fast shutdown), then SIGQUIT (immediate), then SIGKILL: never waits
+ * more than about 15 s, and returns at once when the server is already gone
+ * (`running`: our child's state, so a reused pid is never signalled).
+ */
+async function stopPostmaster(pid: number, running: () => boolean = () => alive(pid)): Promise<void> {
   for (const [signal, ms] of [['SIGINT', 10_000], ['SIGQUIT', 5_000], ['SIGKILL', 1_000]] as const) {
+    if (!running()) return;
     try {
       process.kill(pid, signal);
     } catch {
@@ -403,9 +408,10 @@ export async function startEmbeddedPostgres(
   // A process that exits without stop() (process.exit from a CLI, a test
   // runner) still stops the server it started: it is in its own session and
   // would not get the terminal's signal.
+  const childRunning = () => child.exitCode === null && child.signalCode === null;
   const onExit = () => {
     try {
-      process.kill(pid, 'SIGINT');
+      if (childRunning()) process.kill(pid, 'SIGINT');
     } catch {
       /* already gone */
     }
@@ -418,7 +424,7 @@ export async function startEmbeddedPostgres(
     owned: true,
     stop() {
       stopping ??= (async () => {
-        await stopPostmaster(pid);
+        await stopPostmaster(pid, childRunning);
         process.removeListener('exit', onExit);
         await fs.rm(ownerFile, { force: true });
         log.info('embedded PostgreSQL stopped');
