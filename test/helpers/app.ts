@@ -5,6 +5,7 @@ import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/platform/logger.js';
 import type { ModuleManifest } from '../../src/schema/index.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
+import { testDataDir } from './global-setup.js';
 
 export interface GqlResponse<T = Record<string, unknown>> {
   status: number;
@@ -40,6 +41,8 @@ export async function startTestApp(
     DATABASE_URL: db.ownerUrl,
     DATABASE_APP_URL: db.appUrl,
     FEATURES: 'all',
+    // local master key and checkpoint signing key of this test run: never ./.data in the checkout (global-setup removes it)
+    DATA_DIR: testDataDir(),
     // a busy CI machine lags its event loop; shedding on lag is tested explicitly where wanted
     LOAD_SHED_EVENT_LOOP_DELAY_MS: '0',
     ...opts.env,

@@ -12,6 +12,8 @@ const RUN = (process.env.CAREBASE_TEST_RUN ??= `${process.pid.toString(36)}${Dat
 export const TEMPLATE_DB = `carebase_template_${RUN}`;
 export const TEST_DB_PREFIX = `carebase_test_${RUN}_`;
 export const APP_ROLE_TEST_PASSWORD = 'carebase_app_test_password';
+/** DATA_DIR of the apps a test run starts (startTestApp): a temporary directory, removed at the end of the run */
+export const testDataDir = () => path.join(os.tmpdir(), `carebase-test-${RUN}-data`);
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -28,6 +30,8 @@ declare module 'vitest' {
  * it (CREATE DATABASE ... TEMPLATE), see test/helpers/db.ts.
  */
 export default async function setup(project: TestProject) {
+  // the apps and CLIs that tests start as child processes inherit it: nothing is written to ./.data in the checkout
+  process.env.DATA_DIR = testDataDir();
   const log = createLogger('warn');
   let embedded: EmbeddedDatabase | undefined;
   let adminUrl = process.env.TEST_DATABASE_URL;
@@ -48,6 +52,7 @@ export default async function setup(project: TestProject) {
   return async () => {
     await dropTestDatabases(admin).catch(() => undefined);
     await admin.end({ timeout: 5 });
+    rmSync(testDataDir(), { recursive: true, force: true });
     if (embedded) {
       await embedded.stop();
       rmSync(embeddedDir, { recursive: true, force: true });
