@@ -8,7 +8,7 @@
  *   new-local-key              local key provider only: add a master key and make it current
  *
  * Connects as the database owner (DATABASE_URL, or the embedded database in
- * DATA_DIR: stop the app first, the embedded server belongs to one process).
+ * DATA_DIR, started here or used as it runs for `npm start`).
  */
 import { parseArgs } from 'node:util';
 import postgres from 'postgres';

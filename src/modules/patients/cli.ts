@@ -8,7 +8,7 @@
  *   npm run patients:legacy-ssn -- <encrypt|verify|drop> --column <name> [--batch-size 500] [--vacuum]
  *       moves a plaintext SSN column of patients to the encrypted columns (see legacy-ssn.ts).
  *
- * Uses DATABASE_URL (or the embedded database in DATA_DIR: stop the app first) and the configured
+ * Uses DATABASE_URL (or the embedded database in DATA_DIR, also while `npm start` runs on it) and the configured
  * key provider (KMS_KEY_ID or the local key ring). Prints counts, line numbers and ids only.
  */
 import { parseArgs } from 'node:util';
