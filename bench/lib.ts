@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import autocannon from 'autocannon';
+import { PgCpu, processCpuUs } from './cpu.js';
 
 export interface LoadResult {
   name: string;
@@ -13,6 +14,10 @@ export interface LoadResult {
   errors: number;
   non2xx: number;
   requests: number;
+  /** CPU time of the server process (all threads) per request of the measured window, µs */
+  serverCpuUs?: number;
+  /** CPU time of PostgreSQL (postmaster, auxiliary processes, backends of the target's database) per request, µs */
+  pgCpuUs?: number;
 }
 
 export interface Server {
@@ -54,6 +59,8 @@ export async function startServer(script: string, env: Record<string, string | u
     child,
     stop: () =>
       new Promise((r) => {
+        // a server that already exited (crashed) emits no further 'exit'
+        if (child.exitCode !== null || child.signalCode !== null) return r();
         child.once('exit', () => r());
         child.kill('SIGTERM');
       }),
@@ -71,6 +78,8 @@ export interface LoadOptions {
   headers?: Record<string, string>;
   method?: 'GET' | 'POST';
   path?: string;
+  /** per-process CPU accounting over the measured window (not the warm-up) */
+  cpu?: { serverPid?: number; pg?: PgCpu };
 }
 
 export const DURATION = Number(process.env.BENCH_DURATION ?? 10);
@@ -89,6 +98,8 @@ export async function load(o: LoadOptions): Promise<LoadResult> {
   // warm-up (JIT, pools, caches), not recorded
   await autocannon({ ...common, duration: Math.min(3, Math.max(1, Math.round((o.duration ?? DURATION) / 4))) });
   const latencies: number[] = [];
+  const serverBefore = o.cpu?.serverPid ? await processCpuUs(o.cpu.serverPid) : undefined;
+  const pgWindow = await o.cpu?.pg?.start();
   const r = await autocannon({
     ...common,
     duration: o.duration ?? DURATION,
@@ -97,8 +108,13 @@ export async function load(o: LoadOptions): Promise<LoadResult> {
         if (Number(status) >= 200 && Number(status) < 300) latencies.push(ms);
       }),
   } as autocannon.Options);
+  const pgUs = await pgWindow?.();
+  const serverAfter = o.cpu?.serverPid ? await processCpuUs(o.cpu.serverPid) : undefined;
+  const n = r.requests.total;
   latencies.sort((a, b) => a - b);
   return {
+    serverCpuUs: serverBefore !== undefined && serverAfter !== undefined && n ? (serverAfter - serverBefore) / n : undefined,
+    pgCpuUs: pgUs !== undefined && n ? pgUs / n : undefined,
     name: o.name,
     rps: r.requests.average,
     p50: r.latency.p50,
@@ -116,8 +132,25 @@ export function percentile(sorted: number[], q: number): number {
   return sorted.length ? sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]! : 0;
 }
 
-export function printTable(rows: LoadResult[], baseline: LoadResult) {
-  const header = ['target', 'rps', 'p50 ms', 'p95 ms', 'p99 ms', 'errors', 'non-2xx', 'ratio vs ' + baseline.name];
+/**
+ * Prints rps, latencies, errors, the ratio to `baseline` and, when given, to `peer` (e.g. PostGraphile), and the
+ * CPU per request of the server process and of PostgreSQL when measured.
+ */
+export function printTable(rows: LoadResult[], baseline: LoadResult, peer?: LoadResult) {
+  const cpu = rows.some((r) => r.serverCpuUs !== undefined || r.pgCpuUs !== undefined);
+  const us = (v: number | undefined) => (v === undefined ? '–' : v.toFixed(0));
+  const header = [
+    'target',
+    'rps',
+    'p50 ms',
+    'p95 ms',
+    'p99 ms',
+    'errors',
+    'non-2xx',
+    'ratio vs ' + baseline.name,
+    ...(peer ? ['ratio vs ' + peer.name] : []),
+    ...(cpu ? ['server CPU µs/req', 'PostgreSQL CPU µs/req'] : []),
+  ];
   const lines = rows.map((r) => [
     r.name,
     r.rps.toFixed(0),
@@ -127,6 +160,8 @@ export function printTable(rows: LoadResult[], baseline: LoadResult) {
     String(r.errors),
     String(r.non2xx),
     `${(r.rps / baseline.rps).toFixed(2)}x`,
+    ...(peer ? [`${(r.rps / peer.rps).toFixed(3)}x`] : []),
+    ...(cpu ? [us(r.serverCpuUs), us(r.pgCpuUs)] : []),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   const fmt = (cols: string[]) => `| ${cols.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
@@ -135,9 +170,13 @@ export function printTable(rows: LoadResult[], baseline: LoadResult) {
   for (const l of lines) console.log(fmt(l));
 }
 
-export interface Target extends Omit<LoadOptions, 'url'> {
+export interface Target extends Omit<LoadOptions, 'url' | 'cpu'> {
   script: string;
-  env?: Record<string, string | undefined>;
+  /**
+   * the server's environment; a function receives the BENCH_INFO of the servers started before it, by target name
+   * (e.g. a peer that needs the database of an earlier server)
+   */
+  env?: Record<string, string | undefined> | ((infos: Record<string, any>) => Record<string, string | undefined>);
   /** path on the target server, default /graphql */
   path?: string;
   /** prepares the server before load (e.g. seeds, logs in) and may replace headers/requests */
@@ -148,25 +187,44 @@ export interface Target extends Omit<LoadOptions, 'url'> {
 
 export const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 
+export interface CompareOptions {
+  /** name of a target to print a second ratio against (the peer, e.g. PostGraphile) */
+  peer?: string;
+  /** how the peer's ratio column is headed (default: its name) */
+  peerLabel?: string;
+}
+
 /**
  * Loads every target in alternating rounds (A B A B ...) so that a noisy
- * neighbour hurts all of them alike; reports the mean per target and the
- * ratio to the first target (the baseline).
+ * neighbour hurts all of them alike; reports the mean per target, the
+ * ratio to the first target (the baseline) and to `peer` if named, and the
+ * CPU per request of each server process and, for a server whose BENCH_INFO
+ * names its database (`pg: { url, database }`), of PostgreSQL (./cpu.ts).
  */
-export async function compare(targets: Target[]): Promise<LoadResult[]> {
+export async function compare(targets: Target[], opts: CompareOptions = {}): Promise<LoadResult[]> {
   const servers: { t: Target; s: Server; extra: Partial<LoadOptions> }[] = [];
   const started: { t: Target; s: Server; extra: Partial<LoadOptions> }[] = [];
+  const pgCpu = new Map<Server, PgCpu | undefined>();
+  // last started first: a server may use an earlier one's database (the PostGraphile peer, the seeded server's PostgreSQL)
+  const stopAll = async () => {
+    await Promise.all([...pgCpu.values()].map((p) => p?.close().catch(() => undefined)));
+    for (const { s } of [...started].reverse()) await s.stop();
+  };
   try {
     for (const t of targets) {
       const shared = t.sameServerAs ? servers.find((x) => x.t.name === t.sameServerAs)?.s : undefined;
-      const s = shared ?? (await startServer(t.script, t.env));
-      if (!shared) started.push({ t, s, extra: {} });
+      const infos = Object.fromEntries(servers.map((x) => [x.t.name, x.s.info]));
+      const s = shared ?? (await startServer(t.script, typeof t.env === 'function' ? t.env(infos) : t.env));
+      if (!shared) {
+        started.push({ t, s, extra: {} });
+        pgCpu.set(s, s.info?.pg?.url ? await PgCpu.open({ url: s.info.pg.url, database: s.info.pg.database }) : undefined);
+      }
       const extra = (await t.prepare?.(s.url, s.info)) ?? {};
       servers.push({ t, s, extra });
     }
   } catch (e) {
     // a server that failed to start must not leave the others running (they hold the bench's stdio)
-    for (const { s } of started) await s.stop();
+    await stopAll();
     throw e;
   }
   const runs = new Map<string, LoadResult[]>();
@@ -175,12 +233,13 @@ export async function compare(targets: Target[]): Promise<LoadResult[]> {
     for (const { t, s, extra } of servers) await checkOnce(t.name, `${s.url}${t.path ?? '/graphql'}`, { ...t, ...extra });
     for (let round = 0; round < ROUNDS; round++) {
       for (const { t, s, extra } of servers) {
-        const r = await load({ ...t, url: `${s.url}${t.path ?? '/graphql'}`, ...extra, name: t.name });
+        const cpu = { serverPid: s.child.pid, pg: pgCpu.get(s) };
+        const r = await load({ ...t, url: `${s.url}${t.path ?? '/graphql'}`, ...extra, name: t.name, cpu });
         runs.set(t.name, [...(runs.get(t.name) ?? []), r]);
       }
     }
   } finally {
-    for (const { s } of started) await s.stop();
+    await stopAll();
   }
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   const rows = targets.map((t) => {
@@ -196,10 +255,21 @@ export async function compare(targets: Target[]): Promise<LoadResult[]> {
       errors: rs.reduce((a, r) => a + r.errors, 0),
       non2xx: rs.reduce((a, r) => a + r.non2xx, 0),
       requests: rs.reduce((a, r) => a + r.requests, 0),
+      // total CPU over total requests of all rounds
+      serverCpuUs: perRequest(rs, (r) => r.serverCpuUs),
+      pgCpuUs: perRequest(rs, (r) => r.pgCpuUs),
     };
   });
-  printTable(rows, rows[0]!);
+  const peer = opts.peer === undefined ? undefined : rows.find((r) => r.name === opts.peer);
+  if (opts.peer !== undefined && !peer) throw new Error(`compare: no target named ${opts.peer}`);
+  printTable(rows, rows[0]!, peer && { ...peer, name: opts.peerLabel ?? peer.name });
   return rows;
+}
+
+function perRequest(rs: LoadResult[], f: (r: LoadResult) => number | undefined): number | undefined {
+  if (rs.some((r) => f(r) === undefined)) return undefined;
+  const n = rs.reduce((a, r) => a + r.requests, 0);
+  return n ? rs.reduce((a, r) => a + f(r)! * r.requests, 0) / n : undefined;
 }
 
 /** Sends a target's first request once and fails the run if it answers with an HTTP error or GraphQL errors. */

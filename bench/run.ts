@@ -1,9 +1,14 @@
 /**
  * npm run bench -- <scenario>
- * Starts the app (embedded or DATABASE_URL) and a baseline in child
+ * Starts the app (embedded or DATABASE_URL) and its baselines in child
  * processes, loads each from this process with autocannon, and prints rps,
- * p50, p99 and errors with the ratio to the baseline measured in this run.
- * BENCH_DURATION (s, default 10) and BENCH_CONNECTIONS (default 32) tune it.
+ * p50, p95, p99 and errors with the ratio to the baseline measured in this
+ * run, and the CPU per request of each server process and of PostgreSQL.
+ * patient-read and patient-create also run the peer, PostGraphile 5 over a
+ * plain patients table in its own database on the same PostgreSQL
+ * (bench/servers/postgraphile.ts), and print Carebase's ratio to it.
+ * BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (default 32) and
+ * BENCH_ROUNDS (default 2) tune it.
  */
 import os from 'node:os';
 
@@ -31,7 +36,10 @@ function requireDatabaseUrl(): string {
 
 const name = process.argv[2];
 if (!name || !scenarios[name]) {
-  console.error(`usage: npm run bench -- <scenario>\nscenarios: ${Object.keys(scenarios).join(', ')}`);
+  console.error(
+    `usage: npm run bench -- <scenario>\nscenarios: ${Object.keys(scenarios).join(', ')}\n` +
+      'patient-read / patient-create: Carebase vs the PostGraphile 5 peer (patientByRowId / createPatient on a plain table), bare Apollo and bare Apollo + SQL',
+  );
   process.exit(2);
 }
 console.log(`# bench ${name} — ${new Date().toISOString()} — ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}`);

@@ -8,7 +8,7 @@ import { hash, verify } from '@node-rs/argon2';
 import type autocannon from 'autocannon';
 import { ARGON2_PARAMS } from '../../src/modules/identity/passwords.js';
 import { compare, DURATION, CONNECTIONS, startServer, load, printTable, type Target } from '../lib.js';
-import { patientCreateBody, patientReadBody, patientSearchBody, searchPrefixes } from './patients.js';
+import { patientCreateBody, patientReadBody, patientSearchBody, pglCreateBody, pglReadBody, searchPrefixes } from './patients.js';
 
 const SEEDED = 'bench/servers/carebase-seeded.ts';
 const SERVER_INFO = JSON.stringify({ query: 'query Info { serverInfo { version } }' });
@@ -84,40 +84,65 @@ export async function login() {
 const PATIENTS = Number(process.env.BENCH_PATIENTS ?? 10_000);
 
 const BARE_SQL = 'bare Apollo + SQL (same operation, postgres-js, RLS tx)';
+const PGL = 'bench/servers/postgraphile.ts';
 
 /**
- * patient-read: Carebase `patient(id)` vs bare Apollo (static resolver) and vs
- * bare Apollo resolving the same query with plain SQL, one seeded server.
+ * The PostGraphile peer's environment: its own database on the PostgreSQL of the seeded Carebase server started
+ * before it (target `seeded`), reached the same way (Unix socket on the embedded server, TCP on DATABASE_URL).
+ */
+const pglEnv = (seeded: string) => (infos: Record<string, any>) => {
+  const pg = infos[seeded]?.pg as { url: string; socketDir: string | null } | undefined;
+  if (!pg) throw new Error(`the PostGraphile peer needs the database of "${seeded}" (started before it)`);
+  return { PGL_OWNER_URL: pg.url, PGL_SOCKET_DIR: pg.socketDir ?? '', BENCH_PATIENTS: String(PATIENTS) };
+};
+
+/**
+ * patient-read: Carebase `patient(id)` vs PostGraphile 5's read by id over a plain patients table (the peer, no
+ * auth, no audit), vs bare Apollo (static resolver) and vs bare Apollo resolving the same query with plain SQL.
  */
 export async function patientRead() {
   const env = { BENCH_PATIENTS: String(PATIENTS) };
   const reads = (info: { ids: string[] }) => rotating(cycle(info.ids.map(patientReadBody)));
-  return compare([
-    { name: 'bare Apollo (static resolver)', script: 'bench/servers/bare-apollo.ts', body: SERVER_INFO },
-    { name: BARE_SQL, script: SEEDED, env, prepare: async (_u, info) => ({ url: `${info.rawUrl}/graphql`, requests: reads(info) }) },
-    {
-      name: `Carebase patient(id) (${PATIENTS} patients)`,
-      script: SEEDED,
-      sameServerAs: BARE_SQL,
-      prepare: async (_u, info) => ({ headers: bearer(info), requests: reads(info) }),
-    },
-  ]);
+  const peer = `PostGraphile 5 patientByRowId (${PATIENTS} patients, no auth, no audit)`;
+  return compare(
+    [
+      { name: 'bare Apollo (static resolver)', script: 'bench/servers/bare-apollo.ts', body: SERVER_INFO },
+      { name: BARE_SQL, script: SEEDED, env, prepare: async (_u, info) => ({ url: `${info.rawUrl}/graphql`, requests: reads(info) }) },
+      { name: peer, script: PGL, env: pglEnv(BARE_SQL), prepare: async (_u, info) => ({ requests: rotating(cycle(info.ids.map(pglReadBody))) }) },
+      {
+        name: `Carebase patient(id) (${PATIENTS} patients)`,
+        script: SEEDED,
+        sameServerAs: BARE_SQL,
+        prepare: async (_u, info) => ({ headers: bearer(info), requests: reads(info) }),
+      },
+    ],
+    { peer, peerLabel: 'PostGraphile' },
+  );
 }
 
-/** patient-create: Carebase `createPatient` vs bare Apollo (static) and vs bare Apollo inserting the row with plain SQL. */
+/**
+ * patient-create: Carebase `createPatient` vs PostGraphile 5's createPatient over the plain table (the peer), vs
+ * bare Apollo (static) and vs bare Apollo inserting the row with plain SQL.
+ */
 export async function patientCreate() {
   let i = 0;
   let j = 0;
-  return compare([
-    { name: 'bare Apollo (static resolver)', script: 'bench/servers/bare-apollo.ts', body: SERVER_INFO },
-    { name: BARE_SQL, script: SEEDED, prepare: async (_u, info) => ({ url: `${info.rawUrl}/graphql`, requests: rotating(() => patientCreateBody(j++)) }) },
-    {
-      name: 'Carebase createPatient (SSN, phone, email)',
-      script: SEEDED,
-      sameServerAs: BARE_SQL,
-      prepare: async (_u, info) => ({ headers: bearer(info), requests: rotating(() => patientCreateBody(i++)) }),
-    },
-  ]);
+  let k = 0;
+  const peer = 'PostGraphile 5 createPatient (no auth, no audit, no encryption)';
+  return compare(
+    [
+      { name: 'bare Apollo (static resolver)', script: 'bench/servers/bare-apollo.ts', body: SERVER_INFO },
+      { name: BARE_SQL, script: SEEDED, prepare: async (_u, info) => ({ url: `${info.rawUrl}/graphql`, requests: rotating(() => patientCreateBody(j++)) }) },
+      { name: peer, script: PGL, env: pglEnv(BARE_SQL), prepare: async () => ({ requests: rotating(() => pglCreateBody(k++)) }) },
+      {
+        name: 'Carebase createPatient (SSN, phone, email)',
+        script: SEEDED,
+        sameServerAs: BARE_SQL,
+        prepare: async (_u, info) => ({ headers: bearer(info), requests: rotating(() => patientCreateBody(i++)) }),
+      },
+    ],
+    { peer, peerLabel: 'PostGraphile' },
+  );
 }
 
 /**

@@ -4,6 +4,7 @@
  *   seedPatients(pool, { tenantId, count, crypto })   fast bulk seeding with precomputed envelopes
  *   patientReadBody(id) / patientCreateBody(i) / patientSearchBody(prefix)   GraphQL request bodies
  *   rawPatientRead / rawPatientSearch / searchPrefixes   the raw SQL baselines and search inputs
+ *   pglReadBody(id) / pglCreateBody(i)   the same read and create on the PostGraphile 5 peer
  *
  * Seeding: rows go in through the app role in tenant-scoped transactions
  * (RLS applies, so it works on any database role), 5,000 rows per
@@ -18,7 +19,7 @@
  * 5.6 min), ~6,600 rows/s with 4 in parallel; the generated unaccent search
  * keys and seven indexes are most of the cost.
  */
-import { randomInt } from 'node:crypto';
+import { createHash, randomInt } from 'node:crypto';
 import type postgres from 'postgres';
 import { formatMrn } from '../../src/modules/patients/mrn.js';
 import { patients } from '../../src/modules/patients/tables.js';
@@ -172,6 +173,44 @@ export function patientSearchBody(filter: string | Record<string, unknown>, firs
 /** `count` 3-letter family-name prefixes that exist in seeded data (lower case, accents as seeded). */
 export function searchPrefixes(count: number): string[] {
   return Array.from({ length: count }, (_, i) => familyName(i * 37).slice(0, 3));
+}
+
+// ---------------------------------------------------------------- PostGraphile 5 peer (bench/servers/postgraphile.ts)
+
+const PGL_READ = `query PglPatientRead($id: UUID!) { patientByRowId(rowId: $id) { rowId mrn givenName familyName dateOfBirth ssnLast4 phones address version } }`;
+const PGL_CREATE = `mutation PglPatientCreate($input: CreatePatientInput!) { createPatient(input: $input) { patient { rowId mrn ssnLast4 version } } }`;
+const b64 = (s: string | Buffer) => (typeof s === 'string' ? Buffer.from(s) : s).toString('base64');
+
+/** The peer's read by primary key (PostGraphile's row-by-unique field) with the columns patient-read selects. */
+export const pglReadBody = (id: string) => JSON.stringify({ operationName: 'PglPatientRead', query: PGL_READ, variables: { id } });
+
+/**
+ * The peer's create (PostGraphile's create mutation) with what createPatient stores: names, date of birth, one
+ * phone (and its digits, which Carebase derives), email and an SSN in plain bytes (digits, last 4, SHA-256 as
+ * the blind-index column) where Carebase stores envelopes and an HMAC. The MRN and id are column defaults.
+ */
+export function pglCreateBody(i: number): string {
+  const ssn = randomSsn().replaceAll('-', '');
+  const phone = `1212555${String(i % 10_000).padStart(4, '0')}`;
+  return JSON.stringify({
+    operationName: 'PglPatientCreate',
+    query: PGL_CREATE,
+    variables: {
+      input: {
+        patient: {
+          givenName: givenName(i),
+          familyName: familyName(i),
+          dateOfBirth: `${1940 + (i % 60)}-0${(i % 9) + 1}-1${i % 10}`,
+          phones: [{ use: 'mobile', number: `+${phone}` }],
+          phoneDigits: [phone],
+          email: `bench${i}@example.test`,
+          ssn: b64(ssn),
+          ssnLast4: b64(ssn.slice(-4)),
+          ssnIndex: b64(createHash('sha256').update(ssn).digest()),
+        },
+      },
+    },
+  });
 }
 
 // ---------------------------------------------------------------- raw SQL baselines

@@ -11,9 +11,11 @@
  * postgres-js on the app role: POST /raw-read {id}, POST /raw-search {prefix}.
  *
  * Prints `BENCH_INFO <json>` ({ token, tenantId, tenantSlug, email, password,
- * ids (up to 2,000), rawUrl, seedMs }) and then `BENCH_URL <url>`.
+ * ids (up to 2,000), rawUrl, seedMs, pg: { url (owner), database, socketDir } }) and then `BENCH_URL <url>`.
  */
+import { access } from 'node:fs/promises';
 import Fastify from 'fastify';
+import postgres from 'postgres';
 import { createApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/platform/logger.js';
@@ -91,9 +93,30 @@ await raw.listen({ port: 0, host: '127.0.0.1' });
 const addr = raw.server.address();
 const rawUrl = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
 
+// where the app's PostgreSQL is, for the PostGraphile peer (its own database on the same server, reached the way
+// the app pools reach it: the Unix socket on the embedded server, TCP on DATABASE_URL) and for the bench's
+// per-process CPU accounting of PostgreSQL
+const ownerUrl = new URL(app.database.ownerUrl);
+let socketDir: string | null = null;
+{
+  // inet_server_addr() is null on a Unix-socket connection; the socket directory is a superuser-only setting
+  const [viaSocket] = await app.database.sql<{ unix: boolean }[]>`select inet_server_addr() is null as unix`;
+  if (viaSocket?.unix) {
+    const owner = postgres(app.database.ownerUrl, { max: 1, onnotice: () => undefined });
+    try {
+      const [s] = await owner<{ dirs: string; port: string }[]>`select current_setting('unix_socket_directories') as dirs, current_setting('port') as port`;
+      const dir = s?.dirs.split(',')[0]?.trim();
+      if (dir && (await access(`${dir}/.s.PGSQL.${s!.port}`).then(() => true, () => false))) socketDir = dir;
+    } finally {
+      await owner.end({ timeout: 5 });
+    }
+  }
+}
+const pgInfo = { url: app.database.ownerUrl, database: ownerUrl.pathname.slice(1), socketDir };
+
 const sample = ids.length > 2_000 ? Array.from({ length: 2_000 }, (_, i) => ids[Math.floor((i * ids.length) / 2_000)]!) : ids;
 console.log(
-  `BENCH_INFO ${JSON.stringify({ token: session.token, tenantId: tenant.id, tenantSlug: tenant.slug, email: user.email, password: user.password, ids: sample, rawUrl, seedMs })}`,
+  `BENCH_INFO ${JSON.stringify({ token: session.token, tenantId: tenant.id, tenantSlug: tenant.slug, email: user.email, password: user.password, ids: sample, rawUrl, seedMs, pg: pgInfo })}`,
 );
 console.log(`BENCH_URL ${url}`);
 const stop = () => void Promise.all([raw.close(), app.close()]).then(() => process.exit(0));
