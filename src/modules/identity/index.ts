@@ -6,7 +6,7 @@ import { IdentityRuntime, looksLikeJwt, type IdentityOptions } from './runtime.j
 import { registerIdentitySchema } from './schema.js';
 
 export { PLATFORM_TENANT_ID, PLATFORM_TENANT_SLUG, PLATFORM_ADMIN, REFRESH_COOKIE, REFRESH_COOKIE_PATH, CSRF_HEADER, authSettings, type AuthSettings } from './constants.js';
-export { provisionTenant, invitePlatformAdmin, type ProvisionInput, type Provisioned } from './users.js';
+export { provisionTenant, invitePlatformAdmin, seedActiveUser, type ProvisionInput, type Provisioned } from './users.js';
 export { securityEvents, users, sessions, identityTables } from './tables.js';
 export type { IdentityOptions } from './runtime.js';
 export type { SecurityEventType } from './events.js';

@@ -131,6 +131,34 @@ export async function provisionTenant(pool: postgres.Sql, input: ProvisionInput,
   }
 }
 
+/**
+ * Development seeding only (`npm run demo:seed`, which refuses NODE_ENV=production): a user of the tenant
+ * that is active with this password at once, as if invited and accepted in one step (the invitation is
+ * recorded accepted, the events are the usual ones). `existingUserId`: activate an invited user instead
+ * (the first admin of provisionTenant). The password policy applies as everywhere.
+ */
+export async function seedActiveUser(
+  pool: postgres.Sql,
+  tenantId: string,
+  input: { email: string; displayName: string; roles: string[]; password: string },
+  existingUserId?: string,
+): Promise<string> {
+  const problem = passwordProblem(input.password, { email: input.email });
+  if (problem) throw badInput(problem, 'password');
+  const passwordHash = await hashPassword(input.password);
+  return withTenant(pool, tenantId, async (db) => {
+    const now = new Date();
+    const userId = existingUserId ?? (await createInvitedUser({ now: () => now }, db, tenantId, input, null)).userId;
+    await db
+      .update(invitations)
+      .set({ acceptedAt: now })
+      .where(and(eq(invitations.tenantId, tenantId), eq(invitations.userId, userId), isNull(invitations.acceptedAt), isNull(invitations.revokedAt)));
+    await db.update(users).set({ passwordHash, passwordChangedAt: now, status: 'active', updatedAt: now }).where(and(eq(users.tenantId, tenantId), eq(users.id, userId)));
+    await recordEvent(db, tenantId, { type: 'user.invitation_accepted', userId });
+    return userId;
+  });
+}
+
 /** Invites a platform administrator (role PLATFORM_ADMIN of the platform tenant): bootstrap through the CLI. */
 export async function invitePlatformAdmin(pool: postgres.Sql, input: { email: string; name?: string }, opts: { now?: () => Date } = {}): Promise<Provisioned> {
   const rt = { now: opts.now ?? (() => new Date()) };
