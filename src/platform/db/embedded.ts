@@ -195,7 +195,13 @@ async function layoutFor(dataDir: string, log: Logger): Promise<Layout> {
   const dataOk = await reachable(dataDir, user);
   if (binOk && dataOk) return { ...local, user };
 
-  await fs.mkdir(ROOT_RELOCATION_DIR, { recursive: true, mode: 0o755 });
+  try {
+    await fs.mkdir(ROOT_RELOCATION_DIR, { recursive: true, mode: 0o755 });
+  } catch (e) {
+    throw new Error(
+      `running as root, PostgreSQL runs as the \`postgres\` OS user, which cannot reach ${binOk ? dataDir : binDir} (a parent directory is private), and ${ROOT_RELOCATION_DIR} cannot be created (${(e as NodeJS.ErrnoException).code}): run as a regular user, clone outside the private directory, or set DATABASE_URL`,
+    );
+  }
   let relocatedBin = bin;
   if (!binOk) {
     const native = path.dirname(binDir);
@@ -261,6 +267,8 @@ function ended(what: string, child: ChildProcess, output: () => string): Promise
 async function initCluster(layout: Layout, password: string, log: Logger, extraFlags: string[] = []): Promise<void> {
   await fs.rm(layout.pgDir, { recursive: true, force: true });
   await fs.mkdir(layout.pgDir, { recursive: true, mode: 0o700 });
+  // a process killed during initdb leaves its file (private): remove it now
+  for (const f of await fs.readdir(layout.home)) if (f.startsWith('pg-initdb-password-')) await fs.rm(path.join(layout.home, f), { force: true });
   const pwfile = path.join(layout.home, `pg-initdb-password-${randomBytes(6).toString('hex')}`);
   try {
     await fs.writeFile(pwfile, `${password}\n`, { mode: 0o600, flag: 'wx' });
