@@ -19,7 +19,7 @@ import { errorStatusPlugin } from './platform/http/error-status.js';
 import { describeForLog, formatError, isUnexpected } from './platform/http/graphql-errors.js';
 import { apolloLogger } from './platform/http/apollo-logger.js';
 import { idempotencyPlugin } from './platform/http/idempotency.js';
-import { exceedsNesting, inputRulesPlugin, MAX_QUERY_NESTING } from './platform/http/input-rules.js';
+import { exceedsNesting, inputRulesPlugin, MAX_QUERY_NESTING, UNSAFE_INPUT_MESSAGE, unsafeQueryParam } from './platform/http/input-rules.js';
 import { registerLoadShedding } from './platform/http/load-shedding.js';
 import { createMetrics, type Metrics } from './platform/http/metrics.js';
 import { createLogger, type Logger } from './platform/logger.js';
@@ -157,8 +157,11 @@ async function startServer(parts: Parts): Promise<App> {
       }
     }
   });
-  // deeply nested list/object literals are refused before GraphQL parsing recurses into them
+  // before any handler: the input rules' string rule for every route's query string (REST routes such as the audit
+  // export included), and /graphql's query nesting, refused before GraphQL parsing recurses into it
   server.addHook('preHandler', async (req, reply) => {
+    const param = unsafeQueryParam(req.query);
+    if (param) return reply.code(400).send({ errors: [{ message: UNSAFE_INPUT_MESSAGE, extensions: { code: ErrorCode.BAD_USER_INPUT, field: param, requestId: req.id } }] });
     if (req.routeOptions.url !== '/graphql') return;
     const query = ((req.method === 'GET' ? req.query : req.body) as { query?: unknown } | undefined)?.query;
     if (typeof query === 'string' && exceedsNesting(query, MAX_QUERY_NESTING)) {

@@ -22,6 +22,8 @@ export const MAX_VARIABLE_VALUES = 500;
  *    keys), holds a NUL or an unpaired surrogate: PostgreSQL cannot store
  *    them (BAD_USER_INPUT, 400). A signed-in caller's refusal is audited
  *    (security event `input_refused`, denied; the argument, never the value).
+ * The query-string parameters of every HTTP route (REST routes included) get
+ * the same string rule in app.ts (unsafeQueryParam).
  */
 export function inputRulesPlugin<C extends BaseContext & AuditableContext>(): ApolloServerPlugin<C> {
   return {
@@ -39,7 +41,7 @@ export function inputRulesPlugin<C extends BaseContext & AuditableContext>(): Ap
           if (contextValue.principal && hasAuditRequest(contextValue)) {
             recordSecurityEvent(contextValue, { type: 'input_refused', outcome: 'denied', detail: { input: where } });
           }
-          throw new AppError(ErrorCode.BAD_USER_INPUT, 'Input strings must not contain NUL characters or unpaired surrogates', {
+          throw new AppError(ErrorCode.BAD_USER_INPUT, UNSAFE_INPUT_MESSAGE, {
             field: where,
             http: { status: 400 },
           });
@@ -79,6 +81,18 @@ export function exceedsNesting(query: string, limit: number): boolean {
   }
   return false;
 }
+
+/** The first query-string parameter (of any HTTP route) holding an unsafe string, e.g. `?actorId=a%00b`. */
+export function unsafeQueryParam(query: unknown): string | undefined {
+  if (!query || typeof query !== 'object') return undefined;
+  for (const [k, v] of Object.entries(query)) {
+    if ([k, v].flat().some((x) => typeof x === 'string' && hasUnsafeText(x))) return NAME.test(k) ? k : 'query';
+  }
+  return undefined;
+}
+
+/** The message of every unsafe-string refusal. */
+export const UNSAFE_INPUT_MESSAGE = 'Input strings must not contain NUL characters or unpaired surrogates';
 
 /**
  * Walks the raw variables without recursion (a deep value cannot overflow the

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditWriter, principalEvent, verifyTenantChain, type AuditEventInput } from '../../../src/platform/audit/index.js';
 import { startTestApp, type TestApp } from '../../helpers/app.js';
-import { createTenantWithAdmin, userSession, type AuthSession } from '../../helpers/auth.js';
+import { createTenantWithAdmin, userSession, type AuthSession, type TestTenant } from '../../helpers/auth.js';
 import { basePatient, CREATE, GET, ok, patientModules, patientTestEnv } from '../patients/helpers.js';
 
 /**
@@ -15,10 +15,12 @@ let attacker: AuthSession;
 let reader: AuthSession;
 let patientId: string;
 let tenantA: string;
+let clinicA: TestTenant;
 beforeAll(async () => {
   t = await startTestApp({ modules: patientModules, env: patientTestEnv });
   const [a, b] = await Promise.all([createTenantWithAdmin(t), createTenantWithAdmin(t)]);
   tenantA = a.id;
+  clinicA = a;
   // a signed-in user without audit:read
   attacker = await userSession(t, a, 'NURSE');
   reader = await userSession(t, b, 'FRONT_DESK');
@@ -66,6 +68,19 @@ describe('a NUL or lone-surrogate audit filter from one tenant', () => {
     const reads200 = await t.db.owner<{ n: number }[]>`
       select count(*)::int as n from audit_events where patient_id = ${patientId} and action = 'read' and outcome = 'allowed'`;
     expect(reads200[0]!.n).toBeGreaterThanOrEqual(240);
+  });
+});
+
+describe('the same filter on the CSV export route (REST)', () => {
+  it('is BAD_USER_INPUT before it reaches SQL, and exports still work', async () => {
+    const compliance = await userSession(t, clinicA, 'COMPLIANCE');
+    const get = (query: string) => fetch(`${t.url}/exports/audit.csv${query}`, { headers: compliance.headers });
+    const bad = await get('?actorId=a%00b');
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { errors: { extensions: { code: string } }[] }).errors[0]!.extensions.code).toBe('BAD_USER_INPUT');
+    const good = await get(`?actorId=${attacker.user.id}`);
+    expect(good.status).toBe(200);
+    expect(await good.text()).toContain(attacker.user.id);
   });
 });
 
