@@ -55,7 +55,12 @@ try {
   fail(e instanceof ConfigError ? e.message : String(e));
 }
 const log = createLogger(process.env.LOG_LEVEL ? config.logLevel : 'warn');
-const db = await openDatabase(config, log);
+let db;
+try {
+  db = await openDatabase(config, log);
+} catch (e) {
+  fail(`cannot open the database: ${(e as Error).message}`);
+}
 try {
   const p = args['platform-admin']
     ? await invitePlatformAdmin(db.sql, { email, name: args['admin-name'] })
