@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import auditModule, { drainSecurityEvents, registerPatientDirectory, runAnomalyCheck } from '../../../src/modules/audit/index.js';
 import identityModule from '../../../src/modules/identity/index.js';
+import { registerPatientLookup } from '../../../src/platform/access/index.js';
 import { AuditWriter, auditWriterFor, principalEvent, type AuditEventInput } from '../../../src/platform/audit/index.js';
 import { startTestApp, type TestApp } from '../../helpers/app.js';
 import { createTenantWithAdmin, userSession, type TestTenant } from '../../helpers/auth.js';
@@ -107,8 +108,14 @@ describe('anomaly alerts', () => {
     tenantId = await createTenant(t.db.owner);
     // business hours 08:00-18:00 UTC, weekends included as business days
     await t.db.owner`update tenants set settings = ${t.db.owner.json({ audit: { volumePatientsPerHour: 20, businessHours: { start: 8, end: 18, timezone: 'UTC', weekends: true } } })} where id = ${tenantId}`;
-    const flag = await t.gql('mutation F($p: UUID!) { setPatientAuditFlag(patientId: $p, flag: VIP) }', { p: vip }, asHeader(officer()));
-    expect(flag.body.errors).toBeUndefined();
+    // the flag needs a patient of the tenant (no patients module here: a lookup that knows this one id)
+    const off = registerPatientLookup('test.alerts', async (_db, id) => id === vip);
+    try {
+      const flag = await t.gql('mutation F($p: UUID!) { setPatientAuditFlag(patientId: $p, flag: VIP) }', { p: vip }, asHeader(officer()));
+      expect(flag.body.errors).toBeUndefined();
+    } finally {
+      off();
+    }
   });
 
   it('raises HIGH_VOLUME, AFTER_HOURS, BREAK_GLASS_FREQUENT, FLAGGED_PATIENT and OUTSIDE_CARE_TEAM; re-runs do not duplicate; compliance lists and acknowledges', async () => {
