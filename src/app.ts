@@ -193,7 +193,10 @@ async function startServer(parts: Parts): Promise<App> {
   server.get('/healthz', async () => ({ status: 'ok' }));
   server.get('/readyz', async (_req, reply) => {
     try {
-      const [row] = await database.sql<{ n: number }[]>`select count(*)::int as n from drizzle.__drizzle_migrations`.execute();
+      // bounded: a probe answers whatever the database does (a connection attempt may wait up to connect_timeout)
+      const query = database.sql<{ n: number }[]>`select count(*)::int as n from drizzle.__drizzle_migrations`.execute();
+      if (!(await settledWithin(query, 1_000))) return reply.code(503).send({ status: 'not ready', reason: 'database did not answer' });
+      const [row] = await query;
       const applied = row?.n ?? 0;
       if (applied < database.migrationsExpected) {
         return reply.code(503).send({ status: 'not ready', reason: 'migrations pending', applied, expected: database.migrationsExpected });

@@ -15,11 +15,30 @@ import type postgres from 'postgres';
  * guardPool replaces a pool's reserve() and begin(): once a reserved
  * connection has closed, its statements fail at once with CONNECTION_CLOSED
  * (nothing is written) and release() leaves it alone (the pool already took
- * it back and reconnects it on demand).
+ * it back and reconnects it on demand). Two more defects of the same code
+ * paths are handled below (a reservation that failed to connect, a stale
+ * FATAL report). test/platform/pg-guard.test.ts and pg-restart.test.ts
+ * cover them; re-run both when upgrading postgres-js.
  */
 export function guardPool(pool: postgres.Sql): postgres.Sql {
   const reserve = pool.reserve;
-  const guardedReserve = async () => guardReserved(await reserve());
+  // After a connection failed, a reservation waits for one plain query to get through first: postgres-js gives a
+  // reservation that failed to connect (database down) a connection later all the same, which nobody then holds,
+  // so none is attempted until the database answers.
+  let suspect = false;
+  const failed = (e: unknown) => {
+    suspect = true;
+    return Promise.reject(e);
+  };
+  const guardedReserve = async () => {
+    if (suspect) {
+      await pool`select 1`.catch(failed);
+      suspect = false;
+    }
+    // a stale report (see absorbStaleReport) that reached a reservation: nothing was sent for it, so it is retried once
+    const conn = await reserve().catch((e: { code?: unknown }) => (STALE.has(String(e?.code)) ? reserve() : Promise.reject(e))).catch(failed);
+    return guardReserved(conn, () => (suspect = true));
+  };
   const begin = async (options: unknown, fn?: unknown) => {
     const [mode, work] = typeof options === 'function' ? ['', options] : [String(options), fn];
     const conn = await guardedReserve();
@@ -39,28 +58,74 @@ export function guardPool(pool: postgres.Sql): postgres.Sql {
   return Object.assign(pool, { reserve: guardedReserve, begin: begin as postgres.Sql['begin'] });
 }
 
+/** The server terminated the session (admin shutdown: a restart, pg_terminate_backend; crash shutdown). */
+const STALE = new Set(['57P01', '57P02']);
+
 /** What the guard reads of postgres-js 3.4.9 internals (src/connection.js, src/index.js, src/query.js). */
 interface PgConnection {
   /** set by reserve(), cleared by the pool when the connection closes, set anew when it is reserved again */
   reserved: unknown;
+  /** (re)connects with a first request: a query, or a reservation `{ reserve, reject }` */
+  connect(first: PgQuery | PgReservation | undefined): void;
+  end(): unknown;
 }
 interface PgQuery {
   handler(q: PgQuery): unknown;
   options: Record<string, unknown>;
+  state: unknown;
   reject(e: unknown): void;
+}
+interface PgReservation {
+  reserve(c: PgConnection): void;
+  reject(e: unknown): void;
+}
+
+const absorbing = new WeakSet<PgConnection>();
+/**
+ * postgres-js also keeps the FATAL report that ended a session (57P01: PostgreSQL restarted) and hands it to the
+ * first request of the connection's next session. A query that gets it this way was never sent: it goes back to
+ * the pool. A reservation that gets it fails (guardPool retries it), and the pool then gives the connection to
+ * that failed reservation, which nobody holds: the connection is ended, so the pool gets it back.
+ */
+function absorbStaleReport(c: PgConnection) {
+  if (absorbing.has(c)) return;
+  absorbing.add(c);
+  const connect = c.connect;
+  c.connect = (first) => {
+    const reject = first?.reject;
+    if (first && reject && 'reserve' in first) {
+      const reserve = first.reserve;
+      let failed = false;
+      first.reject = (e) => ((failed = true), reject(e));
+      first.reserve = (conn) => (failed ? void conn.end() : reserve(conn));
+    } else if (first && reject) {
+      const q = first as PgQuery;
+      q.reject = (e) => {
+        q.reject = reject;
+        if (q.state === null && STALE.has(String((e as { code?: unknown } | null)?.code))) queueMicrotask(() => q.handler(q));
+        else reject(e);
+      };
+    }
+    connect(first);
+  };
 }
 
 const isQuery = (x: unknown): x is PgQuery => typeof (x as PgQuery | null)?.handler === 'function' && typeof (x as PgQuery).reject === 'function';
 
-function guardReserved(conn: postgres.ReservedSql): postgres.ReservedSql {
+function guardReserved(conn: postgres.ReservedSql, died: () => void): postgres.ReservedSql {
   let connection: PgConnection | undefined;
   let reservation: unknown;
-  const alive = () => !connection || connection.reserved === reservation;
+  const alive = () => {
+    if (!connection || connection.reserved === reservation) return true;
+    died();
+    return false;
+  };
   // postgres-js hands the connection to a statement's `onexecute` (as sql.begin does); true = what it answers without one
   const onexecute = (c: PgConnection) => {
     if (!connection) {
       connection = c;
       reservation = c.reserved;
+      absorbStaleReport(c);
     }
     return true;
   };
