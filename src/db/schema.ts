@@ -8,6 +8,7 @@ import { defineRelations } from 'drizzle-orm';
 import { idempotencyKeys, tenants } from '../platform/db/tables.js';
 import { cryptoIndexKeys, cryptoKeys, cryptoRotationJobs } from '../platform/crypto/tables.js';
 import { outbox, processedJobs } from '../platform/jobs/tables.js';
+import { tenantEntitlements } from '../platform/scope/tables.js';
 import { identityTables } from '../modules/identity/tables.js';
 import { rateLimits } from '../platform/ratelimit/tables.js';
 import { accessTables } from '../modules/access/tables.js';
@@ -18,6 +19,7 @@ import { auditModuleTables } from '../modules/audit/tables.js';
 export { tenants, idempotencyKeys };
 export { cryptoKeys, cryptoIndexKeys, cryptoRotationJobs };
 export { outbox, processedJobs };
+export { tenantEntitlements };
 export * from '../modules/identity/tables.js';
 export { rateLimits };
 export * from '../modules/access/tables.js';
@@ -25,6 +27,6 @@ export * from '../modules/patients/tables.js';
 export { auditEvents, auditChainHeads, auditCheckpoints };
 export * from '../modules/audit/tables.js';
 
-export const tables = { tenants, idempotencyKeys, cryptoKeys, cryptoIndexKeys, cryptoRotationJobs, outbox, processedJobs, ...identityTables, rateLimits, ...accessTables, auditEvents, auditChainHeads, auditCheckpoints, ...auditModuleTables, ...patientsTables };
+export const tables = { tenants, idempotencyKeys, cryptoKeys, cryptoIndexKeys, cryptoRotationJobs, outbox, processedJobs, tenantEntitlements, ...identityTables, rateLimits, ...accessTables, auditEvents, auditChainHeads, auditCheckpoints, ...auditModuleTables, ...patientsTables };
 
 export const relations = defineRelations(tables, () => ({}));
