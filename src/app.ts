@@ -135,12 +135,7 @@ async function startServer(parts: Parts): Promise<App> {
 
   // @as-integrations/fastify answers 500 to a request without Host; refuse it first.
   await registerLoadShedding(server, { ...config.loadShedding, registry: metrics.registry });
-  // expired Idempotency-Key outcomes of every tenant (definer function), hourly
-  const purgeIdempotency = setInterval(() => {
-    database.sql`select carebase_purge_idempotency_keys()`.catch(() => undefined);
-  }, 3_600_000);
-  purgeIdempotency.unref();
-  server.addHook('onClose', async () => clearInterval(purgeIdempotency));
+  // expired Idempotency-Key outcomes are purged by the platform.purgeIdempotencyKeys schedule (platform/jobs/schedules.ts)
   server.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
     if (!req.headers.host) {

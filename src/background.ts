@@ -9,7 +9,7 @@ import type { Registry } from 'prom-client';
 import type { Config } from './config.js';
 import { checkPatientAccess } from './platform/access/index.js';
 import type { Database } from './platform/db/index.js';
-import { createJobBackend, JobSystem, OutboxRelay, type JobRegistration } from './platform/jobs/index.js';
+import { createJobBackend, JobSystem, OutboxRelay, PLATFORM_SCHEDULES, type JobRegistration } from './platform/jobs/index.js';
 import type { Logger } from './platform/logger.js';
 import { createRealtime, type Realtime, type RealtimePrincipal, type RealtimeSocketHandler, type RoomAccessCheck } from './platform/realtime/index.js';
 import type { ModuleDeps, ModuleManifest } from './schema/index.js';
@@ -29,9 +29,10 @@ export interface BackgroundOptions {
   recoveryMs?: number;
 }
 
-/** Every job of the enabled modules, by job name (a name declared twice stops the boot). */
+/** Every job of the enabled modules and the platform's schedules, by job name (a name declared twice stops the boot). */
 export function collectJobs(modules: readonly ModuleManifest[]): Map<string, { module: string; registration: JobRegistration }> {
   const out = new Map<string, { module: string; registration: JobRegistration }>();
+  for (const [name, registration] of Object.entries(PLATFORM_SCHEDULES)) out.set(name, { module: 'platform', registration });
   for (const m of modules) {
     for (const [name, registration] of Object.entries(m.jobs ?? {})) {
       if (out.has(name)) throw new Error(`job "${name}" is declared by ${out.get(name)!.module} and ${m.name}`);
@@ -65,6 +66,7 @@ export async function startJobs(p: {
     backend,
     database: p.database,
     log: p.log,
+    config: p.config,
     registry: p.registry,
     jobs,
     runWorkers: p.runWorkers,

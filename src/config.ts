@@ -91,6 +91,14 @@ const envSchema = z.object({
   IDEMPOTENCY_TTL_HOURS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1).max(24 * 30).default(24)),
   JOB_WORKERS: z.preprocess(emptyToUndefined, z.enum(['inline', 'off']).default('inline')),
   JOBS_KEY_PREFIX: z.preprocess(emptyToUndefined, z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 of A-Z a-z 0-9 _ -').default('carebase')),
+  /** per-schedule interval overrides in ms, e.g. `audit.anomalies=30000,platform.purgeIdempotencyKeys=600000` */
+  JOB_SCHEDULE_INTERVALS: z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .regex(/^[a-z][a-zA-Z0-9]*(\.[a-zA-Z0-9]+)+=\d{3,9}(,[a-z][a-zA-Z0-9]*(\.[a-zA-Z0-9]+)+=\d{3,9})*$/, 'must be a comma list of job.name=milliseconds (at least 100)')
+      .optional(),
+  ),
   SOCKET_MAX_PAYLOAD_BYTES: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1024).max(10 * 1024 * 1024).default(64 * 1024)),
   SOCKET_EVENTS_PER_SECOND: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1).max(10_000).default(20)),
   RATE_LIMIT_STORE: z.preprocess(emptyToUndefined, z.enum(['redis', 'postgres', 'memory']).optional()),
@@ -146,8 +154,11 @@ export interface Config {
   loadShedding: { maxEventLoopDelayMs: number; maxPoolWaiting: number; maxInFlight: number };
   /** how long an Idempotency-Key's stored outcome is kept */
   idempotencyTtlHours: number;
-  /** jobs: run workers in the API process (inline) or only in `npm run worker` (off); Redis key prefix of queues and socket streams */
-  jobs: { workers: 'inline' | 'off'; keyPrefix: string };
+  /**
+   * jobs: run workers in the API process (inline) or only in `npm run worker` (off); Redis key prefix of queues and socket
+   * streams; interval overrides (ms) of scheduled jobs by job name (JOB_SCHEDULE_INTERVALS)
+   */
+  jobs: { workers: 'inline' | 'off'; keyPrefix: string; scheduleEveryMs: Readonly<Record<string, number>> };
   /** realtime: largest socket message (bytes) and per-socket sustained events per second */
   realtime: { maxPayloadBytes: number; eventsPerSecond: number };
   /** rate limits (platform/ratelimit): store override, key prefix, per-minute budgets */
@@ -217,7 +228,11 @@ export function loadConfig(env?: NodeJS.ProcessEnv): Config {
     deadlines: { requestTimeoutMs: e.REQUEST_TIMEOUT_MS, lockTimeoutMs: e.LOCK_TIMEOUT_MS, connectTimeoutS: e.DATABASE_CONNECT_TIMEOUT_S },
     loadShedding: { maxEventLoopDelayMs: e.LOAD_SHED_EVENT_LOOP_DELAY_MS, maxPoolWaiting: e.LOAD_SHED_POOL_WAITING, maxInFlight: e.LOAD_SHED_MAX_IN_FLIGHT },
     idempotencyTtlHours: e.IDEMPOTENCY_TTL_HOURS,
-    jobs: { workers: e.JOB_WORKERS, keyPrefix: e.JOBS_KEY_PREFIX },
+    jobs: {
+      workers: e.JOB_WORKERS,
+      keyPrefix: e.JOBS_KEY_PREFIX,
+      scheduleEveryMs: Object.fromEntries((e.JOB_SCHEDULE_INTERVALS?.split(',') ?? []).map((kv) => [kv.split('=')[0]!, Number(kv.split('=')[1])])),
+    },
     realtime: { maxPayloadBytes: e.SOCKET_MAX_PAYLOAD_BYTES, eventsPerSecond: e.SOCKET_EVENTS_PER_SECOND },
     rateLimit: {
       store: e.RATE_LIMIT_STORE,

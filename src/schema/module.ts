@@ -28,7 +28,7 @@ export interface ModuleDeps {
  * (platform/jobs JobContext).
  */
 export type JobHandler = PlatformJobHandler;
-/** A job with options: event subscriptions (`on`), attempts, backoff, concurrency, cron. */
+/** A job with options: event subscriptions (`on`), attempts, backoff, concurrency, a schedule (`every` / `cron`). */
 export type { JobDefinition, JobContext } from '../platform/jobs/types.js';
 
 /**

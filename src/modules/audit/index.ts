@@ -1,13 +1,12 @@
+import { checkpointKeys } from '../../platform/audit/index.js';
 import type { ModuleDeps, ModuleManifest } from '../../schema/index.js';
 import { registerExportRoute } from './export.js';
-import { AuditScheduler } from './jobs.js';
+import { AUDIT_SCHEDULES } from './jobs.js';
 import { registerAuditSchema } from './schema.js';
 
 export { ALERT_EVENT, ALERT_ROOM, registerPatientDirectory, runAnomalyCheck, type PatientDirectory, type AnomalySettings } from './anomalies.js';
 export { drainSecurityEvents } from './security-events.js';
 export { EXPORT_PATH } from './export.js';
-
-const schedulers = new Set<AuditScheduler>();
 
 /**
  * Audit and compliance: reports over the PHI-access log (written by
@@ -25,15 +24,11 @@ const manifest: ModuleManifest = {
   // compliance dashboards: `alerts:security` (new anomaly alerts, break-glass use) for holders of alert:read
   roomAccess: { alerts: (principal, id) => id === 'security' && principal.permissions.has('alert:read') },
   routes: (app, deps) => registerExportRoute(app, deps),
+  // scheduled: security-event drain, anomaly rules, partitions ahead, checkpoint signing (BullMQ job schedulers)
+  jobs: AUDIT_SCHEDULES,
   init: async (deps: ModuleDeps) => {
-    const s = new AuditScheduler(deps);
-    s.start();
-    schedulers.add(s);
-  },
-  close: async () => {
-    const all = [...schedulers];
-    schedulers.clear();
-    await Promise.all(all.map((s) => s.stop()));
+    // a bad checkpoint key file stops the boot, not a scheduled run
+    checkpointKeys(deps.config);
   },
 };
 

@@ -145,7 +145,11 @@ export class IdentityRuntime {
     this._keys.onRevoked = () => this.tokenCache.clear();
     await this._keys.init();
     await dummyHash();
-    // scheduled rotation and pick-up of keys rotated by other instances
+    // pick-up of keys rotated by other instances, and the rotation check. A per-process timer on purpose, not a job
+    // schedule: reload() refreshes this process's in-memory key cache (every process needs its own), and
+    // ensureCurrent() only rotates when the cached current key has retired; the rotation itself is serialised by an
+    // advisory lock and does nothing when another instance rotated first (signing checks it too), so N processes
+    // cause at most one rotation.
     this.timer = setInterval(() => {
       this.keys
         .reload()

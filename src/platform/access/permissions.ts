@@ -41,6 +41,7 @@ export const PERMISSIONS = {
   'breakglass:review': 'List every break-glass grant of the tenant and end any of them',
   'tenant:manage': 'Change tenant settings',
   'jobs:manage': 'List, retry and discard the tenant\u2019s failed background jobs (dead-letter queue)',
+  'jobs:platform': 'With jobs:manage, also the failed runs of platform-wide scheduled jobs (platform administrators)',
   'tenant:create': 'Create tenants with their first admin (platform administrators)',
   'signingkey:rotate': 'Rotate the JWT signing keys on demand (platform administrators)',
 } as const satisfies Record<string, string>;
@@ -64,7 +65,7 @@ export const ROLE_PERMISSIONS: Readonly<Record<Role, readonly Permission[]>> = {
   /** a patient's own record only: the patients module's patient-self rule denies every other patient */
   PATIENT: ['patient:read', 'patient:clinical:read', 'appointment:read', 'appointment:write', 'rx:read', 'billing:read'],
   /** users of the platform tenant only (the identity module refuses the role elsewhere and strips it from tokens); user and session management there covers inviting other platform admins */
-  PLATFORM_ADMIN: ['tenant:create', 'signingkey:rotate', 'user:read', 'user:invite', 'user:manage', 'session:manage'],
+  PLATFORM_ADMIN: ['tenant:create', 'signingkey:rotate', 'user:read', 'user:invite', 'user:manage', 'session:manage', 'jobs:manage', 'jobs:platform'],
   /** the most an API key may ever be granted; each key holds a subset chosen by the admin who creates it */
   API_CLIENT: ['patient:read', 'patient:write', 'patient:clinical:read', 'patient:clinical:write', 'appointment:read', 'appointment:write', 'rx:read', 'billing:read'],
 };

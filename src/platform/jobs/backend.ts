@@ -39,7 +39,7 @@ export interface JobBackendOptions {
 export async function createJobBackend(opts: JobBackendOptions): Promise<JobBackend> {
   if (opts.redisUrl) return createRedisJobBackend(opts.redisUrl, opts.prefix, opts.log);
   await migrateBullmqSchema(opts.ownerUrl, opts.queues);
-  return createPostgresJobBackend(opts.appUrl, opts.poolMax, opts.log);
+  return createPostgresJobBackend(opts.appUrl, opts.poolMax, opts.queues.length, opts.log);
 }
 
 function createRedisJobBackend(url: string, prefix: string, log: Logger): JobBackend {
@@ -67,7 +67,7 @@ function createRedisJobBackend(url: string, prefix: string, log: Logger): JobBac
   };
 }
 
-function createPostgresJobBackend(appUrl: string, poolMax: number, log: Logger): JobBackend {
+function createPostgresJobBackend(appUrl: string, poolMax: number, queues: number, log: Logger): JobBackend {
   // One pool for every queue and worker, connected as the app role with the
   // BullMQ schema first on the search_path (BullMQ's SQL uses unqualified names).
   const pool = new pg.Pool({
@@ -79,6 +79,8 @@ function createPostgresJobBackend(appUrl: string, poolMax: number, log: Logger):
     keepAlive: true,
   });
   pool.on('error', (e) => log.warn({ errorName: e.name, code: (e as { code?: string }).code }, 'jobs: postgres pool error'));
+  // every queue, worker and job scheduler of this process listens for the shared pool's errors
+  pool.setMaxListeners(10 + 4 * queues);
   const opened: { close(): Promise<void> }[] = [];
   // The pool is ours (BullMQ leaves caller-owned pools open); its type is structurally BullMQ's PgPool.
   const connection = pool as unknown as string;

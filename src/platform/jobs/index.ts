@@ -7,5 +7,6 @@ export { emitEvent, enqueueJob, validateEvent, OUTBOX_CHANNEL, type EmitEventInp
 export { createJobBackend, migrateBullmqSchema, BULLMQ_SCHEMA, type JobBackend, type JobBackendOptions } from './backend.js';
 export { JobSystem, safeReason, type DeadLetter, type JobData, type JobSystemOptions, type RegisteredJob } from './runtime.js';
 export { OutboxRelay, type RelayOptions } from './relay.js';
+export { OUTBOX_RETENTION_S, PLATFORM_SCHEDULES } from './schedules.js';
 export { isJobDefinition, type DomainEvent, type EventSink, type JobContext, type JobDefinition, type JobHandler, type JobRegistration } from './types.js';
 export { outbox, processedJobs } from './tables.js';

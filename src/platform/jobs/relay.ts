@@ -18,8 +18,6 @@ export interface RelayOptions {
   batchSize?: number;
   /** polling fallback when no NOTIFY arrives (default 1000 ms) */
   pollIntervalMs?: number;
-  /** published rows are purged after this long (default 7 days) */
-  retentionMs?: number;
 }
 
 interface ClaimedRow {
@@ -49,7 +47,6 @@ export class OutboxRelay {
   private pending = false;
   private loop?: Promise<void>;
   private listener?: { unlisten(): Promise<void> };
-  private lastPurge = 0;
   private readonly metrics;
 
   constructor(private readonly opts: RelayOptions) {
@@ -89,7 +86,6 @@ export class OutboxRelay {
       try {
         n = await this.drainOnce();
         backoff = 0;
-        await this.maybePurge();
       } catch (e) {
         this.metrics.errors.inc();
         this.opts.log.warn(describeForLog(e), 'outbox relay batch failed; will retry');
@@ -138,14 +134,6 @@ export class OutboxRelay {
       this.metrics.published.inc(events.length);
       return events.length;
     })) as number;
-  }
-
-  private async maybePurge(): Promise<void> {
-    const now = Date.now();
-    if (now - this.lastPurge < 10 * 60_000) return;
-    this.lastPurge = now;
-    const retentionMs = Math.max(this.opts.retentionMs ?? 7 * 24 * 3600_000, 3600_000);
-    await this.opts.database.sql`select carebase_outbox_purge(${`${Math.round(retentionMs / 1000)} seconds`}::interval, 10000)`;
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,7 @@
 import { UnrecoverableError, type Job, type JobsOptions, type Queue, type Worker } from 'bullmq';
 import client, { type Registry } from 'prom-client';
 import { sql } from 'drizzle-orm';
+import type { Config } from '../../config.js';
 import { withTenant, type Database, type Db } from '../db/index.js';
 import { AppError, ErrorCode, notFound } from '../errors.js';
 import { settledWithin } from '../deadline.js';
@@ -18,6 +19,12 @@ const DEFAULT_CONCURRENCY = 10;
 const KEEP_COMPLETED = { age: 24 * 3600, count: 50_000 };
 /** failed jobs (the dead-letter queue) are kept 30 days unless retried or discarded */
 const KEEP_FAILED = { age: 30 * 24 * 3600 };
+/** completed scheduled runs: a few for inspection (their ids are period ids, never re-added) */
+const KEEP_COMPLETED_RUNS = { age: 24 * 3600, count: 1000 };
+/** failed scheduled runs: 30 days, at most 1000 per schedule (a 5 s schedule failing for a day is 17,280 runs) */
+const KEEP_FAILED_RUNS = { age: 30 * 24 * 3600, count: 1000 };
+/** shortest interval of a scheduled job */
+const MIN_EVERY_MS = 100;
 
 /** What a job carries in BullMQ: ids only. */
 export interface JobData {
@@ -29,6 +36,8 @@ export interface JobData {
 export interface RegisteredJob extends JobDefinition {
   name: string;
   module: string;
+  /** resolved schedule of a scheduled job (every: ms, or a cron pattern) */
+  schedule?: { every: number } | { pattern: string; tz: string };
 }
 
 /** A failed job as the admin API shows it (no payload values, no stack). */
@@ -36,6 +45,8 @@ export interface DeadLetter {
   id: string;
   queue: string;
   tenantId: string | null;
+  /** the job scheduler that made this run (scheduled jobs), null for event-driven jobs */
+  schedule: string | null;
   eventType: string | null;
   aggregateId: string | null;
   attemptsMade: number;
@@ -48,6 +59,8 @@ export interface JobSystemOptions {
   backend: JobBackend;
   database: Database;
   log: Logger;
+  /** schedule intervals (JOB_SCHEDULE_INTERVALS, functions of the config); JobContext.config */
+  config: Config;
   /** the app's metrics registry */
   registry: Registry;
   /** job name -> registration, with the module that declared it (enabled modules only) */
@@ -85,13 +98,16 @@ export class JobSystem {
     for (const [name, { module, registration }] of opts.jobs) {
       if (!JOB_NAME.test(name)) throw new Error(`job name "${name}" of module ${module} must look like module.jobName`);
       const def: JobDefinition = isJobDefinition(registration) ? registration : { handler: registration };
-      const job: RegisteredJob = { ...def, name, module };
+      const job: RegisteredJob = { ...def, name, module, schedule: resolveSchedule(name, def, opts.config) };
       this.jobs.set(name, job);
       for (const type of def.on ?? []) {
         const list = this.subscribers.get(type) ?? [];
         list.push(name);
         this.subscribers.set(type, list);
       }
+    }
+    for (const name of Object.keys(opts.config.jobs.scheduleEveryMs)) {
+      if (!this.jobs.get(name)?.schedule) opts.log.warn({ job: name }, 'JOB_SCHEDULE_INTERVALS names no scheduled job of the enabled modules');
     }
     this.metrics = createJobMetrics(opts.registry, () => this.counts());
   }
@@ -127,31 +143,58 @@ export class JobSystem {
     return {
       attempts: Math.max(1, job.attempts ?? DEFAULT_ATTEMPTS),
       backoff: { type: 'exponential', delay: Math.max(1, job.backoffMs ?? DEFAULT_BACKOFF_MS) },
-      removeOnComplete: KEEP_COMPLETED,
-      removeOnFail: KEEP_FAILED,
+      removeOnComplete: job.schedule ? KEEP_COMPLETED_RUNS : KEEP_COMPLETED,
+      removeOnFail: job.schedule ? KEEP_FAILED_RUNS : KEEP_FAILED,
       // stack traces carry error messages, and those may carry PHI: keep none
       stackTraceLimit: 0,
     };
   }
 
-  /** Declared cron jobs become job schedulers; schedulers no longer declared are removed. */
+  /**
+   * Scheduled jobs become BullMQ job schedulers (one per job, id `schedule.<name>`); schedulers no longer declared
+   * are removed. Every process upserts the same schedulers at boot: a scheduler makes one job per period (job id
+   * `repeat:<scheduler>:<period ms>`), and an upsert with unchanged options keeps the pending period, so the number
+   * of processes changes nothing. Processes must agree on the interval (same configuration), else the last boot wins.
+   */
   private async syncSchedulers(): Promise<void> {
     for (const job of this.jobs.values()) {
       const queue = this.queues.get(job.name)!;
-      const schedulerId = `cron.${job.name}`;
-      if (job.cron) {
+      const schedulerId = `schedule.${job.name}`;
+      // `cron.<name>`: the id of cron jobs before schedules had their own prefix
+      await queue.removeJobScheduler(`cron.${job.name}`).catch(() => false);
+      if (job.schedule) {
         const data: JobData = { tenantId: null, payload: job.cronPayload ?? {} };
-        await queue.upsertJobScheduler(schedulerId, { pattern: job.cron, tz: job.tz ?? 'UTC' }, { name: job.name, data, opts: this.jobOptions(job) });
+        try {
+          await queue.upsertJobScheduler(schedulerId, job.schedule, { name: job.name, data, opts: this.jobOptions(job) });
+        } catch (e) {
+          // another process's run of this very period is active (cron: -10, every: -11): the scheduler exists and goes on
+          const code = (e as { code?: unknown }).code;
+          if (code !== -10 && code !== -11) throw e;
+          this.opts.log.info({ queue: job.name }, 'jobs: schedule has a run in progress; kept as is');
+        }
       } else {
         await queue.removeJobScheduler(schedulerId).catch(() => false);
       }
     }
   }
 
+  /** The job schedulers of this process's scheduled jobs: id, interval or pattern, next run (operations, tests). */
+  async schedules(): Promise<{ queue: string; id: string; every?: number; pattern?: string; next?: number }[]> {
+    const out: { queue: string; id: string; every?: number; pattern?: string; next?: number }[] = [];
+    for (const job of this.jobs.values()) {
+      if (!job.schedule) continue;
+      for (const s of await this.queueOrThrow(job.name).getJobSchedulers(0, -1)) {
+        out.push({ queue: job.name, id: s.key, every: s.every ?? undefined, pattern: s.pattern ?? undefined, next: s.next });
+      }
+    }
+    return out;
+  }
+
   private startWorker(job: RegisteredJob): Worker {
     const { log, database } = this.opts;
     const worker = this.opts.backend.worker(job.name, (j) => this.process(job, j), {
-      concurrency: job.concurrency ?? DEFAULT_CONCURRENCY,
+      // a scheduled run that outlasts its period does not overlap the next one in the same process
+      concurrency: job.concurrency ?? (job.schedule ? 1 : DEFAULT_CONCURRENCY),
       lockDuration: this.opts.lockDurationMs ?? 30_000,
       stalledInterval: this.opts.stalledIntervalMs ?? 30_000,
       maxStalledCount: 2,
@@ -180,6 +223,7 @@ export class JobSystem {
         return logOf();
       },
       database: this.opts.database,
+      config: this.opts.config,
       jobId: j.id!,
       queue: job.name,
       attempt: j.attemptsMade + 1,
@@ -255,8 +299,11 @@ export class JobSystem {
     return q;
   }
 
-  /** Failed jobs (the dead-letter queue) of one tenant, newest first. */
-  async deadLetters(tenantId: string, opts: { queue?: string; limit?: number } = {}): Promise<DeadLetter[]> {
+  /**
+   * Failed jobs (the dead-letter queue) of one tenant, newest first; with `platform`, also the failed runs of
+   * platform-wide scheduled jobs (tenantId null).
+   */
+  async deadLetters(tenantId: string, opts: { queue?: string; limit?: number; platform?: boolean } = {}): Promise<DeadLetter[]> {
     const limit = Math.min(Math.max(opts.limit ?? 50, 1), 200);
     const queues = opts.queue ? [this.queueOrThrow(opts.queue)] : [...this.queues.values()];
     const out: DeadLetter[] = [];
@@ -264,7 +311,7 @@ export class JobSystem {
       // scan a bounded window of each queue's failed set; filter by tenant
       const jobs = await q.getFailed(0, 999);
       for (const j of jobs) {
-        if (!j || (j.data as JobData)?.tenantId !== tenantId) continue;
+        if (!j || !visibleTo(j, tenantId, opts.platform)) continue;
         out.push(toDeadLetter(q.name, j));
       }
     }
@@ -272,23 +319,23 @@ export class JobSystem {
     return out.slice(0, limit);
   }
 
-  private async failedJob(tenantId: string, queue: string, id: string): Promise<Job> {
+  private async failedJob(tenantId: string, queue: string, id: string, platform?: boolean): Promise<Job> {
     const q = this.queueOrThrow(queue);
     const job = await q.getJob(id);
-    if (!job || (job.data as JobData)?.tenantId !== tenantId) throw notFound('Failed job');
+    if (!job || !visibleTo(job, tenantId, platform)) throw notFound('Failed job');
     if (!(await job.isFailed())) throw new AppError(ErrorCode.CONFLICT, 'Job is not in the dead-letter queue');
     return job;
   }
 
   /** Moves a dead-lettered job back to the queue with a fresh set of attempts. */
-  async retryDeadLetter(tenantId: string, queue: string, id: string): Promise<void> {
-    const job = await this.failedJob(tenantId, queue, id);
+  async retryDeadLetter(tenantId: string, queue: string, id: string, opts: { platform?: boolean } = {}): Promise<void> {
+    const job = await this.failedJob(tenantId, queue, id, opts.platform);
     await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
   }
 
   /** Deletes a dead-lettered job for good. */
-  async discardDeadLetter(tenantId: string, queue: string, id: string): Promise<void> {
-    const job = await this.failedJob(tenantId, queue, id);
+  async discardDeadLetter(tenantId: string, queue: string, id: string, opts: { platform?: boolean } = {}): Promise<void> {
+    const job = await this.failedJob(tenantId, queue, id, opts.platform);
     await job.remove();
   }
 
@@ -319,12 +366,29 @@ export class JobSystem {
   }
 }
 
+/** A tenant's jobs; platform-wide jobs (scheduled runs, tenantId null) only to callers allowed to see them. */
+function visibleTo(j: Job, tenantId: string, platform = false): boolean {
+  const owner = (j.data as JobData | undefined)?.tenantId;
+  return owner === tenantId || (platform && owner === null);
+}
+
+/** A scheduled job's schedule: `every` (JOB_SCHEDULE_INTERVALS wins) or `cron`; undefined for other jobs. */
+function resolveSchedule(name: string, def: JobDefinition, config: Config): RegisteredJob['schedule'] {
+  if (def.every !== undefined && def.cron !== undefined) throw new Error(`job "${name}" declares both every and cron`);
+  if (def.cron !== undefined) return { pattern: def.cron, tz: def.tz ?? 'UTC' };
+  if (def.every === undefined) return undefined;
+  const every = config.jobs.scheduleEveryMs[name] ?? (typeof def.every === 'function' ? def.every(config) : def.every);
+  if (!Number.isInteger(every) || every < MIN_EVERY_MS) throw new Error(`job "${name}": every must be an integer of at least ${MIN_EVERY_MS} ms`);
+  return { every };
+}
+
 function toDeadLetter(queue: string, j: Job): DeadLetter {
   const data = (j.data ?? {}) as JobData;
   return {
     id: j.id!,
     queue,
     tenantId: data.tenantId ?? null,
+    schedule: j.repeatJobKey ?? null,
     eventType: data.event?.type ?? null,
     aggregateId: data.event?.aggregateId ?? null,
     attemptsMade: j.attemptsMade,

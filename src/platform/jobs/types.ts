@@ -1,3 +1,4 @@
+import type { Config } from '../../config.js';
 import type { Database, Db } from '../db/index.js';
 import type { Logger } from '../logger.js';
 
@@ -20,13 +21,15 @@ export interface DomainEvent {
 export interface JobContext {
   log: Logger;
   database: Database;
-  /** BullMQ job id: the outbox id for event-driven jobs, the scheduler iteration id for cron jobs */
+  /** the process's configuration (e.g. key material of a scheduled task) */
+  config: Config;
+  /** BullMQ job id: the outbox id for event-driven jobs, the period id (`repeat:schedule.<name>:<ms>`) for scheduled runs */
   jobId: string;
   /** queue = job name, e.g. notifications.patientUpdated */
   queue: string;
   /** 1 on the first run, 2 on the first retry, ... */
   attempt: number;
-  /** tenant the job belongs to (null for platform-wide cron jobs) */
+  /** tenant the job belongs to (null for platform-wide scheduled runs) */
   tenantId: string | null;
   /** the event that triggered the job, when it came through the outbox */
   event?: { id: string; type: string; aggregateId: string; occurredAt: string };
@@ -52,12 +55,19 @@ export interface JobDefinition {
   attempts?: number;
   /** first retry delay in ms; doubles each retry (exponential, default 1000) */
   backoffMs?: number;
-  /** jobs processed in parallel per worker process (default 10) */
+  /** jobs processed in parallel per worker process (default 10; 1 for scheduled jobs) */
   concurrency?: number;
-  /** repeatable job: cron pattern (5 or 6 fields, UTC unless tz) */
+  /**
+   * Scheduled job, every this many ms (a function of the config for a configurable interval; JOB_SCHEDULE_INTERVALS
+   * overrides it by job name). A BullMQ job scheduler makes one job per period: exactly one process runs each
+   * period's run, whatever the number of API and worker processes; a failed run is retried (attempts, backoffMs),
+   * then lands in the dead-letter queue. Runs are platform-wide (tenantId null).
+   */
+  every?: number | ((config: Config) => number);
+  /** scheduled job on a cron pattern instead (5 or 6 fields, UTC unless tz); same guarantees as `every` */
   cron?: string;
   tz?: string;
-  /** payload of each cron run (ids only) */
+  /** payload of each scheduled run (ids only) */
   cronPayload?: Record<string, unknown>;
 }
 
