@@ -12,6 +12,7 @@ import type { Config } from './config.js';
 import { modules as allModules } from './modules/index.js';
 import { auditApolloPlugin, closeAuditWriter, createAuditWriter, ensureAuditPartitions } from './platform/audit/index.js';
 import { openDatabase, RequestTransaction, type Database } from './platform/db/index.js';
+import { Entitlements, entitlementKey, registerRoute, ScopeFactory, type RouteAdapterOptions } from './platform/scope/index.js';
 import { settledWithin } from './platform/deadline.js';
 import { dbAppError } from './platform/db/errors.js';
 import { AppError, ErrorCode } from './platform/errors.js';
@@ -47,6 +48,8 @@ export interface App {
   metrics: Metrics;
   /** job queues (+ workers when JOB_WORKERS=inline), the outbox relay and socket.io */
   background: ApiBackground;
+  /** request scopes of every door (GraphQL, module routes, socket events, jobs) and the tenants' entitlements */
+  scopes: ScopeFactory;
   /** starts listening; resolves to the base URL */
   listen(): Promise<string>;
   /** stops accepting, drains in-flight requests (bounded), closes modules and the pool */
@@ -211,6 +214,14 @@ async function startServer(parts: Parts): Promise<App> {
   // (its own two connections: requests hold theirs while they wait for their batch to commit)
   const auditWriter = createAuditWriter({ sql: database.sql, writerSql: database.appPool(2), log, registry: metrics.registry });
   await ensureAuditPartitions(database.sql);
+  // one request scope for every door: GraphQL (context below), module routes, socket events and jobs
+  const scopes = new ScopeFactory({
+    pool: database.sql,
+    writer: auditWriter,
+    log,
+    entitlements: new Entitlements(modules),
+    timeoutMs: config.deadlines.requestTimeoutMs,
+  });
 
   const armor = new ApolloArmor({
     maxDepth: { n: 12, ignoreIntrospection: true },
@@ -287,31 +298,40 @@ async function startServer(parts: Parts): Promise<App> {
         log.error({ reqId: req.id, ...describeForLog(e) }, 'authentication failed unexpectedly');
         throw new AppError(ErrorCode.INTERNAL_SERVER_ERROR, 'Internal server error', { requestId: req.id, http: { status: 500 } });
       }
-      const tx = new RequestTransaction(database.sql, principal?.tenantId ?? null, principal?.kind === 'user' ? principal.id : null);
-      req.carebaseTx = tx;
+      const scope = scopes.create({ door: 'graphql', principal, requestId: req.id, ip: req.ip, userAgent: req.headers['user-agent'] });
+      req.carebaseTx = scope.tx;
       void reply;
-      return {
-        requestId: req.id,
+      // the context is the request's scope (the audit plugin starts its trail; transactionPlugin ends it)
+      return Object.assign(scope, {
         ip: req.ip,
-        userAgent: req.headers['user-agent'],
         config,
         log: req.log as Logger,
-        principal,
-        tx,
-        db: () => tx.db(),
         enabledModules,
         enabledPhase,
         responseHeaders: new Map(),
         jobs: background?.jobs,
         rateLimit,
-      };
+      });
     },
   });
 
-  for (const m of modules) await m.routes?.(server, deps);
+  // module routes: definitions run on the request-scope adapter (authentication and rate limits as for /graphql)
+  const routeAdapter: RouteAdapterOptions = {
+    scopes,
+    authenticate: async (req, reply) => {
+      const principal = await authenticate(req);
+      if (principal) await enforceRateLimits(rateLimit, requestChecks(rateLimit, principal, req.ip), reply);
+      return principal;
+    },
+  };
+  for (const m of modules) {
+    const route = (r: Parameters<typeof registerRoute>[3]) => registerRoute(server, routeAdapter, entitlementKey(m), r);
+    if (typeof m.routes === 'function') await m.routes(server, { ...deps, route });
+    else for (const r of m.routes ?? []) route(r);
+  }
 
   // ---- jobs, outbox relay, socket.io on the same HTTP server ----
-  background = await startApiBackground({ config, log, database, modules, registry: metrics.registry, httpServer: server.server, deps, options: parts.background });
+  background = await startApiBackground({ config, log, database, modules, registry: metrics.registry, httpServer: server.server, deps, scopes, options: parts.background });
   const bg = background;
 
   log.info({ modules: enabledModules, phase: enabledPhase, embeddedDatabase: database.embedded }, 'modules enabled');
@@ -326,6 +346,7 @@ async function startServer(parts: Parts): Promise<App> {
     modules,
     metrics,
     background: bg,
+    scopes,
     async listen() {
       await server.listen({ port: config.port, host: config.host });
       const addr = server.server.address();

@@ -11,6 +11,8 @@ import { checkPatientAccess } from './platform/access/index.js';
 import type { Database } from './platform/db/index.js';
 import { createJobBackend, JobSystem, OutboxRelay, PLATFORM_SCHEDULES, type JobRegistration } from './platform/jobs/index.js';
 import type { Logger } from './platform/logger.js';
+import { auditWriterFor } from './platform/audit/index.js';
+import { Entitlements, entitlementKey, ScopeFactory } from './platform/scope/index.js';
 import { createRealtime, type Realtime, type RealtimePrincipal, type RealtimeSocketHandler, type RoomAccessCheck } from './platform/realtime/index.js';
 import type { ModuleDeps, ModuleManifest } from './schema/index.js';
 
@@ -50,8 +52,19 @@ export async function startJobs(p: {
   registry: Registry;
   runWorkers: boolean;
   options?: BackgroundOptions;
+  /** the process's request scopes (default: scopes on this database for the enabled modules) */
+  scopes?: ScopeFactory;
 }): Promise<JobSystem> {
   const jobs = collectJobs(p.modules);
+  const scopes =
+    p.scopes ??
+    new ScopeFactory({
+      pool: p.database.sql,
+      writer: auditWriterFor(p.database.sql),
+      log: p.log,
+      entitlements: new Entitlements(p.modules),
+      timeoutMs: p.config.deadlines.requestTimeoutMs,
+    });
   const backend = await createJobBackend({
     redisUrl: p.config.redisUrl,
     prefix: p.config.jobs.keyPrefix,
@@ -69,6 +82,7 @@ export async function startJobs(p: {
     config: p.config,
     registry: p.registry,
     jobs,
+    scopes,
     runWorkers: p.runWorkers,
     closeTimeoutMs: p.config.shutdownTimeoutMs,
     lockDurationMs: p.options?.lockDurationMs,
@@ -99,15 +113,16 @@ export async function startApiBackground(p: {
   registry: Registry;
   httpServer: HttpServer;
   deps: ModuleDeps;
+  scopes: ScopeFactory;
   options?: BackgroundOptions;
 }): Promise<ApiBackground> {
   const { config, log, database, modules, registry } = p;
-  const jobs = await startJobs({ config, log, database, modules, registry, runWorkers: config.jobs.workers === 'inline', options: p.options });
+  const jobs = await startJobs({ config, log, database, modules, registry, runWorkers: config.jobs.workers === 'inline', options: p.options, scopes: p.scopes });
   let realtime: Realtime | undefined;
   let relay: OutboxRelay | undefined;
   try {
     const tokenHooks = modules.filter((m) => m.authenticateToken);
-    const handlers: (RealtimeSocketHandler & { module: string })[] = modules.flatMap((m) => (m.socketHandlers ?? []).map((h) => ({ ...h, module: m.name })));
+    const handlers: (RealtimeSocketHandler & { module: string; entitlement: string | null })[] = modules.flatMap((m) => (m.socketHandlers ?? []).map((h) => ({ ...h, module: m.name, entitlement: entitlementKey(m) })));
     const roomAccess = new Map<string, RoomAccessCheck>();
     for (const m of modules) {
       for (const [type, check] of Object.entries(m.roomAccess ?? {})) {
@@ -130,6 +145,7 @@ export async function startApiBackground(p: {
       sweepMs: p.options?.sweepMs,
       recoveryMs: p.options?.recoveryMs,
       handlers,
+      scopes: p.scopes,
       roomAccess,
       patientAccess: async (principal, patientId, db) => (await checkPatientAccess(principal, patientId, 'read', db)).allowed,
       authenticateToken: async (token): Promise<RealtimePrincipal | undefined> => {

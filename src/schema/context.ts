@@ -1,5 +1,5 @@
 import type { Config } from '../config.js';
-import type { Db, RequestTransaction } from '../platform/db/index.js';
+import type { RequestScope } from '../platform/scope/index.js';
 import type { Logger } from '../platform/logger.js';
 import type { JobSystem } from '../platform/jobs/runtime.js';
 import type { AppRateLimiter } from '../platform/ratelimit/index.js';
@@ -17,16 +17,15 @@ export interface Principal {
   tier?: string;
 }
 
-export interface RequestContext {
-  requestId: string;
-  ip: string;
-  userAgent: string | undefined;
+/**
+ * A GraphQL request's context: its request scope (platform/scope: principal,
+ * `tx` / `db()` the request's single lazy transaction, `recordPhiAccess`,
+ * `requireEntitled`, deadline) plus what only GraphQL resolvers use.
+ */
+export interface RequestContext extends RequestScope<Principal> {
+  readonly ip: string;
   config: Config;
   log: Logger;
-  principal: Principal | null;
-  /** the request's single transaction (lazy); see platform/db/tenancy.ts */
-  tx: RequestTransaction;
-  db(): Promise<Db>;
   enabledModules: readonly string[];
   enabledPhase: number;
   /** headers a resolver wants on the HTTP response (e.g. Set-Cookie, Retry-After) */

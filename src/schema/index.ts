@@ -3,6 +3,7 @@ import { assertAuthScopes } from '../platform/access/index.js';
 import { createBuilder, type Builder } from './builder.js';
 import type { ModuleManifest } from './module.js';
 import { registerPlatformSchema } from './platform.js';
+import { entitledBuilder, gateEntitledFields } from './entitlements.js';
 
 export { createBuilder, type Builder, type SchemaTypes } from './builder.js';
 export type { RequestContext, Principal } from './context.js';
@@ -13,8 +14,14 @@ export { resolveModules } from './features.js';
 export function buildSchema(modules: readonly ModuleManifest[]): GraphQLSchema {
   const builder: Builder = createBuilder();
   registerPlatformSchema(builder);
-  for (const m of modules) m.schema?.(builder);
+  // a module's root fields answer FEATURE_NOT_ENTITLED to a tenant without its entitlement (core modules: key null)
+  const owned = new Map<string, string>();
+  for (const m of modules) {
+    const key = m.entitlement === undefined ? m.name : m.entitlement;
+    m.schema?.(key === null ? builder : entitledBuilder(builder, key, owned));
+  }
   const schema = dropEmptyRootTypes(builder.toSchema({ sortSchema: true }));
+  gateEntitledFields(schema, owned);
   // deny by default: a root field without authScopes (or naming an unknown permission) stops the build
   assertAuthScopes(schema);
   return schema;

@@ -3,6 +3,7 @@ import type { Config } from '../config.js';
 import type { FieldCrypto } from '../platform/crypto/index.js';
 import type { Database } from '../platform/db/index.js';
 import type { Logger } from '../platform/logger.js';
+import type { RouteDefinition } from '../platform/scope/index.js';
 import type { JobHandler as PlatformJobHandler, JobRegistration } from '../platform/jobs/types.js';
 import type { RealtimeSocketHandler, RoomAccessCheck } from '../platform/realtime/types.js';
 import type { AppRateLimiter } from '../platform/ratelimit/index.js';
@@ -20,6 +21,8 @@ export interface ModuleDeps {
   rateLimit?: AppRateLimiter;
   /** the app's authenticators in order (same credentials as /graphql), for REST routes; absent outside the app */
   authenticate?: (request: FastifyRequest) => Promise<Principal | null>;
+  /** registers a route definition of this module on the request-scope adapter (inside a `routes` function) */
+  route?: (route: RouteDefinition) => void;
 }
 
 /**
@@ -50,7 +53,18 @@ export interface ModuleManifest {
   /** other modules this one imports (through their index.ts) */
   dependsOn: readonly string[];
   schema?: (builder: Builder) => void;
-  routes?: (app: FastifyInstance, deps: ModuleDeps) => void | Promise<void>;
+  /**
+   * REST routes (an export, a webhook, an upload): route definitions run in a request scope (platform/scope
+   * defineRoute: authenticated, permission, entitlement, audit trail durable and transaction committed before the
+   * answer), or a function registering raw Fastify routes (public ones, e.g. /auth/refresh).
+   */
+  routes?: readonly RouteDefinition[] | ((app: FastifyInstance, deps: ModuleDeps) => void | Promise<void>);
+  /**
+   * Per-tenant entitlement key (default: the module name): a tenant whose entitlements lack it gets
+   * FEATURE_NOT_ENTITLED from this module's fields, routes, socket events and jobs. null: a core module, always
+   * entitled (identity, access, audit).
+   */
+  entitlement?: string | null;
   /** job name (module.jobName) -> handler or definition; the queue is named after the job */
   jobs?: Readonly<Record<string, JobRegistration>>;
   socketHandlers?: readonly SocketHandler[];

@@ -1,8 +1,7 @@
-import { Readable } from 'node:stream';
 import { stringify } from 'csv-stringify/sync';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { auditWriterFor, principalEvent, type AuditPrincipal } from '../../platform/audit/index.js';
-import { AppError, ErrorCode } from '../../platform/errors.js';
+import type { FastifyInstance } from 'fastify';
+import { badInput } from '../../platform/errors.js';
+import { defineRoute, streamBody, type RouteDefinition } from '../../platform/scope/index.js';
 import type { ModuleDeps } from '../../schema/index.js';
 import { AUDIT_EXPORT, auditFilterSchema, filterFields, filterSql, normalizeEvent, reportColumns, requireComplianceUser, type AuditEventRow, type AuditFilter } from './service.js';
 
@@ -25,10 +24,6 @@ function toRecord(r: AuditEventRow): string[] {
     r.patient_id ?? '', cell(r.resource_type), cell(r.resource_id), r.fields.join(';'), r.categories.join(';'), cell(r.action), r.outcome,
     r.purpose_of_use ?? '', cell(r.request_id), cell(r.ip), cell(r.user_agent), cell(r.operation_name), cell(JSON.stringify(r.detail ?? {})),
   ];
-}
-
-function fail(reply: FastifyReply, req: FastifyRequest, status: number, code: string, message: string, extra: Record<string, unknown> = {}) {
-  return reply.code(status).send({ errors: [{ message, extensions: { code, requestId: req.id, ...extra } }] });
 }
 
 const list = (v: unknown) => (typeof v === 'string' && v !== '' ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined);
@@ -58,89 +53,53 @@ export function parseExportQuery(q: Record<string, unknown>): { ok: true; filter
 
 /**
  * GET /exports/audit.csv?patientId=&actorId=&from=&to=&action=a,b&purpose=TREAT&outcome=denied&eventType=phi&breakGlass=true
- * Bearer token as for /graphql; permission audit:export, users with an MFA
- * sign-in only. The export is itself audited (durably, before the first
- * byte). Rows stream from a server-side cursor (1,000 at a time) through a
- * pull-based stream, so memory stays flat whatever the size of the log.
+ * On the request-scope route adapter: the same credentials as /graphql,
+ * permission audit:export, users with an MFA sign-in only (refusals audited).
+ * The export is itself audited (durably, before the first byte). Rows stream
+ * from a server-side cursor (1,000 at a time) in the scope's read-only tenant
+ * transaction through a pull-based stream, so memory stays flat whatever the
+ * size of the log; the transaction ends with the stream.
  */
-export function registerExportRoute(app: FastifyInstance, deps: ModuleDeps) {
-  app.get(EXPORT_PATH, async (req, reply) => {
-    const writer = auditWriterFor(deps.database.sql);
-    const info = { requestId: req.id, ip: req.ip, userAgent: req.headers['user-agent'] };
-    let principal: (AuditPrincipal & { permissions: ReadonlySet<string> }) | null = null;
-    try {
-      principal = (await deps.authenticate?.(req)) ?? null;
-    } catch (e) {
-      if (e instanceof AppError) return fail(reply, req, e.code === ErrorCode.UNAUTHENTICATED ? 401 : 400, e.code, e.message);
-      throw e;
-    }
-    if (!principal) return fail(reply, req, 401, ErrorCode.UNAUTHENTICATED, 'Authentication required');
-    try {
-      requireComplianceUser(principal, AUDIT_EXPORT);
-    } catch (e) {
-      const reason = e instanceof AppError ? String((e.extensions as { reason?: unknown }).reason ?? e.code) : 'FORBIDDEN';
-      await writer
-        .append([principalEvent(principal, info, { eventType: 'audit', action: 'export', outcome: 'denied', resourceType: 'AuditLog', operationName: 'auditCsvExport', detail: { reason } })])
-        .catch(() => undefined);
-      return fail(reply, req, 403, ErrorCode.FORBIDDEN, e instanceof AppError ? e.message : 'Not allowed', reason !== 'FORBIDDEN' ? { reason } : {});
-    }
+export const exportRoute: RouteDefinition = defineRoute({
+  method: 'GET',
+  url: EXPORT_PATH,
+  permission: AUDIT_EXPORT,
+  operationName: 'auditCsvExport',
+  auditDenials: { eventType: 'audit', resourceType: 'AuditLog', action: 'export' },
+  handler: async (scope, req, reply) => {
+    const principal = requireComplianceUser(scope.principal, AUDIT_EXPORT);
     const parsed = parseExportQuery(req.query as Record<string, unknown>);
-    if (!parsed.ok) return fail(reply, req, 400, ErrorCode.BAD_USER_INPUT, `${parsed.field}: ${parsed.message}`, { field: parsed.field });
+    if (!parsed.ok) throw badInput(`${parsed.field}: ${parsed.message}`, parsed.field);
     const filter = parsed.filter;
-    try {
-      await writer.append([
-        principalEvent(principal, info, {
-          eventType: 'audit',
-          action: 'export',
-          outcome: 'allowed',
-          resourceType: 'AuditLog',
-          patientId: filter.patientId ?? null,
-          fields: filterFields(filter),
-          operationName: 'auditCsvExport',
-          detail: { actorFilter: filter.actorId ?? null },
-        }),
-      ]);
-    } catch {
-      return fail(reply, req, 503, ErrorCode.AUDIT_UNAVAILABLE, 'The audit log is unavailable; nothing was exported');
-    }
-
+    scope.recordPhiAccess({
+      eventType: 'audit',
+      action: 'export',
+      outcome: 'allowed',
+      resourceType: 'AuditLog',
+      resourceId: null,
+      patientIds: filter.patientId ? [filter.patientId] : [],
+      fields: filterFields(filter),
+      detail: { actorFilter: filter.actorId ?? null },
+    });
+    await scope.readOnly();
+    const conn = await scope.connection();
     const tenantId = principal.tenantId;
-    const conn = await deps.database.sql.reserve();
-    let open = true;
-    const finish = async (how: 'commit' | 'rollback') => {
-      if (!open) return;
-      open = false;
-      try {
-        await (how === 'commit' ? conn`commit` : conn`rollback`);
-      } catch {
-        // the connection is released either way
-      } finally {
-        conn.release();
-      }
-    };
-    try {
-      await conn`begin read only`;
-      await conn`select set_config('app.tenant_id', ${tenantId}, true)`;
-    } catch (e) {
-      await finish('rollback');
-      throw e;
-    }
     async function* csv() {
-      try {
-        yield stringify([HEADER]);
-        const cursor = conn<AuditEventRow[]>`
-          select ${reportColumns(conn)} from audit_events where ${filterSql(conn, tenantId, filter)} order by at, id`.cursor(1000);
-        for await (const rows of cursor) yield stringify(rows.map((r) => toRecord(normalizeEvent(r))));
-        await finish('commit');
-      } finally {
-        await finish('rollback'); // client went away or the query failed: end the transaction, free the connection
-      }
+      yield stringify([HEADER]);
+      const cursor = conn<AuditEventRow[]>`
+        select ${reportColumns(conn)} from audit_events where ${filterSql(conn, tenantId, filter)} order by at, id`.cursor(1000);
+      for await (const rows of cursor) yield stringify(rows.map((r) => toRecord(normalizeEvent(r))));
     }
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     reply
       .header('content-type', 'text/csv; charset=utf-8')
       .header('content-disposition', `attachment; filename="audit-${stamp}.csv"`)
       .header('cache-control', 'no-store');
-    return reply.send(Readable.from(csv(), { objectMode: false, highWaterMark: 64 * 1024 }));
-  });
+    return streamBody(csv());
+  },
+});
+
+/** Registers the export on the request-scope route adapter. */
+export function registerExportRoute(_app: FastifyInstance, deps: ModuleDeps) {
+  deps.route!(exportRoute);
 }

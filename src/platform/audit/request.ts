@@ -18,7 +18,8 @@ import type { AuditWriter } from './writer.js';
 
 /** The parts of a Principal the audit log records (structurally the schema's Principal). */
 export interface AuditPrincipal {
-  kind: 'user' | 'apiKey';
+  /** system: a job running as a named system principal (platform/scope systemPrincipal) */
+  kind: 'user' | 'apiKey' | 'system';
   id: string;
   tenantId: string;
   roles: readonly string[];
@@ -29,7 +30,7 @@ export interface AuditPrincipal {
 /** The parts of a request context the audit log needs (structurally the schema's RequestContext). */
 export interface AuditableContext {
   requestId: string;
-  ip: string;
+  ip: string | undefined;
   userAgent: string | undefined;
   principal: AuditPrincipal | null;
   tx: RequestTransaction;

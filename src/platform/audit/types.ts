@@ -58,7 +58,7 @@ const ROLE_PURPOSE: Record<string, PurposeOfUse> = {
   API_CLIENT: 'HOPERAT',
 };
 
-export function defaultPurposeOfUse(roles: readonly string[], kind: 'user' | 'apiKey' | null): PurposeOfUse {
+export function defaultPurposeOfUse(roles: readonly string[], kind: 'user' | 'apiKey' | 'system' | null): PurposeOfUse {
   for (const r of roles) {
     const p = ROLE_PURPOSE[r];
     if (p) return p;

@@ -8,6 +8,7 @@ import { settledWithin } from '../deadline.js';
 import { describeForLog } from '../http/graphql-errors.js';
 import { lastKnown } from '../http/metrics.js';
 import type { Logger } from '../logger.js';
+import { jobPrincipal, type ScopeFactory } from '../scope/index.js';
 import type { JobBackend } from './backend.js';
 import { isJobDefinition, type DomainEvent, type JobContext, type JobDefinition, type JobRegistration } from './types.js';
 
@@ -73,6 +74,8 @@ export interface JobSystemOptions {
   lockDurationMs?: number;
   /** how often workers look for stalled jobs (ms) */
   stalledIntervalMs?: number;
+  /** each run is a request scope (JobContext.scope), committed before the job completes */
+  scopes: ScopeFactory;
 }
 
 /**
@@ -230,15 +233,20 @@ export class JobSystem {
       tenantId: data.tenantId,
       event: data.event,
       once: (fn) => this.once(job.name, j.id!, data.tenantId, fn),
+      scope: this.opts.scopes.create({ door: 'job', principal: jobPrincipal(job.name, data.tenantId, data.payload), requestId: j.id!, operationName: job.name }),
     };
     try {
+      await ctx.scope.requireEntitled(this.opts.scopes.entitlements.keyOf(job.module));
       await job.handler(data.payload ?? {}, ctx);
+      await ctx.scope.finish(true); // committed, PHI access durable: only then is the job complete
       this.metrics.duration.observe({ queue: job.name, outcome: 'completed' }, (Date.now() - started) / 1000);
     } catch (e) {
+      await ctx.scope.finish(false).catch(() => undefined);
       this.metrics.duration.observe({ queue: job.name, outcome: 'failed' }, (Date.now() - started) / 1000);
       logOf().warn(describeForLog(e), 'job attempt failed');
       const reason = safeReason(e);
-      if (e instanceof UnrecoverableError) throw new UnrecoverableError(reason);
+      // a tenant without the module's entitlement: retrying will not help
+      if (e instanceof UnrecoverableError || (e instanceof AppError && e.code === ErrorCode.FEATURE_NOT_ENTITLED)) throw new UnrecoverableError(reason);
       const err = new Error(reason);
       err.name = 'JobFailed';
       throw err;

@@ -1,6 +1,7 @@
 import type { Config } from '../../config.js';
 import type { Database, Db } from '../db/index.js';
 import type { Logger } from '../logger.js';
+import type { RequestScope } from '../scope/index.js';
 
 /** What a domain event looks like once committed (ids only, never PHI). */
 export interface DomainEvent {
@@ -41,6 +42,15 @@ export interface JobContext {
    * Effects outside the database (e-mail, HTTP) must be idempotent on jobId.
    */
   once<T>(fn: (db: Db) => Promise<T>): Promise<{ applied: true; result: T } | { applied: false }>;
+  /**
+   * The run's request scope: as the user named by the payload's `onBehalfOf`
+   * (a user id), else as the system principal `system:<job name>`; no
+   * principal for platform-wide runs. `scope.db()` is a tenant transaction,
+   * `scope.recordPhiAccess(...)` audits PHI the job reads; the scope commits
+   * (trail durable) before the job completes. A tenant without the module's
+   * entitlement fails the job for good (FEATURE_NOT_ENTITLED).
+   */
+  scope: RequestScope;
 }
 
 /** A background job handler; payloads carry ids only, never PHI. */

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Server as HttpServer } from 'node:http';
 import { createAdapter } from '@socket.io/redis-streams-adapter';
 import { Redis } from 'ioredis';
@@ -7,6 +8,7 @@ import type { Database } from '../db/index.js';
 import { AppError, ErrorCode } from '../errors.js';
 import { describeForLog } from '../http/graphql-errors.js';
 import type { Logger } from '../logger.js';
+import type { ScopeFactory } from '../scope/index.js';
 import type { DomainEvent, EventSink } from '../jobs/types.js';
 import { automaticRooms, createRoomPolicy, fullRoom, parseRoom, relativeRoom, type PatientAccessCheck } from './rooms.js';
 import type { ClientEvent, RealtimePrincipal, RealtimeSocketHandler, RoomAccessCheck, SocketHandlerContext } from './types.js';
@@ -25,8 +27,10 @@ export interface RealtimeOptions {
   redisUrl?: string;
   /** Redis key prefix of the adapter's stream and sessions */
   prefix: string;
-  /** socket handlers of the enabled modules */
-  handlers?: readonly (RealtimeSocketHandler & { module: string })[];
+  /** socket handlers of the enabled modules, with their module's entitlement key (null: core) */
+  handlers?: readonly (RealtimeSocketHandler & { module: string; entitlement?: string | null })[];
+  /** each handler runs in a request scope; its ack is sent once the scope has committed */
+  scopes: ScopeFactory;
   /** room checks of the enabled modules, by room type */
   roomAccess?: ReadonlyMap<string, RoomAccessCheck>;
   /** ABAC for patient rooms (platform/access); without it patient rooms are denied */
@@ -401,7 +405,10 @@ export async function createRealtime(opts: RealtimeOptions): Promise<Realtime> {
           metrics.rejected.inc({ reason: 'permission' });
           return ack?.(fail(ErrorCode.FORBIDDEN, 'Not allowed'));
         }
+        // the event runs in a request scope: tenant transaction, PHI-access trail, entitlement
+        const scope = opts.scopes.create({ door: 'socket', principal: cur.principal, requestId: randomUUID(), operationName: h.event });
         const ctx: SocketHandlerContext = {
+          scope,
           principal: cur.principal,
           tenantId,
           socketId: socket.id,
@@ -416,9 +423,13 @@ export async function createRealtime(opts: RealtimeOptions): Promise<Realtime> {
           },
         };
         try {
+          await scope.requireEntitled(h.entitlement ?? null);
           const result = await h.handle(socket, payload, ctx);
+          // committed and its PHI access durable before the ack
+          await scope.finish(true);
           ack?.(ok(result === undefined ? {} : { result }));
         } catch (e) {
+          await scope.finish(false).catch(() => undefined);
           if (e instanceof AppError) return ack?.(fail(e.code, e.message));
           log.error({ socketEvent: h.event, ...describeForLog(e) }, 'realtime: socket handler failed');
           ack?.(fail(ErrorCode.INTERNAL_SERVER_ERROR, 'Internal server error'));

@@ -1,5 +1,6 @@
 import type { Database, Db } from '../db/index.js';
 import type { Logger } from '../logger.js';
+import type { RequestScope } from '../scope/index.js';
 
 /** The parts of a Principal the realtime layer uses (structurally the schema's Principal). */
 export interface RealtimePrincipal {
@@ -21,6 +22,12 @@ export type RoomAccessCheck = (principal: RealtimePrincipal, id: string, db: Db)
 
 /** What a module's socket handler gets besides the payload. */
 export interface SocketHandlerContext {
+  /**
+   * The event's request scope: `scope.db()` (tenant transaction, RLS),
+   * `scope.recordPhiAccess(...)` for PHI the handler reads or sends. The ack
+   * is sent after the scope commits (audit trail durable).
+   */
+  scope: RequestScope;
   principal: RealtimePrincipal;
   tenantId: string;
   socketId: string;
