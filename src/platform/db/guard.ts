@@ -63,6 +63,7 @@ const STALE = new Set(['57P01', '57P02']);
 
 /** What the guard reads of postgres-js 3.4.9 internals (src/connection.js, src/index.js, src/query.js). */
 interface PgConnection {
+  id: number;
   /** set by reserve(), cleared by the pool when the connection closes, set anew when it is reserved again */
   reserved: unknown;
   /** (re)connects with a first request: a query, or a reservation `{ reserve, reject }` */
@@ -110,11 +111,25 @@ function absorbStaleReport(c: PgConnection) {
   };
 }
 
+/** Reservations to tell when their connection closes, by connection id (createPool passes this as `onclose`). */
+const onClose = new Map<number, () => void>();
+export function connectionClosed(id: number) {
+  onClose.get(id)?.();
+}
+
 const isQuery = (x: unknown): x is PgQuery => typeof (x as PgQuery | null)?.handler === 'function' && typeof (x as PgQuery).reject === 'function';
 
 function guardReserved(conn: postgres.ReservedSql, died: () => void): postgres.ReservedSql {
   let connection: PgConnection | undefined;
   let reservation: unknown;
+  // statements handed over and not settled: postgres-js queues those that wait behind a Describe in the reservation,
+  // and never settles them if the connection closes meanwhile
+  const pending = new Set<PgQuery>();
+  const closed = () => Object.assign(new Error('database connection closed'), { code: 'CONNECTION_CLOSED' });
+  const rejectPending = () => {
+    if (connection && onClose.get(connection.id) === rejectPending) onClose.delete(connection.id);
+    for (const q of pending) q.reject(closed());
+  };
   const alive = () => {
     if (!connection || connection.reserved === reservation) return true;
     died();
@@ -126,6 +141,7 @@ function guardReserved(conn: postgres.ReservedSql, died: () => void): postgres.R
       connection = c;
       reservation = c.reserved;
       absorbStaleReport(c);
+      onClose.set(c.id, rejectPending);
     }
     return true;
   };
@@ -134,11 +150,18 @@ function guardReserved(conn: postgres.ReservedSql, died: () => void): postgres.R
     if (!connection) q.options = { ...q.options, onexecute };
     const send = q.handler;
     // checked when the statement is handed to the connection, not when it is built
-    q.handler = (query) => (alive() ? send(query) : query.reject(Object.assign(new Error('database connection closed'), { code: 'CONNECTION_CLOSED' })));
+    q.handler = (query) => {
+      if (!alive()) return query.reject(closed());
+      pending.add(query);
+      const settled = () => pending.delete(query);
+      Promise.prototype.then.call(query, settled, settled); // the native then: does not start the query again
+      return send(query);
+    };
     return q;
   };
   const unsafe = (...args: Parameters<postgres.ReservedSql['unsafe']>) => guard(conn.unsafe(...args));
   const release = () => {
+    if (connection && onClose.get(connection.id) === rejectPending) onClose.delete(connection.id);
     if (alive()) conn.release();
   };
   return new Proxy(conn, {

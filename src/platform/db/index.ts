@@ -7,7 +7,7 @@ import type { Config } from '../../config.js';
 import type { Logger } from '../logger.js';
 import { relations } from '../../db/schema.js';
 import { startEmbeddedPostgres } from './embedded.js';
-import { guardPool } from './guard.js';
+import { connectionClosed, guardPool } from './guard.js';
 import { ensureDatabase, expectedMigrationCount, runMigrations } from './migrate.js';
 
 export { runMigrations, ensureDatabase, expectedMigrationCount, MIGRATIONS_FOLDER } from './migrate.js';
@@ -62,6 +62,7 @@ export function createPool(url: string, max: number, connectTimeoutS = 5, socket
       // the pool is back within this of the database (requests fail fast meanwhile: RequestTransaction's circuit)
       backoff: () => RECONNECT_BACKOFF_S,
       onnotice: () => undefined,
+      onclose: connectionClosed,
       connection: { application_name: 'carebase' },
     }),
   );
