@@ -30,6 +30,8 @@ export function createAccessModule(opts: AccessModuleOptions = {}): ModuleManife
     phase: 0,
     description: 'RBAC/ABAC glue: API keys for partner systems (tiers, quotas) and break-glass emergency access',
     dependsOn: ['identity'],
+    // core module: always entitled, whatever the tenant's plan
+    entitlement: null,
     schema: (builder) => registerAccessSchema(builder, now),
     async init(deps) {
       const a = createApiKeyAuthenticator({ sql: deps.database.sql, log: deps.log, now });

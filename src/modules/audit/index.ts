@@ -20,6 +20,8 @@ const manifest: ModuleManifest = {
   description: 'PHI-access audit reports, CSV export, hash-chain verification, anomaly alerts',
   // security events come from identity's security_events table (trigger + inbox, see security-events.ts)
   dependsOn: ['identity'],
+  // core module: always entitled, whatever the tenant's plan
+  entitlement: null,
   schema: (builder) => registerAuditSchema(builder),
   // compliance dashboards: `alerts:security` (new anomaly alerts, break-glass use) for holders of alert:read
   roomAccess: { alerts: (principal, id) => id === 'security' && principal.permissions.has('alert:read') },

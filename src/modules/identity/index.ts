@@ -32,6 +32,8 @@ export function createIdentityModule(options: IdentityOptions = {}): ModuleManif
     phase: 0,
     description: 'Tenants, users and invitations; argon2id passwords with lockout; Ed25519 access tokens with rotating keys (JWKS); rotating refresh cookies with reuse detection; TOTP MFA; sessions; security events',
     dependsOn: [],
+    // core module: always entitled, whatever the tenant's plan
+    entitlement: null,
     schema: (builder) => registerIdentitySchema(builder, (ctx) => runtimeFor(ctx.config)),
     routes: (app, deps) => registerIdentityRoutes(app, () => runtimeFor(deps.config), deps.config.publicOrigins),
     async authenticate(req, deps) {
