@@ -26,7 +26,7 @@ import { createMetrics, type Metrics } from './platform/http/metrics.js';
 import { createLogger, type Logger } from './platform/logger.js';
 import { createDbIndexKeyStore, createFieldCrypto, createKeyProvider, cryptoMetrics } from './platform/crypto/index.js';
 import { createAppRateLimiter, enforceRateLimits, requestChecks } from './platform/ratelimit/index.js';
-import { buildSchema, resolveModules, type ModuleDeps, type ModuleManifest, type Principal, type RequestContext } from './schema/index.js';
+import { buildSchema, permissionCatalog, resolveModules, type ModuleDeps, type ModuleManifest, type Principal, type RequestContext } from './schema/index.js';
 
 export interface AppOptions {
   /** module manifests to choose from (default: src/modules/index.ts) */
@@ -83,7 +83,7 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
     indexKeys: createDbIndexKeyStore(database.sideSql),
     metrics: kmsMetrics,
   });
-  const deps: ModuleDeps = { config, log, database, rateLimit, crypto };
+  const deps: ModuleDeps = { config, log, database, rateLimit, crypto, permissions: permissionCatalog(modules) };
 
   try {
     return await startServer({ config, log, modules, schema, database, ownsDatabase, metrics, deps, enabledModules, enabledPhase, background: opts.background });

@@ -7,13 +7,12 @@
 import type { Server as HttpServer } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { Config } from './config.js';
-import { checkPatientAccess } from './platform/access/index.js';
 import type { Database } from './platform/db/index.js';
 import { createJobBackend, JobSystem, OutboxRelay, PLATFORM_SCHEDULES, type JobRegistration } from './platform/jobs/index.js';
 import type { Logger } from './platform/logger.js';
 import { auditWriterFor } from './platform/audit/index.js';
 import { Entitlements, entitlementKey, ScopeFactory } from './platform/scope/index.js';
-import { createRealtime, type Realtime, type RealtimePrincipal, type RealtimeSocketHandler, type RoomAccessCheck } from './platform/realtime/index.js';
+import { createRealtime, type Realtime, type RealtimePrincipal, type RealtimeSocketHandler, type RoomType } from './platform/realtime/index.js';
 import type { ModuleDeps, ModuleManifest } from './schema/index.js';
 
 /** Knobs tests and benchmarks turn; production uses the defaults. */
@@ -123,11 +122,11 @@ export async function startApiBackground(p: {
   try {
     const tokenHooks = modules.filter((m) => m.authenticateToken);
     const handlers: (RealtimeSocketHandler & { module: string; entitlement: string | null })[] = modules.flatMap((m) => (m.socketHandlers ?? []).map((h) => ({ ...h, module: m.name, entitlement: entitlementKey(m) })));
-    const roomAccess = new Map<string, RoomAccessCheck>();
+    const roomAccess = new Map<string, RoomType>();
     for (const m of modules) {
-      for (const [type, check] of Object.entries(m.roomAccess ?? {})) {
-        if (roomAccess.has(type)) throw new Error(`socket room type "${type}" is claimed by two modules`);
-        roomAccess.set(type, check);
+      for (const [type, spec] of Object.entries(m.roomAccess ?? {})) {
+        if (roomAccess.has(type) || type === 'tenant' || type === 'user') throw new Error(`socket room type "${type}" is claimed by two modules`);
+        roomAccess.set(type, typeof spec === 'function' ? { check: spec } : spec);
       }
     }
     realtime = await createRealtime({
@@ -147,7 +146,6 @@ export async function startApiBackground(p: {
       handlers,
       scopes: p.scopes,
       roomAccess,
-      patientAccess: async (principal, patientId, db) => (await checkPatientAccess(principal, patientId, 'read', db)).allowed,
       authenticateToken: async (token): Promise<RealtimePrincipal | undefined> => {
         for (const m of tokenHooks) {
           const principal = await m.authenticateToken!(token, p.deps);

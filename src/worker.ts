@@ -12,7 +12,7 @@ import { openDatabase, type Database } from './platform/db/index.js';
 import { createMetrics } from './platform/http/metrics.js';
 import type { JobSystem } from './platform/jobs/index.js';
 import { createLogger, type Logger } from './platform/logger.js';
-import { resolveModules, type ModuleDeps, type ModuleManifest } from './schema/index.js';
+import { permissionCatalog, resolveModules, type ModuleDeps, type ModuleManifest } from './schema/index.js';
 
 export interface WorkerProcess {
   jobs: JobSystem;
@@ -31,7 +31,7 @@ export async function startWorker(
   const ownsDatabase = !opts.database;
   const database = opts.database ?? (await openDatabase(config, log));
   const metrics = createMetrics(config.databasePoolMax);
-  const deps: ModuleDeps = { config, log, database };
+  const deps: ModuleDeps = { config, log, database, permissions: permissionCatalog(modules) };
   let jobs: JobSystem | undefined;
   try {
     for (const m of modules) await m.init?.(deps);

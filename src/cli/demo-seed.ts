@@ -18,7 +18,9 @@ import { and, eq, inArray } from 'drizzle-orm';
 import { ConfigError, loadConfig } from '../config.js';
 import { provisionTenant, seedActiveUser } from '../modules/identity/index.js';
 import { importPatientsCsv, patientCareTeam, patients } from '../modules/patients/index.js';
-import { rolesRequireMfa, USER_ROLES } from '../platform/access/index.js';
+import { modules } from '../modules/index.js';
+import { USER_ROLES } from '../platform/access/index.js';
+import { permissionCatalog } from '../schema/index.js';
 import { createDbIndexKeyStore, createFieldCrypto, createKeyProvider } from '../platform/crypto/index.js';
 import { openDatabase, withTenant } from '../platform/db/index.js';
 import { AppError } from '../platform/errors.js';
@@ -108,7 +110,7 @@ try {
     `${imported.imported} sample patients (fictitious); the provider's care team holds 4 of them, the nurse's 2; the patient user is linked to one.`,
     '',
     `${pad('role', 12)}${pad('email', 36)}${pad('password', 24)}sign-in`,
-    ...people.map((p) => `${pad(p.role, 12)}${pad(p.email, 36)}${pad(p.password, 24)}${rolesRequireMfa([p.role]) ? 'password + TOTP (enrol at first sign-in)' : 'password'}`),
+    ...people.map((p) => `${pad(p.role, 12)}${pad(p.email, 36)}${pad(p.password, 24)}${permissionCatalog(modules).rolesRequireMfa([p.role]) ? 'password + TOTP (enrol at first sign-in)' : 'password'}`),
     '',
     `Sign in at ${origin}/graphql (Apollo Sandbox in a browser, or curl):`,
     `  mutation { login(input: { tenantSlug: "${slug}", email: "<email>", password: "<password>" }) { status accessToken mfaToken } }`,

@@ -1,13 +1,14 @@
 import { GraphQLSchema, lexicographicSortSchema, printSchema } from 'graphql';
 import { assertAuthScopes } from '../platform/access/index.js';
 import { createBuilder, type Builder } from './builder.js';
-import type { ModuleManifest } from './module.js';
+import { permissionCatalog, type ModuleManifest } from './module.js';
 import { registerPlatformSchema } from './platform.js';
 import { entitledBuilder, gateEntitledFields } from './entitlements.js';
 
 export { createBuilder, type Builder, type SchemaTypes } from './builder.js';
 export type { RequestContext, Principal } from './context.js';
 export type { ModuleManifest, ModuleDeps, JobHandler, SocketHandler } from './module.js';
+export { permissionCatalog } from './module.js';
 export { resolveModules } from './features.js';
 
 /** Builds the GraphQL schema from the platform fields plus the enabled modules. */
@@ -22,8 +23,9 @@ export function buildSchema(modules: readonly ModuleManifest[]): GraphQLSchema {
   }
   const schema = dropEmptyRootTypes(builder.toSchema({ sortSchema: true }));
   gateEntitledFields(schema, owned);
-  // deny by default: a root field without authScopes (or naming an unknown permission) stops the build
-  assertAuthScopes(schema);
+  // deny by default: a root field without authScopes (or naming a permission no enabled module declares) stops the build
+  const catalog = permissionCatalog(modules);
+  assertAuthScopes(schema, (p) => catalog.isPermission(p));
   return schema;
 }
 

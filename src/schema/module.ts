@@ -1,11 +1,12 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
+import { PermissionCatalog, type PermissionVocabulary } from '../platform/access/permissions.js';
 import type { FieldCrypto } from '../platform/crypto/index.js';
 import type { Database } from '../platform/db/index.js';
 import type { Logger } from '../platform/logger.js';
 import type { RouteDefinition } from '../platform/scope/index.js';
 import type { JobHandler as PlatformJobHandler, JobRegistration } from '../platform/jobs/types.js';
-import type { RealtimeSocketHandler, RoomAccessCheck } from '../platform/realtime/types.js';
+import type { RealtimeSocketHandler, RoomAccessCheck, RoomType } from '../platform/realtime/types.js';
 import type { AppRateLimiter } from '../platform/ratelimit/index.js';
 import type { Builder } from './builder.js';
 import type { Principal } from './context.js';
@@ -15,6 +16,8 @@ export interface ModuleDeps {
   config: Config;
   log: Logger;
   database: Database;
+  /** the app's permission table: the platform's and the enabled modules' permissions and role grants */
+  permissions: PermissionCatalog;
   /** field encryption shared by every module (one data-key cache, one set of KMS metrics); absent in CLIs */
   crypto?: FieldCrypto;
   /** the app's rate limiter and built-in policies (absent outside the app, e.g. in CLIs) */
@@ -72,7 +75,15 @@ export interface ModuleManifest {
    * Socket room types this module authorises (e.g. `visit`): joining
    * `visit:<id>` runs the check in a transaction scoped to the caller's tenant.
    */
-  roomAccess?: Readonly<Record<string, RoomAccessCheck>>;
+  roomAccess?: Readonly<Record<string, RoomAccessCheck | RoomType>>;
+  /**
+   * The permissions this module declares (its own names, e.g. `patient:read`)
+   * and which platform roles hold them. The platform declares no module's
+   * permissions: a disabled module's permissions do not exist.
+   */
+  permissions?: PermissionVocabulary;
+  /** PHI categories this module's fields are marked with (`phi: 'clinical'`), with what they cover */
+  phiCategories?: Readonly<Record<string, string>>;
   /**
    * Turns request credentials into a Principal. Return undefined when the
    * request carries no credential this module understands; throw an
@@ -90,4 +101,9 @@ export interface ModuleManifest {
   init?: (deps: ModuleDeps) => Promise<void>;
   /** called once at shutdown, before the database closes */
   close?: () => Promise<void>;
+}
+
+/** The permission table of a set of enabled modules (plus the platform's own permissions). */
+export function permissionCatalog(modules: readonly ModuleManifest[]): PermissionCatalog {
+  return new PermissionCatalog(modules.map((m) => ({ owner: m.name, vocabulary: m.permissions })));
 }

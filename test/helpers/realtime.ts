@@ -5,6 +5,7 @@
  * test/helpers/auth.ts exists). Also: tenants, socket.io clients.
  */
 import { randomUUID } from 'node:crypto';
+import { sql } from 'drizzle-orm';
 import { SignJWT, jwtVerify } from 'jose';
 import { io as ioClient, type Socket } from 'socket.io-client';
 import type postgres from 'postgres';
@@ -54,6 +55,20 @@ async function verify(token: string): Promise<Principal | undefined> {
 }
 
 /** A manifest that authenticates test JWTs on HTTP (Bearer) and on sockets. */
+/**
+ * A module contributing the `patient` room type as the patients module does (patient:read, then an access check),
+ * over a test_patients table the test creates: a patient it can see (RLS scopes it to the caller's tenant) may be joined.
+ */
+export const testPatientRoomsModule: ModuleManifest = {
+  name: 'test-patient-rooms',
+  phase: 0,
+  description: 'test patient rooms',
+  dependsOn: [],
+  roomAccess: {
+    patient: { permission: 'patient:read', check: async (_p, id, db) => (await db.execute(sql`select 1 from test_patients where id::text = ${id}`)).length > 0 },
+  },
+};
+
 export const testAuthModule: ModuleManifest = {
   name: 'test-auth',
   phase: 0,

@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { permissionsForRoles } from '../../src/platform/access/index.js';
 import type { ModuleManifest } from '../../src/schema/index.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
@@ -17,7 +16,7 @@ const principals: ModuleManifest = {
   async authenticate(req) {
     const id = req.headers['x-test-user'];
     if (typeof id !== 'string') return undefined;
-    return { kind: 'user', id, tenantId: '00000000-0000-4000-8000-000000000001', roles: ['NURSE'], permissions: permissionsForRoles(['NURSE']) };
+    return { kind: 'user', id, tenantId: '00000000-0000-4000-8000-000000000001', roles: ['NURSE'], permissions: new Set(['patient:read', 'patient:write', 'patient:clinical:read', 'patient:clinical:write', 'breakglass:invoke']) };
   },
 };
 

@@ -2,11 +2,10 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import type { Socket } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { registerPatientAccessRule } from '../../src/platform/access/index.js';
 import { withTenant } from '../../src/platform/db/index.js';
 import { emitEvent } from '../../src/platform/jobs/index.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
-import { connect, createTenant, dropRedisPrefix, next, request, signTestToken, testAuthModule } from '../helpers/realtime.js';
+import { connect, createTenant, dropRedisPrefix, next, request, signTestToken, testAuthModule, testPatientRoomsModule } from '../helpers/realtime.js';
 
 /**
  * Scale-out: two API processes' worth of apps against one database and one
@@ -31,16 +30,13 @@ async function client(app: TestApp, who: { userId: string; permissions: string[]
 }
 
 beforeAll(async () => {
-  a = await startTestApp({ modules: [testAuthModule], env, background: { relay: false } });
-  b = await startTestApp({ modules: [testAuthModule], env, db: a.db });
+  a = await startTestApp({ modules: [testAuthModule, testPatientRoomsModule], env, background: { relay: false } });
+  b = await startTestApp({ modules: [testAuthModule, testPatientRoomsModule], env, db: a.db });
   tenant = await createTenant(a.db.sql);
   await a.db.owner`create table test_patients (id uuid primary key, tenant_id uuid not null default carebase_current_tenant() references tenants(id))`;
   await a.db.owner`select carebase_enforce_tenant_rls()`;
   await a.db.owner`grant select, insert on test_patients to carebase_app`;
   await withTenant(a.db.sql, tenant, (db) => db.execute(sql`insert into test_patients (id) values (${patient})`));
-  registerPatientAccessRule('test.visible', async (_p, id, _action, db) =>
-    (await db.execute(sql`select 1 from test_patients where id = ${id}`)).length > 0 ? 'allow' : 'abstain',
-  );
 });
 
 afterEach(() => {

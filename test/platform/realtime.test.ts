@@ -2,13 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import type { Socket } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { registerPatientAccessRule } from '../../src/platform/access/index.js';
 import { withTenant } from '../../src/platform/db/index.js';
 import { AppError, ErrorCode } from '../../src/platform/errors.js';
 import { emitEvent } from '../../src/platform/jobs/index.js';
 import type { ModuleManifest } from '../../src/schema/index.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
-import { connect, createTenant, next, request, revokedSessions, signTestToken, testAuthModule, until } from '../helpers/realtime.js';
+import { connect, createTenant, next, request, revokedSessions, signTestToken, testAuthModule, testPatientRoomsModule, until } from '../helpers/realtime.js';
 
 /** A module with a visit room type and a socket handler, as a telehealth module would declare them. */
 const visitsModule: ModuleManifest = {
@@ -17,7 +16,7 @@ const visitsModule: ModuleManifest = {
   description: 'test visits',
   dependsOn: [],
   roomAccess: {
-    visit: async (_principal, id, db) => (await db.execute(sql`select 1 from test_visits where id = ${id}`)).length > 0,
+    visit: { permission: 'patient:clinical:read', check: async (_principal, id, db) => (await db.execute(sql`select 1 from test_visits where id = ${id}`)).length > 0 },
   },
   socketHandlers: [
     {
@@ -52,7 +51,7 @@ async function client(who: { userId: string; permissions: string[] }, tenantId =
 
 beforeAll(async () => {
   t = await startTestApp({
-    modules: [testAuthModule, visitsModule],
+    modules: [testAuthModule, testPatientRoomsModule, visitsModule],
     env: { SOCKET_MAX_PAYLOAD_BYTES: '4096' },
     background: { sweepMs: 100, revalidateMs: 300, burst: 10 },
   });
@@ -66,10 +65,6 @@ beforeAll(async () => {
   await withTenant(t.db.sql, tenantA, (db) => db.execute(sql`insert into test_patients (id) values (${patientA})`));
   await withTenant(t.db.sql, tenantB, (db) => db.execute(sql`insert into test_patients (id) values (${patientB})`));
   await withTenant(t.db.sql, tenantA, (db) => db.execute(sql`insert into test_visits (id) values (${visitA})`));
-  // ABAC: a care-team style rule that allows patients it can see (RLS scopes it to the caller's tenant)
-  registerPatientAccessRule('test.visible', async (_p, id, _action, db) =>
-    (await db.execute(sql`select 1 from test_patients where id = ${id}`)).length > 0 ? 'allow' : 'abstain',
-  );
 });
 
 afterEach(() => {

@@ -2,7 +2,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { and, desc, eq, isNull, sql } from 'drizzle-orm';
 import type { FastifyRequest } from 'fastify';
 import type postgres from 'postgres';
-import { isPermission, ROLE_PERMISSIONS } from '../../platform/access/index.js';
+import type { PermissionCatalog } from '../../platform/access/index.js';
 import { withTenant } from '../../platform/db/index.js';
 import { AppError, badInput, ErrorCode, forbidden, notFound } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
@@ -22,8 +22,8 @@ export const API_KEY_PATTERN = /^cb_(live|test)_([0-9a-f]{12})_([A-Za-z0-9_-]{43
 
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
 
-/** What API keys may be granted at most (the API_CLIENT role). */
-export const API_KEY_GRANTABLE: ReadonlySet<string> = new Set(ROLE_PERMISSIONS.API_CLIENT);
+/** What API keys may be granted at most: the permissions the enabled modules give the API_CLIENT role. */
+export const apiKeyGrantable = (catalog: PermissionCatalog): ReadonlySet<string> => catalog.ofRole('API_CLIENT');
 
 const hashKey = (key: string) => createHash('sha256').update(key, 'utf8').digest();
 
@@ -55,13 +55,13 @@ export interface CreateApiKeyInput {
 }
 
 /** Creates a key; the returned `key` is the only time the secret exists outside the caller. */
-export async function createApiKey(ctx: RequestContext, input: CreateApiKeyInput, now: Date): Promise<{ apiKey: ApiKeyRow; key: string }> {
+export async function createApiKey(ctx: RequestContext, input: CreateApiKeyInput, now: Date, catalog: PermissionCatalog): Promise<{ apiKey: ApiKeyRow; key: string }> {
   const p = requireUser(ctx);
   const permissions = [...new Set(input.permissions)].sort();
   if (permissions.length === 0) throw badInput('grant at least one permission', 'permissions');
   for (const perm of permissions) {
-    if (!isPermission(perm)) throw badInput('unknown permission', 'permissions');
-    if (!API_KEY_GRANTABLE.has(perm)) throw badInput(`${perm} cannot be granted to an API key`, 'permissions');
+    if (!catalog.isPermission(perm)) throw badInput('unknown permission', 'permissions');
+    if (!apiKeyGrantable(catalog).has(perm)) throw badInput(`${perm} cannot be granted to an API key`, 'permissions');
   }
   // a key never holds more than the admin who creates it
   if (permissions.some((perm) => !p.permissions.has(perm))) throw forbidden('An API key can hold only permissions you hold yourself');
@@ -166,7 +166,8 @@ export interface ApiKeyAuthenticator {
  * (never anonymous). Last use is recorded at most once a minute per key and
  * process, after the response path (not awaited by the request).
  */
-export function createApiKeyAuthenticator(opts: { sql: postgres.Sql; log: Logger; now: () => Date; lastUsedEveryMs?: number }): ApiKeyAuthenticator {
+export function createApiKeyAuthenticator(opts: { sql: postgres.Sql; log: Logger; now: () => Date; permissions: PermissionCatalog; lastUsedEveryMs?: number }): ApiKeyAuthenticator {
+  const grantable = apiKeyGrantable(opts.permissions);
   const lastWritten = new Map<string, number>();
   const pending = new Set<Promise<unknown>>();
   const every = opts.lastUsedEveryMs ?? 60_000;
@@ -208,7 +209,7 @@ export function createApiKeyAuthenticator(opts: { sql: postgres.Sql; log: Logger
       if (row.tenant_status !== 'active') throw new AppError(ErrorCode.UNAUTHENTICATED, 'API key is not valid for an active tenant');
       touch(row.key_id, row.key_tenant_id);
       // never more than API_CLIENT allows, even if the table changed since the key was created
-      const permissions = new Set(row.key_permissions.filter((perm) => API_KEY_GRANTABLE.has(perm)));
+      const permissions = new Set(row.key_permissions.filter((perm) => grantable.has(perm)));
       return { kind: 'apiKey', id: row.key_id, tenantId: row.key_tenant_id, roles: ['API_CLIENT'], permissions, tier: row.key_tier };
     },
     async close() {

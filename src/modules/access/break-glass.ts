@@ -1,6 +1,6 @@
-import { and, desc, eq, gt, isNull, type SQL } from 'drizzle-orm';
-import type { AccessDecision, AccessPrincipal, PatientAction } from '../../platform/access/index.js';
-import { patientExists } from '../../platform/access/index.js';
+import { and, desc, eq, gt, isNull, sql, type SQL } from 'drizzle-orm';
+import type { AccessResult, AccessRule, IdCondition } from '../../platform/access/index.js';
+import { resourceExists } from '../../platform/access/index.js';
 import type { Db } from '../../platform/db/index.js';
 import { AppError, badInput, ErrorCode, forbidden, notFound } from '../../platform/errors.js';
 import { emitEvent } from '../../platform/jobs/index.js';
@@ -21,7 +21,7 @@ export const BREAK_GLASS_DEFAULT_MINUTES = 60;
 export const BREAK_GLASS_MAX_MINUTES = 60;
 export const BREAK_GLASS_MIN_MINUTES = 5;
 /** the actions a grant opens (never SSN reveal or billing) */
-export const BREAK_GLASS_ACTIONS: ReadonlySet<PatientAction> = new Set<PatientAction>(['read', 'write', 'clinical:read', 'clinical:write']);
+export const BREAK_GLASS_ACTIONS: ReadonlySet<string> = new Set<string>(['read', 'write', 'clinical:read', 'clinical:write']);
 /** the outbox event type of security alerts, and the socket room compliance dashboards join */
 export const SECURITY_ALERT_EVENT = 'security.alertRaised';
 export const SECURITY_ALERT_ROOM = 'alerts:security';
@@ -51,7 +51,7 @@ export async function invokeBreakGlass(ctx: RequestContext, input: InvokeBreakGl
   }
   const db = await ctx.db();
   // the patient must exist in the caller's tenant (RLS-scoped lookup registered by the patients module)
-  if (!(await patientExists(db, input.patientId))) throw notFound('Patient');
+  if (!(await resourceExists('patient', db, input.patientId))) throw notFound('Patient');
   const expiresAt = new Date(now.getTime() + minutes * 60_000);
   const [grant] = await db
     .insert(breakGlassGrants)
@@ -127,27 +127,31 @@ export async function listGrants(
     .limit(500);
 }
 
+const BREAK_GLASS_RULE = 'access.breakGlass';
+
 /**
- * The ABAC rule: an active grant of this user for this patient allows the
- * break-glass actions, naming the grant (the audit event of the access
- * carries it as `detail.breakGlassGrantId`).
+ * The ABAC rule, for the patients module's access scope (it gets it through
+ * this module's index.ts): an active grant of this user for this patient
+ * allows the break-glass actions, naming the grant (the audit event of the
+ * access carries it as `detail.breakGlassGrantId`). One definition gives the
+ * per-patient check and the SQL condition of patient lists.
  */
-export function breakGlassRule(now: () => Date) {
-  return async (principal: AccessPrincipal, patientId: string, action: PatientAction, db: Db): Promise<AccessDecision> => {
-    if (principal.kind !== 'user' || !BREAK_GLASS_ACTIONS.has(action)) return 'abstain';
-    const [g] = await db
-      .select({ id: breakGlassGrants.id })
-      .from(breakGlassGrants)
-      .where(
-        and(
-          eq(breakGlassGrants.tenantId, principal.tenantId),
-          eq(breakGlassGrants.userId, principal.id),
-          eq(breakGlassGrants.patientId, patientId),
-          isNull(breakGlassGrants.endedAt),
-          gt(breakGlassGrants.expiresAt, now()),
-        ),
-      )
-      .limit(1);
-    return g ? { decision: 'allow', ref: g.id } : 'abstain';
+export function breakGlassRule<A extends string>(now: () => Date = () => new Date()): AccessRule<A> {
+  return {
+    name: BREAK_GLASS_RULE,
+    allowOnly: true,
+    vote(principal, action) {
+      if (principal.kind !== 'user' || !BREAK_GLASS_ACTIONS.has(action)) return 'abstain';
+      const at = now().toISOString();
+      const active = (id: SQL) =>
+        sql`from ${breakGlassGrants} g where g.tenant_id = ${principal.tenantId} and g.user_id = ${principal.id} and g.patient_id = ${id} and g.ended_at is null and g.expires_at > ${at}::timestamptz`;
+      const allowIf: IdCondition = (id) => sql`exists (select 1 ${active(id)})`;
+      return { allowIf, ref: (id) => sql`(select g.id ${active(id)} order by g.expires_at desc limit 1)` };
+    },
   };
+}
+
+/** True when break-glass (this module's rule) is what allowed an access: the caller records it (purpose ETREAT, the grant in `ref`). */
+export function isBreakGlassAccess(result: AccessResult): boolean {
+  return result.allowed && result.rule === BREAK_GLASS_RULE;
 }

@@ -1,14 +1,14 @@
 import { z } from 'zod';
-import { ALL_PERMISSIONS } from '../../platform/access/index.js';
+import type { PermissionCatalog } from '../../platform/access/index.js';
 import { API_KEY_TIER_NAMES, type ApiKeyTier } from '../../platform/ratelimit/index.js';
-import type { Builder } from '../../schema/index.js';
+import type { Builder, RequestContext } from '../../schema/index.js';
 import { apiKeyStatus, createApiKey, listApiKeys, revokeApiKey, setApiKeyTier, tierInfo, type ApiKeyRow } from './api-keys.js';
 import { endBreakGlass, invokeBreakGlass, isActive, listGrants, reviewBreakGlassGrant, type BreakGlassGrantRow } from './break-glass.js';
 
 const uuid = z.string().uuid();
 
 /** GraphQL for API keys and break-glass: thin resolvers over api-keys.ts and break-glass.ts. */
-export function registerAccessSchema(builder: Builder, now: () => Date) {
+export function registerAccessSchema(builder: Builder, now: () => Date, permissionsOf: (ctx: RequestContext) => PermissionCatalog) {
   const ApiKeyTierEnum = builder.enumType('ApiKeyTier', {
     description: 'Quota tier of an API key (requests per minute and per calendar month, UTC).',
     values: Object.fromEntries(API_KEY_TIER_NAMES.map((t) => [t.toUpperCase(), { value: t }])) as Record<string, { value: ApiKeyTier }>,
@@ -67,7 +67,7 @@ export function registerAccessSchema(builder: Builder, now: () => Date) {
   const CreateApiKeyInput = builder.inputType('CreateApiKeyInput', {
     fields: (t) => ({
       name: t.string({ required: true, validate: z.string().trim().min(1).max(100) }),
-      permissions: t.stringList({ required: true, validate: z.array(z.string().max(64)).min(1).max(ALL_PERMISSIONS.length) }),
+      permissions: t.stringList({ required: true, validate: z.array(z.string().max(64)).min(1).max(200) }),
       tier: t.field({ type: ApiKeyTierEnum, required: false, defaultValue: 'standard' }),
       expiresAt: t.field({ type: 'DateTime', required: false }),
     }),
@@ -126,7 +126,7 @@ export function registerAccessSchema(builder: Builder, now: () => Date) {
       authScopes: { permission: 'apikey:manage' },
       args: { input: t.arg({ type: CreateApiKeyInput, required: true }) },
       resolve: (_r, { input }, ctx) =>
-        createApiKey(ctx, { name: input.name.trim(), permissions: input.permissions, tier: input.tier ?? 'standard', expiresAt: input.expiresAt }, now()),
+        createApiKey(ctx, { name: input.name.trim(), permissions: input.permissions, tier: input.tier ?? 'standard', expiresAt: input.expiresAt }, now(), permissionsOf(ctx)),
     }),
     revokeApiKey: t.field({
       type: ApiKey,

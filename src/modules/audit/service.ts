@@ -1,6 +1,6 @@
 import type postgres from 'postgres';
 import { z } from 'zod';
-import { patientExists } from '../../platform/access/index.js';
+import { resourceExists } from '../../platform/access/index.js';
 import { checkpointKeys, toDate, verifyTenantChain, type IntegrityReport, type AuditPrincipal } from '../../platform/audit/index.js';
 import { AUDIT_EVENT_TYPES, AUDIT_OUTCOMES, PURPOSES_OF_USE } from '../../platform/audit/types.js';
 import { AppError, ErrorCode, badInput, forbidden, notFound } from '../../platform/errors.js';
@@ -272,7 +272,7 @@ export async function setPatientFlag(ctx: RequestContext, patientId: string, fla
   const p = requireUserWith(ctx, ALERT_MANAGE);
   // like every id-taking operation: an id that is not a patient of the caller's tenant (another tenant's, or none) is
   // NOT_FOUND and nothing is stored (the lookup is registered by the patients module and runs under RLS)
-  if (!(await patientExists(await ctx.db(), patientId))) throw notFound('Patient');
+  if (!(await resourceExists('patient', await ctx.db(), patientId))) throw notFound('Patient');
   const sql = await ctx.tx.connection();
   if (flag === null) {
     await sql`delete from audit_patient_flags where tenant_id = ${p.tenantId} and patient_id = ${patientId}`;

@@ -1,6 +1,5 @@
 import { and, eq, gt, inArray, isNull, lt, or, sql } from 'drizzle-orm';
 import { Secret, TOTP } from 'otpauth';
-import { rolesRequireMfa } from '../../platform/access/index.js';
 import { withTenant, type Db } from '../../platform/db/index.js';
 import { AppError, badInput, conflict, ErrorCode, unauthenticated } from '../../platform/errors.js';
 import { tenants } from '../../platform/db/tables.js';
@@ -88,7 +87,7 @@ async function confirmedTotp(db: Db, tenantId: string, userId: string) {
 /** Password accepted: a session, or an MFA challenge (verify, or first enrolment when MFA is required). */
 async function afterPassword(rt: IdentityRuntime, ctx: RequestContext, db: Db, user: UserRow, tenant: TenantRow): Promise<LoginResult> {
   const enrolled = !!(await confirmedTotp(db, tenant.id, user.id));
-  const required = enrolled || authSettings(tenant.settings).mfaRequired || rolesRequireMfa(user.roles);
+  const required = enrolled || authSettings(tenant.settings).mfaRequired || rt.deps.permissions.rolesRequireMfa(user.roles);
   if (!required) return { status: 'AUTHENTICATED', session: await issueSession(rt, ctx, db, user, tenant, ['pwd']) };
   const now = rt.now();
   const { token, hash } = newTenantToken('cbm', tenant.id);

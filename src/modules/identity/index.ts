@@ -1,4 +1,5 @@
 import type { Config } from '../../config.js';
+import type { PermissionVocabulary } from '../../platform/access/index.js';
 import { AppError, ErrorCode } from '../../platform/errors.js';
 import type { ModuleManifest } from '../../schema/index.js';
 import { registerIdentityRoutes } from './routes.js';
@@ -10,6 +11,25 @@ export { provisionTenant, invitePlatformAdmin, seedActiveUser, type ProvisionInp
 export { securityEvents, users, sessions, identityTables } from './tables.js';
 export type { IdentityOptions } from './runtime.js';
 export type { SecurityEventType } from './events.js';
+
+/** The identity module's permissions and the roles that hold them (PLATFORM_ADMIN: users of the platform tenant only). */
+export const IDENTITY_PERMISSIONS: PermissionVocabulary = {
+  permissions: {
+    'user:read': 'List the users of the tenant',
+    'user:invite': 'Invite users',
+    'user:manage': 'Change roles, deactivate and reactivate users',
+    'session:manage': 'List and revoke other users\u2019 sessions',
+    'tenant:manage': 'Change tenant settings',
+    'tenant:create': { description: 'Create tenants with their first admin (platform administrators)', mfa: true },
+    'signingkey:rotate': { description: 'Rotate the JWT signing keys on demand (platform administrators)', mfa: true },
+  },
+  roles: {
+    ADMIN: ['user:read', 'user:invite', 'user:manage', 'session:manage', 'tenant:manage'],
+    COMPLIANCE: ['user:read'],
+    // user and session management in the platform tenant covers inviting other platform admins
+    PLATFORM_ADMIN: ['tenant:create', 'signingkey:rotate', 'user:read', 'user:invite', 'user:manage', 'session:manage'],
+  },
+};
 
 const invalidBearer = () => new AppError(ErrorCode.UNAUTHENTICATED, 'Invalid access token', { reason: 'invalid_token' });
 
@@ -34,6 +54,7 @@ export function createIdentityModule(options: IdentityOptions = {}): ModuleManif
     dependsOn: [],
     // core module: always entitled, whatever the tenant's plan
     entitlement: null,
+    permissions: IDENTITY_PERMISSIONS,
     schema: (builder) => registerIdentitySchema(builder, (ctx) => runtimeFor(ctx.config)),
     routes: (app, deps) => registerIdentityRoutes(app, () => runtimeFor(deps.config), deps.config.publicOrigins),
     async authenticate(req, deps) {

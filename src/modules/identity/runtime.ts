@@ -1,7 +1,6 @@
 import { sql } from 'drizzle-orm';
 import { decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose';
 import { createFieldCrypto, createKeyProvider, type FieldCrypto } from '../../platform/crypto/index.js';
-import { permissionsForRoles } from '../../platform/access/index.js';
 import { withTenant } from '../../platform/db/index.js';
 import { AppError, ErrorCode } from '../../platform/errors.js';
 import type { ModuleDeps, Principal } from '../../schema/index.js';
@@ -229,7 +228,7 @@ export class IdentityRuntime {
     const key = roles.join(',');
     let permissions = this.permissionCache.get(key);
     if (!permissions) {
-      permissions = permissionsForRoles(roles);
+      permissions = this.deps.permissions.forRoles(roles);
       if (this.permissionCache.size < 1000) this.permissionCache.set(key, permissions);
     }
     return { kind: 'user', id: claims.sub, tenantId: claims.tenant, roles, permissions, sessionId: claims.sid, amr: claims.amr };

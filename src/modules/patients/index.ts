@@ -1,15 +1,40 @@
 import type { Config } from '../../config.js';
 import { createDbIndexKeyStore, createFieldCrypto, createKeyProvider, type FieldCrypto } from '../../platform/crypto/index.js';
+import type { PermissionVocabulary } from '../../platform/access/index.js';
 import type { ModuleManifest, RequestContext } from '../../schema/index.js';
 import { registerPatientDirectory } from '../audit/index.js';
-import { registerPatientRules } from './access.js';
+import { patientRoom, registerPatientLookup } from './access.js';
 import { patientDirectory } from './directory.js';
 import { importJob, IMPORT_JOB, type JobRuntime } from './jobs.js';
 import { registerPatientsSchema } from './schema.js';
 import type { PatientsRuntime } from './service.js';
 
 export { patients, patientCareTeam, patientsTables, PATIENT_STATUSES, type PatientStatus } from './tables.js';
-export { MASKING, PATIENT_SCOPE, maskProfile, type MaskLevel, type MaskField } from './policy.js';
+export { MASKING, PATIENT_SCOPE, PATIENT_ACTIONS, maskProfile, type MaskLevel, type MaskField, type PatientAction } from './policy.js';
+/** The patient access scope: per-patient checks (`patientAccess.check`) and the same rules as SQL for lists (`patientAccess.where`). */
+export { patientAccess, readScopeCondition } from './access.js';
+
+/** The patients module's permissions and the roles that hold them (the patient scope then narrows them per patient). */
+export const PATIENT_PERMISSIONS: PermissionVocabulary = {
+  permissions: {
+    'patient:read': 'Read patient demographics (name, contact, identifiers except SSN)',
+    'patient:write': 'Create and update patient demographics',
+    'patient:ssn:reveal': 'Reveal a patient SSN in full',
+    'patient:clinical:read': 'Read clinical data (visits, notes, problems, vitals, photos)',
+    'patient:clinical:write': 'Write clinical data',
+    'patient:billing:read': 'Read a patient billing data (insurance, claims, balances)',
+  },
+  roles: {
+    ADMIN: ['patient:read', 'patient:write'],
+    PROVIDER: ['patient:read', 'patient:write', 'patient:clinical:read', 'patient:clinical:write'],
+    NURSE: ['patient:read', 'patient:write', 'patient:clinical:read', 'patient:clinical:write'],
+    FRONT_DESK: ['patient:read', 'patient:write', 'patient:billing:read'],
+    BILLING: ['patient:read', 'patient:billing:read', 'patient:ssn:reveal'],
+    // a patient's own record only: the patient scope's self rule denies every other patient
+    PATIENT: ['patient:read', 'patient:clinical:read'],
+    API_CLIENT: ['patient:read', 'patient:write', 'patient:clinical:read', 'patient:clinical:write'],
+  },
+};
 export { IMPORT_JOB, stageImport } from './jobs.js';
 export { importPatientsCsv, IMPORT_COLUMNS, type ImportProgress, type RowError } from './importer.js';
 
@@ -37,6 +62,9 @@ export function createPatientsModule(): ModuleManifest {
     phase: 0,
     description: 'Patient demographics, encrypted SSN with audited reveal, masking by role, search, care teams, merge, legacy import',
     dependsOn: ['identity', 'access', 'audit'],
+    permissions: PATIENT_PERMISSIONS,
+    // `patient:<id>` rooms: patient:read, then the patient scope
+    roomAccess: { patient: patientRoom },
     schema: (builder) => registerPatientsSchema(builder, runtimeFor),
     jobs: { [IMPORT_JOB]: importJob(() => jobRuntime) },
     async init(deps) {
@@ -49,7 +77,7 @@ export function createPatientsModule(): ModuleManifest {
       const rt = { crypto, mrnPool: deps.database.sideSql };
       runtimes.set(deps.config, rt);
       jobRuntime = { ...rt, dataDir: deps.config.dataDir };
-      cleanups.push(registerPatientRules(), registerPatientDirectory('patients', { ...patientDirectory }));
+      cleanups.push(registerPatientLookup(), registerPatientDirectory('patients', { ...patientDirectory }));
     },
     async close() {
       for (const off of cleanups.splice(0)) off();

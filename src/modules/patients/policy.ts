@@ -1,4 +1,8 @@
-import type { PatientAction, Role } from '../../platform/access/index.js';
+import type { Role } from '../../platform/access/index.js';
+
+/** What one may do to a patient; each action needs the permission `patient:<action>` (RBAC) before the patient scope (ABAC). */
+export const PATIENT_ACTIONS = ['read', 'write', 'ssn:reveal', 'clinical:read', 'clinical:write', 'billing:read'] as const;
+export type PatientAction = (typeof PATIENT_ACTIONS)[number];
 
 /**
  * The patients module's policy, in one place:

@@ -1,5 +1,4 @@
 import { and, asc, eq, getColumns, inArray, ne, sql } from 'drizzle-orm';
-import { checkPatientAccess } from '../../platform/access/index.js';
 import { fieldContext, normalisers, type FieldCrypto } from '../../platform/crypto/index.js';
 import type postgres from 'postgres';
 import type { Db } from '../../platform/db/index.js';
@@ -7,7 +6,7 @@ import { AppError, badInput, conflict, ErrorCode, forbidden, notFound } from '..
 import { emitEvent } from '../../platform/jobs/index.js';
 import type { Principal, RequestContext } from '../../schema/index.js';
 import { users } from '../identity/index.js';
-import { authorize, requirePrincipal } from './access.js';
+import { authorize, patientAccess, requirePrincipal } from './access.js';
 import { formatMrn } from './mrn.js';
 import { maskProfileFor, scopesFor, type MaskProfile } from './policy.js';
 import { CARE_TEAM_ROLES, patientCareTeam, patientDuplicateOverrides, patientMerges, patientMrnCounters, patients, patientSsnReveals, type CareTeamRole, type PatientStatus } from './tables.js';
@@ -170,7 +169,7 @@ export async function createPatient(rt: PatientsRuntime, ctx: RequestContext, in
   const duplicateOf = ssnIndex ? (await possibleDuplicates(db, p.tenantId, [ssnIndex])).values().next().value : undefined;
   if (duplicateOf && !override) {
     // the existing record's id only for a caller who may read it (a care-team-scoped caller learns that one exists)
-    const readable = (await checkPatientAccess(p, duplicateOf, 'read', db)).allowed;
+    const readable = (await patientAccess.check(p, duplicateOf, 'read', db)).allowed;
     throw new AppError(ErrorCode.CONFLICT, 'A patient with the same SSN is already registered in this clinic: open that record, or register anyway with duplicateOverrideReason', {
       reason: 'POSSIBLE_DUPLICATE',
       field: 'ssn',

@@ -1,36 +1,34 @@
 /**
- * Authorization: RBAC (the permission table) and ABAC (patient access rules
- * registered by modules). See docs/security.md "Authorization".
+ * Authorization: RBAC (roles, and the permission catalog built from the
+ * platform's and the enabled modules' vocabularies) and ABAC (access scopes
+ * that modules create, each rule giving a per-id check and a SQL condition).
+ * See docs/security.md "Authorization".
  */
 export {
   ROLES,
   USER_ROLES,
-  PERMISSIONS,
-  ALL_PERMISSIONS,
-  ROLE_PERMISSIONS,
-  MFA_REQUIRED_PERMISSIONS,
+  PLATFORM_PERMISSIONS,
+  PermissionCatalog,
   isRole,
-  isPermission,
-  permissionsForRoles,
-  rolesRequireMfa,
   type Role,
   type Permission,
+  type PermissionSpec,
+  type PermissionVocabulary,
 } from './permissions.js';
 export {
-  PATIENT_ACTIONS,
-  registerPatientAccessRule,
-  registerPatientLookup,
-  patientAccessRuleNames,
-  patientExists,
-  checkPatientAccess,
-  authorizePatient,
+  AccessScope,
+  createAccessScope,
+  registerResourceLookup,
+  resourceExists,
   type AccessDecision,
   type AllowWithRef,
   type AccessPrincipal,
-  type PatientAction,
-  type PatientAccessRule,
-  type PatientRuleOptions,
-  type PatientLookup,
-  type PatientAccessResult,
+  type AccessRule,
+  type AccessResult,
+  type AccessScopeOptions,
+  type IdCondition,
+  type PerIdRule,
+  type ResourceLookup,
+  type RuleVote,
 } from './rules.js';
 export { rootOperations, permissionsInScopes, authScopeProblems, assertAuthScopes, AuthScopeError, type RootOperation, type ScopeSpec } from './schema-check.js';

@@ -1,9 +1,12 @@
 /**
  * Roles and permissions (RBAC): the permission table lives in code, so a
- * change to who may do what is a reviewed diff. GraphQL fields require a
- * permission with `authScopes: { permission: 'patient:read' }`; a principal
- * holds the union of its roles' permissions (API keys: the key's scoped
- * subset of API_CLIENT's). Anything not granted here is denied.
+ * change to who may do what is a reviewed diff. The roles are the
+ * platform's; each module's manifest declares its own permissions and which
+ * roles hold them (`permissions: PermissionVocabulary`), and the app builds
+ * one PermissionCatalog from the enabled modules. GraphQL fields require a
+ * permission with `authScopes: { permission: '<module>:<action>' }`; a
+ * principal holds the union of its roles' permissions (API keys: the key's
+ * scoped subset of API_CLIENT's). Anything not granted is denied.
  */
 
 export const ROLES = ['ADMIN', 'PROVIDER', 'NURSE', 'FRONT_DESK', 'BILLING', 'COMPLIANCE', 'PATIENT', 'API_CLIENT', 'PLATFORM_ADMIN'] as const;
@@ -12,87 +15,109 @@ export type Role = (typeof ROLES)[number];
 /** Roles a user account may hold (API_CLIENT is only for API keys). */
 export const USER_ROLES = ROLES.filter((r) => r !== 'API_CLIENT') as Exclude<Role, 'API_CLIENT'>[];
 
-/** Every permission, with what it allows. */
-export const PERMISSIONS = {
-  'patient:read': 'Read patient demographics (name, contact, identifiers except SSN)',
-  'patient:write': 'Create and update patient demographics',
-  'patient:ssn:reveal': 'Reveal a patient SSN in full',
-  'patient:clinical:read': 'Read clinical data (visits, notes, problems, vitals, photos)',
-  'patient:clinical:write': 'Write clinical data',
-  'patient:billing:read': 'Read a patient billing data (insurance, claims, balances)',
-  'appointment:read': 'Read appointments and schedules',
-  'appointment:write': 'Book, move and cancel appointments',
-  'rx:read': 'Read prescriptions',
-  'rx:write': 'Draft prescriptions',
-  'rx:sign': 'Sign (send) prescriptions',
-  'rx:controlled:sign': 'Sign prescriptions for controlled substances (EPCS; requires MFA)',
-  'billing:read': 'Read invoices, payments and claims',
-  'billing:write': 'Create invoices, record payments, submit claims',
-  'audit:read': 'Read PHI-access audit reports and security events',
-  'audit:export': 'Export audit reports',
-  'alert:read': 'Read security alerts (e.g. break-glass invocations)',
-  'alert:manage': 'Acknowledge security alerts',
-  'user:read': 'List the users of the tenant',
-  'user:invite': 'Invite users',
-  'user:manage': 'Change roles, deactivate and reactivate users',
-  'session:manage': 'List and revoke other users\u2019 sessions',
-  'apikey:manage': 'Create, list and revoke API keys',
-  'breakglass:invoke': 'Invoke time-boxed emergency access to one patient (break-glass)',
-  'breakglass:review': 'List every break-glass grant of the tenant and end any of them',
-  'tenant:manage': 'Change tenant settings',
-  'jobs:manage': 'List, retry and discard the tenant\u2019s failed background jobs (dead-letter queue)',
-  'jobs:platform': 'With jobs:manage, also the failed runs of platform-wide scheduled jobs (platform administrators)',
-  'tenant:create': 'Create tenants with their first admin (platform administrators)',
-  'signingkey:rotate': 'Rotate the JWT signing keys on demand (platform administrators)',
-} as const satisfies Record<string, string>;
-export type Permission = keyof typeof PERMISSIONS;
+/** A permission a manifest (or the platform) declares: what it allows, and whether its holders must sign in with MFA. */
+export interface PermissionSpec {
+  description: string;
+  /** holders of this permission must sign in with MFA (e.g. audit reports, platform administration) */
+  mfa?: boolean;
+}
 
-export const ALL_PERMISSIONS = Object.keys(PERMISSIONS) as Permission[];
+/**
+ * The permissions one module contributes (its own names only, e.g.
+ * `patient:read` for the patients module) and which roles hold them. Roles
+ * are the platform's; permissions and grants belong to the module.
+ */
+export interface PermissionVocabulary {
+  permissions: Readonly<Record<string, string | PermissionSpec>>;
+  /** role -> permissions of this vocabulary that the role holds; API_CLIENT is the most an API key may be granted */
+  roles?: Readonly<Partial<Record<Role, readonly string[]>>>;
+}
 
-const CLINICAL: Permission[] = ['patient:read', 'patient:write', 'patient:clinical:read', 'patient:clinical:write', 'appointment:read', 'appointment:write', 'rx:read'];
+/** A permission name (declared by a module's manifest or by the platform). */
+export type Permission = string;
 
-/** The permission table: role -> permissions. */
-export const ROLE_PERMISSIONS: Readonly<Record<Role, readonly Permission[]>> = {
-  ADMIN: [
-    'patient:read', 'patient:write', 'appointment:read', 'appointment:write', 'billing:read',
-    'user:read', 'user:invite', 'user:manage', 'session:manage', 'apikey:manage', 'audit:read', 'alert:read', 'alert:manage', 'tenant:manage', 'jobs:manage',
-  ],
-  PROVIDER: [...CLINICAL, 'rx:write', 'rx:sign', 'rx:controlled:sign', 'breakglass:invoke'],
-  NURSE: [...CLINICAL, 'rx:write', 'breakglass:invoke'],
-  FRONT_DESK: ['patient:read', 'patient:write', 'appointment:read', 'appointment:write', 'patient:billing:read'],
-  BILLING: ['patient:read', 'patient:billing:read', 'patient:ssn:reveal', 'billing:read', 'billing:write'],
-  COMPLIANCE: ['audit:read', 'audit:export', 'alert:read', 'alert:manage', 'breakglass:review', 'user:read'],
-  /** a patient's own record only: the patients module's patient-self rule denies every other patient */
-  PATIENT: ['patient:read', 'patient:clinical:read', 'appointment:read', 'appointment:write', 'rx:read', 'billing:read'],
-  /** users of the platform tenant only (the identity module refuses the role elsewhere and strips it from tokens); user and session management there covers inviting other platform admins */
-  PLATFORM_ADMIN: ['tenant:create', 'signingkey:rotate', 'user:read', 'user:invite', 'user:manage', 'session:manage', 'jobs:manage', 'jobs:platform'],
-  /** the most an API key may ever be granted; each key holds a subset chosen by the admin who creates it */
-  API_CLIENT: ['patient:read', 'patient:write', 'patient:clinical:read', 'patient:clinical:write', 'appointment:read', 'appointment:write', 'rx:read', 'billing:read'],
+/** The platform's own permissions: the dead-letter queue admin API of platform/jobs (no module's names). */
+export const PLATFORM_PERMISSIONS: PermissionVocabulary = {
+  permissions: {
+    'jobs:manage': 'List, retry and discard the tenant\u2019s failed background jobs (dead-letter queue)',
+    'jobs:platform': 'With jobs:manage, also the failed runs of platform-wide scheduled jobs (platform administrators)',
+  },
+  roles: { ADMIN: ['jobs:manage'], PLATFORM_ADMIN: ['jobs:manage', 'jobs:platform'] },
 };
 
-/** Permissions whose holders must sign in with MFA (issue 4: controlled substances, audit reports). */
-export const MFA_REQUIRED_PERMISSIONS: readonly Permission[] = ['rx:controlled:sign', 'audit:read', 'audit:export', 'tenant:create', 'signingkey:rotate'];
+/**
+ * The permission table of one app: the platform's permissions plus those of
+ * its enabled modules, and the role -> permissions grants they declare.
+ * Anything not granted here is denied. Built once at boot (ModuleDeps.permissions).
+ */
+export class PermissionCatalog {
+  private readonly specs = new Map<string, PermissionSpec & { owner: string }>();
+  private readonly byRole = new Map<Role, Set<string>>();
+  private readonly cache = new Map<string, ReadonlySet<string>>();
+
+  /** `contributions`: each module's vocabulary, by module name (the platform's is added first). */
+  constructor(contributions: readonly { owner: string; vocabulary: PermissionVocabulary | undefined }[]) {
+    for (const r of ROLES) this.byRole.set(r, new Set());
+    for (const { owner, vocabulary } of [{ owner: 'platform', vocabulary: PLATFORM_PERMISSIONS }, ...contributions]) {
+      if (!vocabulary) continue;
+      for (const [name, spec] of Object.entries(vocabulary.permissions)) {
+        const known = this.specs.get(name);
+        if (known) throw new Error(`permission "${name}" is declared by ${known.owner} and ${owner}`);
+        this.specs.set(name, { ...(typeof spec === 'string' ? { description: spec } : spec), owner });
+      }
+      for (const [role, perms] of Object.entries(vocabulary.roles ?? {})) {
+        if (!isRole(role)) throw new Error(`${owner} grants permissions to unknown role "${role}"`);
+        for (const p of perms ?? []) {
+          if (this.specs.get(p)?.owner !== owner) throw new Error(`${owner} grants "${p}" to ${role}, a permission it does not declare`);
+          this.byRole.get(role)!.add(p);
+        }
+      }
+    }
+  }
+
+  /** Every permission, in declaration order. */
+  get all(): Permission[] {
+    return [...this.specs.keys()];
+  }
+
+  isPermission(value: string): boolean {
+    return this.specs.has(value);
+  }
+
+  describe(permission: string): string | undefined {
+    return this.specs.get(permission)?.description;
+  }
+
+  /** The permissions one role holds. */
+  ofRole(role: Role): ReadonlySet<string> {
+    return this.byRole.get(role)!;
+  }
+
+  /** Union of the permissions of the given roles; unknown role names grant nothing. */
+  forRoles(roles: readonly string[]): Set<string> {
+    const key = roles.join(',');
+    let hit = this.cache.get(key);
+    if (!hit) {
+      const out = new Set<string>();
+      for (const r of roles) if (isRole(r)) for (const p of this.byRole.get(r)!) out.add(p);
+      hit = out;
+      if (this.cache.size < 1000) this.cache.set(key, hit);
+    }
+    return new Set(hit);
+  }
+
+  /** Permissions whose holders must sign in with MFA. */
+  get mfaRequired(): Permission[] {
+    return [...this.specs].filter(([, s]) => s.mfa).map(([p]) => p);
+  }
+
+  /** True when any of the roles holds a permission that requires MFA. */
+  rolesRequireMfa(roles: readonly string[]): boolean {
+    const perms = this.forRoles(roles);
+    return this.mfaRequired.some((p) => perms.has(p));
+  }
+}
 
 export function isRole(value: string): value is Role {
   return (ROLES as readonly string[]).includes(value);
-}
-
-export function isPermission(value: string): value is Permission {
-  return Object.hasOwn(PERMISSIONS, value);
-}
-
-/** Union of the permissions of the given roles; unknown role names grant nothing. */
-export function permissionsForRoles(roles: readonly string[]): Set<string> {
-  const out = new Set<string>();
-  for (const r of roles) {
-    if (!isRole(r)) continue;
-    for (const p of ROLE_PERMISSIONS[r]) out.add(p);
-  }
-  return out;
-}
-
-/** True when any of the roles holds a permission that requires MFA. */
-export function rolesRequireMfa(roles: readonly string[]): boolean {
-  const perms = permissionsForRoles(roles);
-  return MFA_REQUIRED_PERMISSIONS.some((p) => perms.has(p));
 }

@@ -1,5 +1,4 @@
 import type { GraphQLField, GraphQLSchema } from 'graphql';
-import { isPermission } from './permissions.js';
 
 /** A root field's declared scopes (Pothos scope-auth keeps them in the field's extensions). */
 export type ScopeSpec = Record<string, unknown> | ((...args: unknown[]) => unknown);
@@ -45,7 +44,7 @@ export function permissionsInScopes(spec: unknown): string[] {
  * authScopes, and every permission it names must be in the permission table.
  * Returns the problems (empty when the schema is sound).
  */
-export function authScopeProblems(schema: GraphQLSchema): string[] {
+export function authScopeProblems(schema: GraphQLSchema, isPermission: (p: string) => boolean): string[] {
   const problems: string[] = [];
   for (const op of rootOperations(schema)) {
     const label = `${op.type} ${op.name}`;
@@ -69,7 +68,7 @@ export class AuthScopeError extends Error {
 }
 
 /** Throws AuthScopeError when a root field lacks authScopes or names an unknown permission. */
-export function assertAuthScopes(schema: GraphQLSchema): void {
-  const problems = authScopeProblems(schema);
+export function assertAuthScopes(schema: GraphQLSchema, isPermission: (p: string) => boolean): void {
+  const problems = authScopeProblems(schema, isPermission);
   if (problems.length) throw new AuthScopeError(problems);
 }

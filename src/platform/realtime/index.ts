@@ -4,5 +4,5 @@
  * outbox events (Redis streams adapter across nodes). See docs/realtime.md.
  */
 export { createRealtime, tokenExpiry, RESERVED_EVENTS, type Realtime, type RealtimeOptions } from './server.js';
-export { parseRoom, fullRoom, relativeRoom, automaticRooms, createRoomPolicy, ROOM_PERMISSIONS, type ParsedRoom, type PatientAccessCheck, type RoomPolicy } from './rooms.js';
-export type { ClientEvent, RealtimePrincipal, RealtimeSocketHandler, RoomAccessCheck, SocketHandlerContext } from './types.js';
+export { parseRoom, fullRoom, relativeRoom, automaticRooms, createRoomPolicy, type ParsedRoom, type RoomPolicy } from './rooms.js';
+export type { ClientEvent, RealtimePrincipal, RealtimeSocketHandler, RoomAccessCheck, RoomType, SocketHandlerContext } from './types.js';

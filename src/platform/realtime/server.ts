@@ -10,8 +10,8 @@ import { describeForLog } from '../http/graphql-errors.js';
 import type { Logger } from '../logger.js';
 import type { ScopeFactory } from '../scope/index.js';
 import type { DomainEvent, EventSink } from '../jobs/types.js';
-import { automaticRooms, createRoomPolicy, fullRoom, parseRoom, relativeRoom, type PatientAccessCheck } from './rooms.js';
-import type { ClientEvent, RealtimePrincipal, RealtimeSocketHandler, RoomAccessCheck, SocketHandlerContext } from './types.js';
+import { automaticRooms, createRoomPolicy, fullRoom, parseRoom, relativeRoom } from './rooms.js';
+import type { ClientEvent, RealtimePrincipal, RealtimeSocketHandler, RoomType, SocketHandlerContext } from './types.js';
 
 /** Events the platform handles; modules may not register these names. */
 export const RESERVED_EVENTS = ['room:join', 'room:leave', 'room:members', 'auth:refresh'] as const;
@@ -31,10 +31,8 @@ export interface RealtimeOptions {
   handlers?: readonly (RealtimeSocketHandler & { module: string; entitlement?: string | null })[];
   /** each handler runs in a request scope; its ack is sent once the scope has committed */
   scopes: ScopeFactory;
-  /** room checks of the enabled modules, by room type */
-  roomAccess?: ReadonlyMap<string, RoomAccessCheck>;
-  /** ABAC for patient rooms (platform/access); without it patient rooms are denied */
-  patientAccess?: PatientAccessCheck;
+  /** room types of the enabled modules (permission + access check), by room type */
+  roomAccess?: ReadonlyMap<string, RoomType>;
   /** CORS origins for browsers (PUBLIC_ORIGINS); empty = same origin only */
   origins?: readonly string[];
   /** largest message a client may send (bytes, default 64 KiB) */
@@ -112,7 +110,7 @@ export async function createRealtime(opts: RealtimeOptions): Promise<Realtime> {
   const burst = opts.burst ?? 40;
   const revalidateMs = opts.revalidateMs ?? 60_000;
   const conns = new Map<string, Conn>();
-  const canJoin = createRoomPolicy({ database, patientAccess: opts.patientAccess, roomAccess: opts.roomAccess ?? new Map() });
+  const canJoin = createRoomPolicy({ database, roomAccess: opts.roomAccess ?? new Map() });
 
   for (const h of opts.handlers ?? []) {
     if ((RESERVED_EVENTS as readonly string[]).includes(h.event) || !/^[a-z][a-zA-Z0-9]*:[a-zA-Z0-9:.-]+$/.test(h.event)) {

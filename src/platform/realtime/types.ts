@@ -20,6 +20,13 @@ export interface RealtimePrincipal {
  */
 export type RoomAccessCheck = (principal: RealtimePrincipal, id: string, db: Db) => boolean | Promise<boolean>;
 
+/** A socket room type a module contributes: the permission it requires (RBAC first, as in GraphQL) and its access check. */
+export interface RoomType {
+  /** permission the principal must hold before the check runs */
+  permission?: string;
+  check: RoomAccessCheck;
+}
+
 /** What a module's socket handler gets besides the payload. */
 export interface SocketHandlerContext {
   /**

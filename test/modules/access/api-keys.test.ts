@@ -47,9 +47,9 @@ afterAll(async () => {
 
 describe('creating API keys', () => {
   it('an admin creates a key: shown once, stored as prefix + SHA-256 only', async () => {
-    const created = await createKey(adminA, { permissions: ['patient:read', 'appointment:read'], tier: 'FREE' });
+    const created = await createKey(adminA, { permissions: ['patient:read', 'patient:write'], tier: 'FREE' });
     expect(created.key).toMatch(/^cb_test_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$/);
-    expect(created.apiKey).toMatchObject({ permissions: ['appointment:read', 'patient:read'], tier: 'FREE', status: 'ACTIVE', createdBy: adminA.userId });
+    expect(created.apiKey).toMatchObject({ permissions: ['patient:read', 'patient:write'], tier: 'FREE', status: 'ACTIVE', createdBy: adminA.userId });
     expect(created.key.split('_')[2]).toBe(created.apiKey.prefix);
     const [row] = await t.db.owner<{ prefix: string; secret_hash: Buffer; tenant_id: string }[]>`select prefix, secret_hash, tenant_id from api_keys where id = ${created.apiKey.id}`;
     expect(row!.tenant_id).toBe(tenantA.id);

@@ -1,5 +1,11 @@
+import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkPatientAccess, permissionsForRoles, registerPatientAccessRule, type AccessPrincipal, type PatientAction } from '../../../src/platform/access/index.js';
+import { breakGlassRule } from '../../../src/modules/access/index.js';
+import identityModule from '../../../src/modules/identity/index.js';
+import accessModule from '../../../src/modules/access/index.js';
+import patientsModule, { type PatientAction } from '../../../src/modules/patients/index.js';
+import { createAccessScope, type AccessPrincipal } from '../../../src/platform/access/index.js';
+import { permissionCatalog } from '../../../src/schema/index.js';
 import { withTenant } from '../../../src/platform/db/index.js';
 import { startTestApp, type TestApp } from '../../helpers/app.js';
 import type { TestTenant } from '../../helpers/auth.js';
@@ -33,9 +39,17 @@ async function invoke(user: TestUser, input: Record<string, unknown>) {
   return t.gql<{ invokeBreakGlass: Grant }>(INVOKE, { input }, user.headers);
 }
 
-const principalOf = (u: TestUser): AccessPrincipal => ({ kind: 'user', id: u.userId, tenantId: u.tenantId, roles: u.roles, permissions: permissionsForRoles(u.roles) });
-const access = (u: TestUser, patientId: string, action: PatientAction) =>
-  withTenant(t.db.sql, u.tenantId, (db) => checkPatientAccess(principalOf(u), patientId, action, db));
+// the roles' permissions as the full app grants them (this app has no patients module: test_patients stands in)
+const catalog = permissionCatalog([identityModule, accessModule, patientsModule]);
+const principalOf = (u: TestUser): AccessPrincipal => ({ kind: 'user', id: u.userId, tenantId: u.tenantId, roles: u.roles, permissions: catalog.forRoles(u.roles) });
+// a patient scope with only the access module's break-glass rule (the patients module puts the same rule in its scope), on the test clock
+const scope = createAccessScope<PatientAction>({ resource: 'patient', permission: (a) => `patient:${a}`, rules: [breakGlassRule(() => new Date(clock))] });
+const access = (u: TestUser, patientId: string, action: PatientAction) => withTenant(t.db.sql, u.tenantId, (db) => scope.check(principalOf(u), patientId, action, db));
+/** The same rule as SQL: the test patients a list would show the user. */
+const listed = (u: TestUser) =>
+  withTenant(t.db.sql, u.tenantId, async (db) =>
+    ((await db.execute(sql`select p.id from test_patients p where ${scope.where(principalOf(u), 'read', sql`p.id`) ?? sql`true`}`)) as unknown as { id: string }[]).map((r) => r.id),
+  );
 
 beforeAll(async () => {
   t = await startTestApp({ modules: accessModules(() => new Date(clock)), env: accessTestEnv });
@@ -108,8 +122,12 @@ describe('break-glass', () => {
     expect(res.body.data?.invokeBreakGlass.active).toBe(true);
     clock += 14 * 60_000;
     expect((await access(nurse, p, 'read')).allowed).toBe(true);
+    // the same rule as SQL: a list shows the patient while the grant is active, and only that one
+    expect(await listed(nurse)).toContain(p);
+    expect(await listed(await signedIn(t, tenantA, ['NURSE']))).not.toContain(p);
     clock += 60_001;
     expect(await access(nurse, p, 'read')).toEqual({ allowed: false, outcome: 'default' });
+    expect(await listed(nurse)).not.toContain(p);
     const mine = await t.gql<{ myBreakGlassGrants: { id: string; active: boolean }[] }>('{ myBreakGlassGrants(activeOnly: false) { id active } }', {}, nurse.headers);
     expect(mine.body.data?.myBreakGlassGrants.find((x) => x.id === res.body.data?.invokeBreakGlass.id)?.active).toBe(false);
     const active = await t.gql<{ myBreakGlassGrants: { id: string }[] }>('{ myBreakGlassGrants { id } }', {}, nurse.headers);
@@ -136,7 +154,7 @@ describe('break-glass', () => {
   it('a deny rule wins over break-glass', async () => {
     const p = await createPatient(t.db.owner, tenantA.id);
     await invoke(nurse, { patientId: p, reason: REASON });
-    const remove = registerPatientAccessRule('test.deny', (_pr, id) => (id === p ? 'deny' : 'abstain'));
+    const remove = scope.add({ name: 'test.deny', vote: () => ({ denyUnless: (id) => sql`${id} <> ${p}::uuid` }) });
     try {
       expect(await access(nurse, p, 'read')).toEqual({ allowed: false, outcome: 'deny', rule: 'test.deny' });
     } finally {

@@ -2,7 +2,8 @@ import type postgres from 'postgres';
 import { sql } from 'drizzle-orm';
 import { createAccessModule } from '../../../src/modules/access/index.js';
 import identityModule from '../../../src/modules/identity/index.js';
-import { registerPatientLookup } from '../../../src/platform/access/index.js';
+import { PATIENT_PERMISSIONS } from '../../../src/modules/patients/index.js';
+import { registerResourceLookup } from '../../../src/platform/access/index.js';
 import type { ModuleManifest } from '../../../src/schema/index.js';
 import type { TestApp } from '../../helpers/app.js';
 import { adminSession, createTenantWithAdmin, userSession, type TestTenant } from '../../helpers/auth.js';
@@ -16,8 +17,11 @@ export const accessTestEnv = {
   LOAD_SHED_EVENT_LOOP_DELAY_MS: '0',
 };
 
+/** The patients module's vocabulary without the module (test_patients stands in for its table): API keys and roles grant patient:* as in the full app. */
+export const patientVocabularyModule: ModuleManifest = { name: 'test-patient-vocabulary', phase: 0, description: 'patient permissions', dependsOn: [], permissions: PATIENT_PERMISSIONS };
+
 /** identity + access, with the access module on the given clock. */
-export const accessModules = (now?: () => Date): ModuleManifest[] => [identityModule, createAccessModule({ now })];
+export const accessModules = (now?: () => Date): ModuleManifest[] => [identityModule, createAccessModule({ now }), patientVocabularyModule];
 
 export interface TestUser {
   tenantId: string;
@@ -44,7 +48,7 @@ export async function installTestPatients(owner: postgres.Sql): Promise<() => vo
   await owner`create table if not exists test_patients (id uuid primary key default gen_random_uuid(), tenant_id uuid not null default carebase_current_tenant() references tenants(id))`;
   await owner`select carebase_enforce_tenant_rls()`;
   await owner`grant select, insert on test_patients to carebase_app`;
-  return registerPatientLookup('test.patients', async (db, patientId) => {
+  return registerResourceLookup('patient', 'test.patients', async (db, patientId) => {
     const rows = await db.execute<{ id: string }>(sql`select id from test_patients where id = ${patientId}::uuid`);
     return rows.length > 0;
   });

@@ -12,7 +12,8 @@ import {
 } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { modules as allModules } from '../../../src/modules/index.js';
-import { permissionsForRoles, rootOperations, type RootOperation } from '../../../src/platform/access/index.js';
+import { rootOperations, type RootOperation } from '../../../src/platform/access/index.js';
+import { permissionCatalog } from '../../../src/schema/index.js';
 import { startTestApp, type TestApp } from '../../helpers/app.js';
 import { createUser, loginAs, type TestTenant } from '../../helpers/auth.js';
 import { accessTestEnv, createTenant, signedIn } from './fixtures.js';
@@ -197,7 +198,7 @@ describe('every id-taking operation, walked from the schema', () => {
   it("answers NOT_FOUND (lists: nothing) for a random id and for each of another tenant's real ids, and changes nothing", async () => {
     // the fixtures cover the kinds of ids operations take
     expect(foreignIds.map((f) => f.table)).toEqual(expect.arrayContaining(['patients', 'users', 'break_glass_grants', 'api_keys', 'audit_alerts', 'sessions']));
-    const caller = { authenticated: true, user: true, permissions: permissionsForRoles(ALL_TENANT_ROLES) };
+    const caller = { authenticated: true, user: true, permissions: permissionCatalog(allModules).forRoles(ALL_TENANT_ROLES) };
     const ops = rootOperations(t.app.schema).filter((o) => o.type !== 'subscription' && idPaths(o.field.args).length > 0);
     const probed: string[] = [];
     const notHeld: string[] = [];

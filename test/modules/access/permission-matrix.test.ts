@@ -2,8 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { invitePlatformAdmin, PLATFORM_TENANT_ID } from '../../../src/modules/identity/index.js';
 import { modules as allModules } from '../../../src/modules/index.js';
-import { AuthScopeError, permissionsForRoles, ROLE_PERMISSIONS, rootOperations, USER_ROLES, type RootOperation } from '../../../src/platform/access/index.js';
-import { buildSchema, type ModuleManifest } from '../../../src/schema/index.js';
+import { AuthScopeError, ROLES, rootOperations, USER_ROLES, type RootOperation } from '../../../src/platform/access/index.js';
+import { buildSchema, permissionCatalog, type ModuleManifest } from '../../../src/schema/index.js';
+
+/** The permission table of the app as src/modules/index.ts composes it (the platform's and every module's vocabulary). */
+const catalog = permissionCatalog(allModules);
+const permissionsForRoles = (roles: readonly string[]) => catalog.forRoles(roles);
+const API_CLIENT = [...catalog.ofRole('API_CLIENT')];
 import { startTestApp, type TestApp } from '../../helpers/app.js';
 import { acceptInvitation, createUser, loginAs, strongPassword, type TestTenant, type TestUser } from '../../helpers/auth.js';
 import { accessTestEnv, createTenant, signedIn } from './fixtures.js';
@@ -58,13 +63,13 @@ beforeAll(async () => {
   const creator = await signedIn(t, tenant, ['ADMIN', 'PROVIDER', 'BILLING']);
   const res = await t.gql<{ createApiKey: { key: string; apiKey: { permissions: string[] } } }>(
     'mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { key apiKey { permissions } } }',
-    { input: { name: 'matrix', permissions: [...ROLE_PERMISSIONS.API_CLIENT], tier: 'ENTERPRISE' } },
+    { input: { name: 'matrix', permissions: API_CLIENT, tier: 'ENTERPRISE' } },
     creator.headers,
   );
   expect(res.body.errors).toBeUndefined();
   apiKey = res.body.data!.createApiKey.key;
-  expect(new Set(res.body.data!.createApiKey.apiKey.permissions)).toEqual(new Set(ROLE_PERMISSIONS.API_CLIENT));
-  subjects.push({ name: 'API key', caller: { authenticated: true, user: false, permissions: new Set(ROLE_PERMISSIONS.API_CLIENT) }, headers: { authorization: `ApiKey ${apiKey}` } });
+  expect(new Set(res.body.data!.createApiKey.apiKey.permissions)).toEqual(new Set(API_CLIENT));
+  subjects.push({ name: 'API key', caller: { authenticated: true, user: false, permissions: new Set(API_CLIENT) }, headers: { authorization: `ApiKey ${apiKey}` } });
 });
 afterAll(async () => {
   await t?.close();
@@ -143,10 +148,16 @@ describe('permission matrix', () => {
   }, 300_000);
 
   it('every permission the schema requires exists in the table, and every role grants only known permissions', () => {
-    for (const [role, perms] of Object.entries(ROLE_PERMISSIONS)) {
-      expect(permissionsForRoles([role]).size, role).toBe(new Set(perms).size);
+    for (const role of ROLES) {
+      for (const p of catalog.ofRole(role)) expect(catalog.isPermission(p), `${role} ${p}`).toBe(true);
     }
     expect(permissionsForRoles(['NOT_A_ROLE']).size).toBe(0);
+    // the platform declares no module's names: permissions of modules that do not exist are unknown
+    for (const p of ['rx:read', 'billing:read', 'appointment:read']) expect(catalog.isPermission(p), p).toBe(false);
+    // a module may grant only its own permissions, and a name is declared once
+    const identity = allModules.find((m) => m.name === 'identity')!;
+    expect(() => permissionCatalog([identity, { ...identity, name: 'copy', permissions: { permissions: { 'user:read': 'again' } } }])).toThrow(/declared by identity and copy/);
+    expect(() => permissionCatalog([identity, { ...identity, name: 'greedy', permissions: { permissions: {}, roles: { ADMIN: ['user:read'] } } }])).toThrow(/does not declare/);
   });
 });
 
@@ -156,6 +167,8 @@ describe('deny by default at build time', () => {
     phase: 0,
     description: 'probe',
     dependsOn: [],
+    // built alone: the probe declares the permissions its fields name (as the patients and audit modules do)
+    permissions: { permissions: { 'patient:read': 'probe', 'audit:export': 'probe' } },
     schema: fields,
   });
 

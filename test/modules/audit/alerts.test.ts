@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import auditModule, { drainSecurityEvents, registerPatientDirectory, runAnomalyCheck } from '../../../src/modules/audit/index.js';
 import identityModule from '../../../src/modules/identity/index.js';
-import { registerPatientLookup } from '../../../src/platform/access/index.js';
+import { registerResourceLookup } from '../../../src/platform/access/index.js';
 import { AuditWriter, auditWriterFor, principalEvent, type AuditEventInput } from '../../../src/platform/audit/index.js';
 import { startTestApp, type TestApp } from '../../helpers/app.js';
 import { createTenantWithAdmin, userSession, type TestTenant } from '../../helpers/auth.js';
@@ -109,7 +109,7 @@ describe('anomaly alerts', () => {
     // business hours 08:00-18:00 UTC, weekends included as business days
     await t.db.owner`update tenants set settings = ${t.db.owner.json({ audit: { volumePatientsPerHour: 20, businessHours: { start: 8, end: 18, timezone: 'UTC', weekends: true } } })} where id = ${tenantId}`;
     // the flag needs a patient of the tenant (no patients module here: a lookup that knows this one id)
-    const off = registerPatientLookup('test.alerts', async (_db, id) => id === vip);
+    const off = registerResourceLookup('patient', 'test.alerts', async (_db, id) => id === vip);
     try {
       const flag = await t.gql('mutation F($p: UUID!) { setPatientAuditFlag(patientId: $p, flag: VIP) }', { p: vip }, asHeader(officer()));
       expect(flag.body.errors).toBeUndefined();
@@ -170,8 +170,9 @@ describe('anomaly alerts', () => {
     expect(count!.n).toBe(alerts.length);
     expect(await pushed()).toHaveLength(first.length);
 
-    // the room is for holders of alert:read only
-    const canJoin = auditModule.roomAccess!.alerts!;
+    // the room is for holders of alert:read only (the room type's permission, then its check)
+    const room = auditModule.roomAccess!.alerts! as Exclude<NonNullable<typeof auditModule.roomAccess>[string], (...a: never[]) => unknown>;
+    const canJoin = async (p: { permissions: ReadonlySet<string> }, id: string, db: never) => p.permissions.has(room.permission!) && (await room.check(p as never, id, db));
     const db = undefined as never;
     expect(await canJoin({ ...officer(), kind: 'user', permissions: new Set(['alert:read']) } as never, 'security', db)).toBe(true);
     expect(await canJoin({ ...officer(), kind: 'user', permissions: new Set(['audit:read']) } as never, 'security', db)).toBe(false);
