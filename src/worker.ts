@@ -6,13 +6,14 @@
  */
 import { pathToFileURL } from 'node:url';
 import { startJobs, type BackgroundOptions } from './background.js';
+import { bootDependencies } from './boot.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { modules as allModules } from './modules/index.js';
-import { openDatabase, type Database } from './platform/db/index.js';
+import type { Database } from './platform/db/index.js';
 import { createMetrics } from './platform/http/metrics.js';
 import type { JobSystem } from './platform/jobs/index.js';
 import { createLogger, type Logger } from './platform/logger.js';
-import { permissionCatalog, resolveModules, type ModuleDeps, type ModuleManifest } from './schema/index.js';
+import { resolveModules, type ModuleManifest } from './schema/index.js';
 
 export interface WorkerProcess {
   jobs: JobSystem;
@@ -28,16 +29,17 @@ export async function startWorker(
 ): Promise<WorkerProcess> {
   const log = opts.logger ?? createLogger(config.logLevel);
   const modules = resolveModules(config.features, opts.modules ?? allModules);
-  const ownsDatabase = !opts.database;
-  const database = opts.database ?? (await openDatabase(config, log));
   const metrics = createMetrics(config.databasePoolMax);
-  const deps: ModuleDeps = { config, log, database, permissions: permissionCatalog(modules) };
+  // the same dependencies as the API (database, field crypto, permission table), closed in reverse order within a bound
+  const boot = await bootDependencies(config, log, { role: 'worker', modules, database: opts.database, registry: metrics.registry });
+  const { deps } = boot;
+  const database = deps.database;
   let jobs: JobSystem | undefined;
   try {
     for (const m of modules) await m.init?.(deps);
     jobs = await startJobs({ config, log, database, modules, registry: metrics.registry, runWorkers: true, options: opts.background });
   } catch (e) {
-    if (ownsDatabase) await database.close().catch(() => undefined);
+    await boot.close();
     throw e;
   }
   const system = jobs;
@@ -50,7 +52,7 @@ export async function startWorker(
       closing ??= (async () => {
         await system.close();
         for (const m of [...modules].reverse()) await m.close?.().catch(() => undefined);
-        if (ownsDatabase) await database.close();
+        await boot.close();
       })();
       return closing;
     },

@@ -13,6 +13,7 @@
  */
 import { parseArgs } from 'node:util';
 import postgres from 'postgres';
+import { bootDependencies } from '../../boot.js';
 import { ConfigError, loadConfig } from '../../config.js';
 import { createDbIndexKeyStore, createFieldCrypto, createKeyProvider } from '../../platform/crypto/index.js';
 import { openDatabase } from '../../platform/db/index.js';
@@ -57,8 +58,9 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`${USAGE}\n`);
       return 2;
     }
-    const database = await openDatabase(config, log);
-    const crypto = createFieldCrypto({ provider: createKeyProvider(config, log), indexKeys: createDbIndexKeyStore(database.sql) });
+    // the same dependencies as the API and the worker (database, field crypto), closed in reverse order within a bound
+    const boot = await bootDependencies(config, log, { role: 'cli', modules: [] });
+    const { database, crypto } = boot.deps as typeof boot.deps & { crypto: NonNullable<typeof boot.deps.crypto> };
     try {
       const [tenant] = await database.sql<{ id: string; status: string }[]>`select id, status from carebase_tenant_by_slug(${values.tenant})`;
       if (!tenant) {
@@ -85,9 +87,7 @@ async function main(argv: string[]): Promise<number> {
       if (result.errors.length > 200) out(`  ... ${result.errors.length - 200} more (patient_imports.errors)`);
       return result.status === 'completed' ? 0 : 3;
     } finally {
-      crypto.close();
-      await crypto.provider.close();
-      await database.close();
+      await boot.close();
     }
   }
 

@@ -8,6 +8,7 @@ export {
   ROLES,
   USER_ROLES,
   PLATFORM_PERMISSIONS,
+  MFA_ROLES,
   PermissionCatalog,
   isRole,
   type Role,

@@ -15,6 +15,13 @@ export type Role = (typeof ROLES)[number];
 /** Roles a user account may hold (API_CLIENT is only for API keys). */
 export const USER_ROLES = ROLES.filter((r) => r !== 'API_CLIENT') as Exclude<Role, 'API_CLIENT'>[];
 
+/**
+ * Roles whose users always sign in with MFA, whatever the enabled modules
+ * (issue 4: prescribers, who sign controlled-substance prescriptions once
+ * e-prescribing exists). Otherwise MFA follows the permissions (PermissionSpec.mfa).
+ */
+export const MFA_ROLES: readonly Role[] = ['PROVIDER'];
+
 /** A permission a manifest (or the platform) declares: what it allows, and whether its holders must sign in with MFA. */
 export interface PermissionSpec {
   description: string;
@@ -111,8 +118,9 @@ export class PermissionCatalog {
     return [...this.specs].filter(([, s]) => s.mfa).map(([p]) => p);
   }
 
-  /** True when any of the roles holds a permission that requires MFA. */
+  /** True when any of the roles requires MFA itself (MFA_ROLES) or holds a permission that requires MFA. */
   rolesRequireMfa(roles: readonly string[]): boolean {
+    if (roles.some((r) => (MFA_ROLES as readonly string[]).includes(r))) return true;
     const perms = this.forRoles(roles);
     return this.mfaRequired.some((p) => perms.has(p));
   }
