@@ -1,10 +1,9 @@
 /**
- * Every table of every module (and of the platform), plus the relations.
+ * Every table of every module (and of the platform).
  * drizzle-kit reads this file; it is one of the two composition points of
  * the app (with src/modules/index.ts). The database always holds every
  * table, whether or not a module is enabled.
  */
-import { defineRelations } from 'drizzle-orm';
 import { idempotencyKeys, tenants } from '../platform/db/tables.js';
 import { cryptoIndexKeys, cryptoKeys, cryptoRotationJobs } from '../platform/crypto/tables.js';
 import { outbox, processedJobs } from '../platform/jobs/tables.js';
@@ -28,5 +27,3 @@ export { auditEvents, auditChainHeads, auditCheckpoints };
 export * from '../modules/audit/tables.js';
 
 export const tables = { tenants, idempotencyKeys, cryptoKeys, cryptoIndexKeys, cryptoRotationJobs, outbox, processedJobs, tenantEntitlements, ...identityTables, rateLimits, ...accessTables, auditEvents, auditChainHeads, auditCheckpoints, ...auditModuleTables, ...patientsTables };
-
-export const relations = defineRelations(tables, () => ({}));

@@ -1,21 +1,16 @@
 import SchemaBuilder from '@pothos/core';
 import DataloaderPlugin from '@pothos/plugin-dataloader';
-import DrizzlePlugin from '@pothos/plugin-drizzle';
-import ErrorsPlugin from '@pothos/plugin-errors';
 import RelayPlugin from '@pothos/plugin-relay';
 import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
 import ValidationPlugin from '@pothos/plugin-validation';
-import { getTableConfig } from 'drizzle-orm/pg-core';
 import PhiAuditPlugin from '../platform/audit/phi-plugin.js';
 import AuthFirstPlugin from './auth-first.js';
-import { relations } from '../db/schema.js';
 import { AppError, ErrorCode, forbidden } from '../platform/errors.js';
 import type { RequestContext } from './context.js';
 import { registerScalars } from './scalars.js';
 
 export interface SchemaTypes {
   Context: RequestContext;
-  DrizzleRelations: typeof relations;
   AuthScopes: {
     /** anyone, including anonymous callers */
     public: boolean;
@@ -43,10 +38,9 @@ export interface SchemaTypes {
 export function createBuilder() {
   const builder = new SchemaBuilder<SchemaTypes>({
     // PhiAuditPlugin sits outside scope-auth so that it sees (and audits) refusals
-    plugins: [ErrorsPlugin, PhiAuditPlugin, AuthFirstPlugin, ScopeAuthPlugin, RelayPlugin, ValidationPlugin, DataloaderPlugin, DrizzlePlugin],
+    plugins: [PhiAuditPlugin, AuthFirstPlugin, ScopeAuthPlugin, RelayPlugin, ValidationPlugin, DataloaderPlugin],
     defaultFieldNullability: false,
     relay: { nodesOnConnection: true, clientMutationId: 'omit', cursorType: 'String' },
-    errors: { defaultTypes: [] },
     validation: {
       validationError: (result) => {
         const issue = result.issues[0];
@@ -64,15 +58,6 @@ export function createBuilder() {
         user: ctx.principal?.kind === 'user',
         permission: (p: string) => ctx.principal?.permissions.has(p) ?? false,
       }),
-    },
-    drizzle: {
-      client: (ctx) => {
-        const db = ctx.tx.current();
-        if (!db) throw new Error('drizzle fallback query before the request transaction opened');
-        return db;
-      },
-      relations,
-      getTableConfig,
     },
   });
   registerScalars(builder);

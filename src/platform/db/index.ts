@@ -5,7 +5,6 @@ import postgres from 'postgres';
 import { drizzle } from 'drizzle-orm/postgres-js';
 import type { Config } from '../../config.js';
 import type { Logger } from '../logger.js';
-import { relations } from '../../db/schema.js';
 import { startEmbeddedPostgres } from './embedded.js';
 import { connectionClosed, guardPool } from './guard.js';
 import { ensureDatabase, expectedMigrationCount, runMigrations } from './migrate.js';
@@ -68,8 +67,12 @@ export function createPool(url: string, max: number, connectTimeoutS = 5, socket
   );
 }
 
+/**
+ * A drizzle client without relations: the platform never imports src/db/schema.ts
+ * (it composes every module's tables). Queries use the query builder.
+ */
 export function createDrizzle(client: postgres.Sql) {
-  return drizzle({ client, relations });
+  return drizzle({ client });
 }
 
 async function secretFile(file: string): Promise<string> {

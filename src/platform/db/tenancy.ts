@@ -1,6 +1,5 @@
 import postgres from 'postgres';
 import { drizzle } from 'drizzle-orm/postgres-js';
-import { relations } from '../../db/schema.js';
 import { AppError } from '../errors.js';
 import { classifyDbError, dbAppError } from './errors.js';
 
@@ -23,7 +22,7 @@ function bind(pool: postgres.Sql, conn: postgres.ReservedSql) {
   const unsafe = (query: string, params?: unknown[], options?: postgres.UnsafeQueryOptions) =>
     conn.unsafe(query, params as never, preparedOptions(params, options));
   const client = new Proxy(conn, { get: (target, prop, receiver) => (prop === 'unsafe' ? unsafe : Reflect.get(target, prop, receiver)) });
-  return drizzle({ client: client as postgres.Sql, relations });
+  return drizzle({ client: client as postgres.Sql });
 }
 
 /**
@@ -35,7 +34,6 @@ function bind(pool: postgres.Sql, conn: postgres.ReservedSql) {
  */
 export class RequestTransaction {
   private opening?: Promise<{ conn: postgres.ReservedSql; db: Db }>;
-  private opened?: Db;
   private done = false;
   /** transactions currently open in this process (metrics) */
   static open = 0;
@@ -90,8 +88,7 @@ export class RequestTransaction {
         throw RequestTransaction.failed(e);
       }
       RequestTransaction.open++;
-      this.opened = bind(this.pool, conn);
-      return { conn, db: this.opened };
+      return { conn, db: bind(this.pool, conn) };
     })();
     return this.opening.then((o) => o.db);
   }
@@ -100,11 +97,6 @@ export class RequestTransaction {
   static failed(e: unknown): unknown {
     if (classifyDbError(e) === 'unavailable') RequestTransaction.unavailableUntil = Date.now() + OPEN_CIRCUIT_MS;
     return dbAppError(e) ?? e;
-  }
-
-  /** The Db if the transaction is already open (sync access for fallback loaders). */
-  current(): Db | undefined {
-    return this.done ? undefined : this.opened;
   }
 
   /** Raw connection of the transaction (for COPY / streaming). */
