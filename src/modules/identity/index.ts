@@ -17,9 +17,10 @@ export const IDENTITY_PERMISSIONS: PermissionVocabulary = {
   permissions: {
     'user:read': 'List the users of the tenant',
     'user:invite': 'Invite users',
-    'user:manage': 'Change roles, deactivate and reactivate users',
+    // administering accounts and tenant settings requires MFA whatever other modules are enabled
+    'user:manage': { description: 'Change roles, deactivate and reactivate users', mfa: true },
     'session:manage': 'List and revoke other users\u2019 sessions',
-    'tenant:manage': 'Change tenant settings',
+    'tenant:manage': { description: 'Change tenant settings', mfa: true },
     'tenant:create': { description: 'Create tenants with their first admin (platform administrators)', mfa: true },
     'signingkey:rotate': { description: 'Rotate the JWT signing keys on demand (platform administrators)', mfa: true },
   },

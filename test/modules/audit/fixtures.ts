@@ -74,6 +74,11 @@ export const fixturePatientsModule: ModuleManifest = {
   phase: 0,
   description: 'test-only: a patient-like table with PHI-marked fields',
   dependsOn: [],
+  // it stands in for the patients module (never loaded beside it), so it declares the permissions its fields require
+  permissions: {
+    permissions: { 'patient:read': 'Read fixture patients', 'patient:write': 'Rename fixture patients', 'patient:ssn:reveal': 'Reveal a fixture SSN' },
+    roles: {},
+  },
   schema: (builder) => {
     const Patient = builder.objectRef<FixturePatient>('AuditFixturePatient').implement({
       phiResource: { patientId: (p) => p.id, resourceType: 'Patient' },
