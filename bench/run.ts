@@ -25,6 +25,8 @@ const scenarios: Record<string, () => Promise<unknown>> = {
   'audit-report': async () => (await import('./scenarios/audit-report.js')).auditReport(),
   'audit-seed': async () => (await import('./scenarios/audit-report.js')).auditSeed(),
   // the realtime scenarios run against DATABASE_URL (REDIS_URL optional) and print their own numbers
+  // SQL statements and transactions per request, counted on the wire (needs DATABASE_URL)
+  statements: async () => (await import('./scenarios/statements.js')).run(),
   fanout: async () => console.log(await (await import('./scenarios/fanout.js')).run({ databaseUrl: requireDatabaseUrl(), redisUrl: process.env.REDIS_URL || undefined })),
   jobs: async () => console.log(await (await import('./scenarios/jobs.js')).run({ databaseUrl: requireDatabaseUrl(), redisUrl: process.env.REDIS_URL || undefined })),
 };

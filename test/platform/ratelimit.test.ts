@@ -141,6 +141,18 @@ describe('keys are hashed before they are stored', () => {
   });
 });
 
+describe('postgres store', () => {
+  it('counts in an unlogged table (no WAL flush per counted request; a crash only resets the windows)', async () => {
+    const [t] = await db.owner<{ persistence: string }[]>`select relpersistence as persistence from pg_class where relname = 'rate_limits'`;
+    expect(t!.persistence).toBe('u');
+    const pgL = (await liveLimiter('postgres')).l;
+    const p = policy('t-unlogged', 2);
+    await pgL.consume(p, 'caller');
+    await pgL.consume(p, 'caller');
+    await expect(pgL.consume(p, 'caller')).rejects.toMatchObject({ code: 'RATE_LIMITED' });
+  });
+});
+
 describe('monthly quotas', () => {
   it('reset at the start of the next UTC month', async () => {
     expect(monthWindow(new Date('2026-11-30T23:59:00Z'))).toEqual({ label: '2026-11', secondsLeft: 60 });
