@@ -3,12 +3,11 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startTestApp, type TestApp } from '../helpers/app.js';
+import { startTestApp, type TestApp, UNLIMITED } from '../helpers/app.js';
 import { loginAs } from '../helpers/auth.js';
 
 /** `npm run demo:seed` against the test database: every printed user signs in; production refuses it. */
 
-const UNLIMITED = { RATE_LIMIT_ANON_IP_PER_MINUTE: '1000000', RATE_LIMIT_AUTH_IP_PER_MINUTE: '1000000', LOAD_SHED_EVENT_LOOP_DELAY_MS: '0' };
 const run = promisify(execFile);
 const TSX = path.resolve('node_modules/.bin/tsx');
 

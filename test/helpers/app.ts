@@ -86,3 +86,7 @@ export async function startTestApp(
     },
   };
 }
+
+/** many sign-ins from 127.0.0.1 (argon2id each) on a busy machine: the per-IP budgets and event-loop load shedding
+ * would get in the way of tests about something else (the identity tests test those limits on purpose) */
+export const UNLIMITED = { RATE_LIMIT_ANON_IP_PER_MINUTE: '1000000', RATE_LIMIT_AUTH_IP_PER_MINUTE: '1000000', LOAD_SHED_EVENT_LOOP_DELAY_MS: '0' };

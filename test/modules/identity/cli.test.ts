@@ -2,11 +2,9 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startTestApp, type TestApp } from '../../helpers/app.js';
+import { startTestApp, type TestApp, UNLIMITED } from '../../helpers/app.js';
 import { acceptInvitation, loginAs, strongPassword } from '../../helpers/auth.js';
 
-/** many sign-ins from 127.0.0.1 (argon2id each) on a busy machine: the platform's per-IP budgets and event-loop load shedding would get in the way (lockout is tested here) */
-const UNLIMITED = { RATE_LIMIT_ANON_IP_PER_MINUTE: '1000000', RATE_LIMIT_AUTH_IP_PER_MINUTE: '1000000', LOAD_SHED_EVENT_LOOP_DELAY_MS: '0' };
 
 const run = promisify(execFile);
 const TSX = path.resolve('node_modules/.bin/tsx');

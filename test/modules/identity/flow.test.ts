@@ -1,11 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createIdentityModule, invitePlatformAdmin, PLATFORM_TENANT_ID } from '../../../src/modules/identity/index.js';
-import { startTestApp, type TestApp } from '../../helpers/app.js';
+import { startTestApp, type TestApp, UNLIMITED } from '../../helpers/app.js';
 import { acceptInvitation, loginAs, nextTotpCode, refreshTokenFrom, strongPassword, totpCode, type TestUser } from '../../helpers/auth.js';
 import { bearer, codeOf, eventsOf, expectAccepted, expectRefused, postRefresh } from './helpers.js';
 
-/** many sign-ins from 127.0.0.1 (argon2id each) on a busy machine: the platform's per-IP budgets and event-loop load shedding would get in the way (lockout is tested here) */
-const UNLIMITED = { RATE_LIMIT_ANON_IP_PER_MINUTE: '1000000', RATE_LIMIT_AUTH_IP_PER_MINUTE: '1000000', LOAD_SHED_EVENT_LOOP_DELAY_MS: '0' };
 
 /**
  * The whole front door over HTTP: create tenant -> invite -> accept -> login

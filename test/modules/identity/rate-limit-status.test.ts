@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createIdentityModule } from '../../../src/modules/identity/index.js';
-import { startTestApp, type TestApp } from '../../helpers/app.js';
+import { startTestApp, type TestApp, UNLIMITED } from '../../helpers/app.js';
 import { createTenantWithAdmin, createUser, type TestTenant } from '../../helpers/auth.js';
 import { codeOf } from './helpers.js';
 
@@ -10,7 +10,6 @@ import { codeOf } from './helpers.js';
  * the request budget checked before execution.
  */
 
-const UNLIMITED = { RATE_LIMIT_ANON_IP_PER_MINUTE: '1000000', RATE_LIMIT_AUTH_IP_PER_MINUTE: '1000000', LOAD_SHED_EVENT_LOOP_DELAY_MS: '0' };
 const LOGIN = 'mutation L($input: LoginInput!) { login(input: $input) { status accessToken mfaToken } }';
 
 let t: TestApp;
