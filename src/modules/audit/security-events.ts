@@ -1,4 +1,5 @@
 import type postgres from 'postgres';
+import { withTenantSql } from '../../platform/db/index.js';
 import { appendChained, toDate, type AuditDetail, type AuditEventInput } from '../../platform/audit/index.js';
 
 /** Security event types that record a refusal (the rest record something that happened). */
@@ -64,8 +65,7 @@ export async function drainSecurityEvents(pool: postgres.Sql, batch = 1000): Pro
   let total = 0;
   for (const { t: tenantId } of tenants) {
     for (;;) {
-      const n = await pool.begin(async (tx) => {
-        await tx`select set_config('app.tenant_id', ${tenantId}, true)`;
+      const n = await withTenantSql(pool, tenantId, async (tx) => {
         const rows = await tx<SecurityEventRow[]>`
           with claimed as (
             select security_event_id from audit_inbox where tenant_id = ${tenantId}
