@@ -1,6 +1,5 @@
 import type postgres from 'postgres';
 import { toDate } from '../../platform/audit/index.js';
-import { withTenantSql } from '../../platform/db/index.js';
 import { OUTBOX_CHANNEL } from '../../platform/jobs/index.js';
 import type { Logger } from '../../platform/logger.js';
 
@@ -19,9 +18,9 @@ export interface PatientDirectory {
    * Return keys `${actorId}:${patientId}`. Pairs not returned raise
    * OUTSIDE_CARE_TEAM alerts. Runs in a transaction scoped to the tenant.
    */
-  careTeamMembers?(sql: postgres.ReservedSql, pairs: readonly { actorId: string; patientId: string }[]): Promise<ReadonlySet<string>>;
+  careTeamMembers?(sql: postgres.TransactionSql, pairs: readonly { actorId: string; patientId: string }[]): Promise<ReadonlySet<string>>;
   /** Flags the directory knows (e.g. patients who are employees), in addition to audit_patient_flags. */
-  patientFlags?(sql: postgres.ReservedSql, patientIds: readonly string[]): Promise<ReadonlyMap<string, 'vip' | 'employee'>>;
+  patientFlags?(sql: postgres.TransactionSql, patientIds: readonly string[]): Promise<ReadonlyMap<string, 'vip' | 'employee'>>;
 }
 
 const directories = new Map<string, PatientDirectory>();
@@ -102,7 +101,8 @@ export async function runAnomalyCheck(pool: postgres.Sql, log: Logger | undefine
 }
 
 async function checkTenant(pool: postgres.Sql, tenantId: string, until: Date, initialLookbackMs: number): Promise<number> {
-  return withTenantSql(pool, tenantId, async (tx) => {
+  return pool.begin(async (tx) => {
+    await tx`select set_config('app.tenant_id', ${tenantId}, true)`;
     const [lock] = await tx<{ ok: boolean }[]>`select pg_try_advisory_xact_lock(hashtext('carebase.audit.anomalies'), hashtext(${tenantId})) as ok`;
     if (!lock?.ok) return 0; // another process is checking this tenant
     const [state] = await tx<{ checked_until: Date | string }[]>`select checked_until from audit_anomaly_state where tenant_id = ${tenantId}`;
@@ -120,10 +120,10 @@ async function checkTenant(pool: postgres.Sql, tenantId: string, until: Date, in
       insert into audit_anomaly_state (tenant_id, checked_until) values (${tenantId}, ${until})
       on conflict (tenant_id) do update set checked_until = excluded.checked_until, updated_at = now()`;
     return n;
-  }, { statementTimeoutMs: 120_000 }); // the first run of a tenant scans its whole look-back window
+  });
 }
 
-type Tx = postgres.ReservedSql;
+type Tx = postgres.TransactionSql;
 
 interface Candidate {
   actor_id: string | null;

@@ -1,5 +1,4 @@
 import type postgres from 'postgres';
-import { withTenantSql } from '../../platform/db/index.js';
 import { appendChained, toDate, type AuditDetail, type AuditEventInput } from '../../platform/audit/index.js';
 
 /** Security event types that record a refusal (the rest record something that happened). */
@@ -65,7 +64,8 @@ export async function drainSecurityEvents(pool: postgres.Sql, batch = 1000): Pro
   let total = 0;
   for (const { t: tenantId } of tenants) {
     for (;;) {
-      const n = await withTenantSql(pool, tenantId, async (tx) => {
+      const n = await pool.begin(async (tx) => {
+        await tx`select set_config('app.tenant_id', ${tenantId}, true)`;
         const rows = await tx<SecurityEventRow[]>`
           with claimed as (
             select security_event_id from audit_inbox where tenant_id = ${tenantId}

@@ -3,7 +3,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type postgres from 'postgres';
 import { ConfigError, parseEd25519PrivateKey, parseEd25519PublicKey, type Config } from '../../config.js';
-import { withTenantSql } from '../db/tenancy.js';
 import { createFileExclusive } from '../files.js';
 import type { Logger } from '../logger.js';
 import type { SqlRunner } from './chain.js';
@@ -131,7 +130,8 @@ export async function signCheckpoints(pool: postgres.Sql, keys: CheckpointKeys, 
   let written = 0;
   for (const { t: tenantId } of tenants) {
     try {
-      const c = await withTenantSql(pool, tenantId, async (tx) => {
+      const c = await pool.begin(async (tx) => {
+        await tx`select set_config('app.tenant_id', ${tenantId}, true)`;
         const [lock] = await tx<{ ok: boolean }[]>`select pg_try_advisory_xact_lock(hashtext('carebase.audit.checkpoint'), hashtext(${tenantId})) as ok`;
         if (!lock?.ok) return null;
         const [head] = await tx<{ seq: string; hash: Buffer; last: string | null }[]>`

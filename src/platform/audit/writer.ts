@@ -196,8 +196,6 @@ export class AuditWriter {
     }
     // a fixed lock order across batches and processes: no deadlock between group commits
     const tenants = [...byTenant.keys()].sort();
-    // the one place that sets app.tenant_id by hand: a group commit writes several tenants in one transaction,
-    // switching the tenant between their appends (withTenant / withTenantSql hold one tenant per transaction)
     const attempt = () =>
       this.pool.begin(async (tx) => {
         for (const [i, tenant] of tenants.entries()) {

@@ -47,8 +47,6 @@ export class RequestTransaction {
     readonly pool: postgres.Sql,
     private tenantId: string | null,
     private readonly userId: string | null = null,
-    /** this transaction's own deadlines (e.g. a scheduled scan longer than a request); default: the request's */
-    private readonly ownDeadlines?: Deadlines,
   ) {}
 
   get isOpen(): boolean {
@@ -74,7 +72,7 @@ export class RequestTransaction {
       } finally {
         RequestTransaction.waiting--;
       }
-      const d = this.ownDeadlines ?? RequestTransaction.deadlines;
+      const d = RequestTransaction.deadlines;
       try {
         // both in one socket write (postgres-js pipelines queries started in the same tick): one round trip.
         // Both settle before the connection is given back on failure: never release it with a query in flight.
@@ -218,29 +216,6 @@ function withTimeout<T>(p: PromiseLike<T>, ms: number): Promise<T> {
 }
 
 /** Runs fn in one transaction scoped to a tenant; commits on success, rolls back on throw. */
-/**
- * The same tenant transaction for raw postgres-js statements (COPY, set-returning functions, scheduled scans):
- * tenant (and user) set locally, RLS applies, committed when `fn` resolves, rolled back when it throws.
- * `statementTimeoutMs` lifts the request deadline for work that scans more than a request may.
- */
-export async function withTenantSql<T>(
-  pool: postgres.Sql,
-  tenantId: string,
-  fn: (sql: postgres.ReservedSql) => Promise<T>,
-  opts: { statementTimeoutMs?: number } = {},
-): Promise<T> {
-  const deadlines = opts.statementTimeoutMs ? { ...RequestTransaction.deadlines, statementTimeoutMs: opts.statementTimeoutMs } : undefined;
-  const tx = new RequestTransaction(pool, tenantId, null, deadlines);
-  try {
-    const result = await fn(await tx.connection());
-    await tx.commit();
-    return result;
-  } catch (e) {
-    await tx.rollback();
-    throw e;
-  }
-}
-
 export async function withTenant<T>(
   pool: postgres.Sql,
   tenantId: string | null,
