@@ -8,10 +8,11 @@ import { ApolloArmor } from '@escape.tech/graphql-armor';
 import Fastify, { LogController, type FastifyServerOptions, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { GraphQLSchema } from 'graphql';
 import { startApiBackground, type ApiBackground, type BackgroundOptions } from './background.js';
+import { bootDependencies, type Booted } from './boot.js';
 import type { Config } from './config.js';
 import { modules as allModules } from './modules/index.js';
 import { auditApolloPlugin, closeAuditWriter, createAuditWriter, ensureAuditPartitions } from './platform/audit/index.js';
-import { openDatabase, RequestTransaction, type Database } from './platform/db/index.js';
+import { RequestTransaction, type Database } from './platform/db/index.js';
 import { Entitlements, entitlementKey, registerRoute, ScopeFactory, type RouteAdapterOptions } from './platform/scope/index.js';
 import { settledWithin } from './platform/deadline.js';
 import { dbAppError } from './platform/db/errors.js';
@@ -24,9 +25,8 @@ import { exceedsNesting, inputRulesPlugin, MAX_QUERY_NESTING, UNSAFE_INPUT_MESSA
 import { registerLoadShedding } from './platform/http/load-shedding.js';
 import { createMetrics, type Metrics } from './platform/http/metrics.js';
 import { createLogger, type Logger } from './platform/logger.js';
-import { createDbIndexKeyStore, createFieldCrypto, createKeyProvider, cryptoMetrics } from './platform/crypto/index.js';
-import { createAppRateLimiter, enforceRateLimits, requestChecks } from './platform/ratelimit/index.js';
-import { buildSchema, permissionCatalog, resolveModules, type ModuleDeps, type ModuleManifest, type Principal, type RequestContext } from './schema/index.js';
+import { enforceRateLimits, requestChecks } from './platform/ratelimit/index.js';
+import { buildSchema, resolveModules, type ModuleManifest, type Principal, type RequestContext } from './schema/index.js';
 
 export interface AppOptions {
   /** module manifests to choose from (default: src/modules/index.ts) */
@@ -70,27 +70,13 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   const enabledModules = modules.map((m) => m.name);
   const enabledPhase = modules.reduce((max, m) => Math.max(max, m.phase), 0);
   const schema = buildSchema(modules);
-  const ownsDatabase = !opts.database;
-  const database = opts.database ?? (await openDatabase(config, log));
   const metrics = createMetrics(config.databasePoolMax);
-  const rateLimit = createAppRateLimiter(config, { log, sql: database.sql, registry: metrics.registry });
-  // bounded: without Redis at boot the per-process fallback answers until it connects
-  await rateLimit.limiter.ready();
-  const kmsMetrics = cryptoMetrics(metrics.registry);
-  const crypto = createFieldCrypto({
-    provider: createKeyProvider(config, log, { metrics: kmsMetrics }),
-    // side pool: a request may need its tenant's index key while its own transaction holds an app-pool connection
-    indexKeys: createDbIndexKeyStore(database.sideSql),
-    metrics: kmsMetrics,
-  });
-  const deps: ModuleDeps = { config, log, database, rateLimit, crypto, permissions: permissionCatalog(modules) };
-
+  // the same dependencies as the worker and the CLIs (database, field crypto, permission table) plus the rate limiter
+  const boot = await bootDependencies(config, log, { role: 'api', modules, database: opts.database, registry: metrics.registry });
   try {
-    return await startServer({ config, log, modules, schema, database, ownsDatabase, metrics, deps, enabledModules, enabledPhase, background: opts.background });
+    return await startServer({ config, log, modules, schema, metrics, boot, enabledModules, enabledPhase, background: opts.background });
   } catch (e) {
-    await rateLimit.limiter.close().catch(() => undefined);
-    crypto.close();
-    if (ownsDatabase) await database.close().catch(() => undefined);
+    await boot.close();
     throw e;
   }
 }
@@ -100,19 +86,24 @@ interface Parts {
   log: Logger;
   modules: readonly ModuleManifest[];
   schema: GraphQLSchema;
-  database: Database;
-  ownsDatabase: boolean;
   metrics: Metrics;
-  deps: ModuleDeps;
+  boot: Booted;
   enabledModules: string[];
   enabledPhase: number;
   background?: BackgroundOptions;
 }
 
 async function startServer(parts: Parts): Promise<App> {
-  const { config, log, modules, schema, database, ownsDatabase, metrics, deps, enabledModules, enabledPhase } = parts;
+  const { config, log, modules, schema, metrics, boot, enabledModules, enabledPhase } = parts;
+  const { deps } = boot;
+  const { database } = deps;
   const rateLimit = deps.rateLimit!;
-  for (const m of modules) await m.init?.(deps);
+  // group commit of audit events (reads, denials), closed after the modules and before the database
+  // (its own two connections: requests hold theirs while they wait for their batch to commit)
+  const auditWriter = createAuditWriter({ sql: database.sql, writerSql: database.appPool(2), log, registry: metrics.registry });
+  boot.onClose('audit writer', () => closeAuditWriter(database.sql));
+  // each module's instance (deps.instances); closed in reverse order by boot.close()
+  await boot.initModules();
 
   RequestTransaction.deadlines = { statementTimeoutMs: config.deadlines.requestTimeoutMs, lockTimeoutMs: config.deadlines.lockTimeoutMs };
   const server: FastifyInstance = Fastify({
@@ -210,9 +201,7 @@ async function startServer(parts: Parts): Promise<App> {
   });
 
   // ---- GraphQL ----
-  // group commit of audit events (reads, denials); partitions for this month and the next ones exist before the first request
-  // (its own two connections: requests hold theirs while they wait for their batch to commit)
-  const auditWriter = createAuditWriter({ sql: database.sql, writerSql: database.appPool(2), log, registry: metrics.registry });
+  // audit partitions for this month and the next ones exist before the first request
   await ensureAuditPartitions(database.sql);
   // one request scope for every door: GraphQL (context below), module routes, socket events and jobs
   const scopes = new ScopeFactory({
@@ -221,6 +210,7 @@ async function startServer(parts: Parts): Promise<App> {
     log,
     entitlements: new Entitlements(modules),
     timeoutMs: config.deadlines.requestTimeoutMs,
+    instances: deps.instances,
   });
 
   const armor = new ApolloArmor({
@@ -246,7 +236,7 @@ async function startServer(parts: Parts): Promise<App> {
       // query nesting is checked in preHandler; here: subscriptions over HTTP, variable size, no NUL / unpaired surrogate in any input string
       inputRulesPlugin<RequestContext>(),
       // replays stored outcomes of Idempotency-Key mutations; must run before transactionPlugin commits
-      idempotencyPlugin<RequestContext>({ crypto: deps.crypto!, ttlHours: config.idempotencyTtlHours }),
+      idempotencyPlugin<RequestContext>({ crypto: deps.crypto, ttlHours: config.idempotencyTtlHours }),
       transactionPlugin(),
       // RATE_LIMITED from a resolver (sign-in lockout, a module's limiter) answers 429 + Retry-After like the request budget
       errorStatusPlugin<RequestContext>(),
@@ -377,11 +367,9 @@ async function startServer(parts: Parts): Promise<App> {
         }
         await apollo.stop().catch(() => undefined);
         await jobsClosed;
-        for (const m of [...modules].reverse()) await m.close?.().catch((e) => log.error(describeForLog(e), 'module close failed'));
-        await rateLimit.limiter.close().catch(() => undefined);
-        deps.crypto?.close();
-        await closeAuditWriter(database.sql).catch((e) => log.error(describeForLog(e), 'audit writer close failed'));
-        if (ownsDatabase) await database.close();
+        // module instances (reverse order), the audit writer, then the boot dependencies (rate limiter, crypto,
+        // the database when the app opened it), each stage bounded
+        await boot.close();
       })();
       return closing;
     },

@@ -11,7 +11,7 @@ import type { Database } from './platform/db/index.js';
 import { createJobBackend, JobSystem, OutboxRelay, PLATFORM_SCHEDULES, type JobRegistration } from './platform/jobs/index.js';
 import type { Logger } from './platform/logger.js';
 import { auditWriterFor } from './platform/audit/index.js';
-import { Entitlements, entitlementKey, ScopeFactory } from './platform/scope/index.js';
+import { Entitlements, entitlementKey, ScopeFactory, type ModuleInstances } from './platform/scope/index.js';
 import { createRealtime, type Realtime, type RealtimePrincipal, type RealtimeSocketHandler, type RoomType } from './platform/realtime/index.js';
 import type { ModuleDeps, ModuleManifest } from './schema/index.js';
 
@@ -51,8 +51,10 @@ export async function startJobs(p: {
   registry: Registry;
   runWorkers: boolean;
   options?: BackgroundOptions;
-  /** the process's request scopes (default: scopes on this database for the enabled modules) */
+  /** the process's request scopes (default: scopes on this database for the enabled modules and their instances) */
   scopes?: ScopeFactory;
+  /** the modules' instances (boot.initModules) for the default scopes */
+  instances?: ModuleInstances;
 }): Promise<JobSystem> {
   const jobs = collectJobs(p.modules);
   const scopes =
@@ -63,6 +65,7 @@ export async function startJobs(p: {
       log: p.log,
       entitlements: new Entitlements(p.modules),
       timeoutMs: p.config.deadlines.requestTimeoutMs,
+      instances: p.instances,
     });
   const backend = await createJobBackend({
     redisUrl: p.config.redisUrl,

@@ -2,9 +2,9 @@
  * One boot function for every process: the API (app.ts), the worker
  * (worker.ts) and the CLIs build the same module dependencies here (database,
  * field crypto, permission table, logger, and the rate limiter where requests
- * arrive) and close them in reverse order, each stage bounded by
- * SHUTDOWN_TIMEOUT_MS (a dependency that stopped answering must not hold the
- * process).
+ * arrive), then the modules' instances (`initModules`), and close them all in
+ * reverse order, each stage bounded by SHUTDOWN_TIMEOUT_MS (a dependency that
+ * stopped answering must not hold the process).
  */
 import type { Registry } from 'prom-client';
 import type { Config } from './config.js';
@@ -13,6 +13,7 @@ import { openDatabase, type Database } from './platform/db/index.js';
 import { settledWithin } from './platform/deadline.js';
 import type { Logger } from './platform/logger.js';
 import { createAppRateLimiter } from './platform/ratelimit/index.js';
+import { ModuleInstances } from './platform/scope/index.js';
 import { permissionCatalog, type ModuleDeps, type ModuleManifest } from './schema/index.js';
 
 export type ProcessRole = 'api' | 'worker' | 'cli';
@@ -29,7 +30,14 @@ export interface BootOptions {
 
 export interface Booted {
   deps: ModuleDeps;
-  /** closes what boot opened, in reverse order, each stage within config.shutdownTimeoutMs */
+  /**
+   * Runs each enabled module's init(deps) in order and keeps what it returns in deps.instances; each instance's
+   * close() becomes a shutdown stage (so modules close in reverse order, before the dependencies).
+   */
+  initModules(): Promise<void>;
+  /** adds a shutdown stage of the process (closed before everything opened earlier) */
+  onClose(name: string, close: () => Promise<unknown> | unknown): void;
+  /** closes what boot opened (module instances included), in reverse order, each stage within config.shutdownTimeoutMs */
   close(): Promise<void>;
 }
 
@@ -60,7 +68,7 @@ export async function bootDependencies(config: Config, log: Logger, opts: BootOp
         await crypto.provider.close();
       },
     });
-    const deps: ModuleDeps = { config, log, database, crypto, permissions: permissionCatalog(opts.modules) };
+    const deps: ModuleDeps = { config, log, database, crypto, permissions: permissionCatalog(opts.modules), instances: new ModuleInstances() };
     if (opts.role === 'api') {
       if (!opts.registry) throw new Error('bootDependencies: the API needs a metrics registry');
       const rateLimit = createAppRateLimiter(config, { log, sql: database.sql, registry: opts.registry });
@@ -69,7 +77,22 @@ export async function bootDependencies(config: Config, log: Logger, opts: BootOp
       await rateLimit.limiter.ready();
       deps.rateLimit = rateLimit;
     }
-    return { deps, close };
+    let initialised = false;
+    return {
+      deps,
+      close,
+      onClose: (name, stageClose) => void stages.push({ name, close: stageClose }),
+      async initModules() {
+        if (initialised) throw new Error('initModules: modules are already initialised');
+        initialised = true;
+        for (const m of opts.modules) {
+          const instance = await m.init?.(deps);
+          if (!instance) continue;
+          deps.instances.set(m.name, instance);
+          if (instance.close) stages.push({ name: `module ${m.name}`, close: () => instance.close!() });
+        }
+      },
+    };
   } catch (e) {
     await close();
     throw e;

@@ -10,6 +10,7 @@ import { bootDependencies } from './boot.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { modules as allModules } from './modules/index.js';
 import type { Database } from './platform/db/index.js';
+import { settledWithin } from './platform/deadline.js';
 import { createMetrics } from './platform/http/metrics.js';
 import type { JobSystem } from './platform/jobs/index.js';
 import { createLogger, type Logger } from './platform/logger.js';
@@ -22,7 +23,7 @@ export interface WorkerProcess {
   close(): Promise<void>;
 }
 
-/** Starts the enabled modules' workers (their init/close hooks run too, as in the API). */
+/** Starts the enabled modules' workers (their instances too, as in the API). */
 export async function startWorker(
   config: Config,
   opts: { modules?: readonly ModuleManifest[]; logger?: Logger; database?: Database; background?: BackgroundOptions } = {},
@@ -36,8 +37,9 @@ export async function startWorker(
   const database = deps.database;
   let jobs: JobSystem | undefined;
   try {
-    for (const m of modules) await m.init?.(deps);
-    jobs = await startJobs({ config, log, database, modules, registry: metrics.registry, runWorkers: true, options: opts.background });
+    // the modules' instances, as in the API: jobs reach theirs through ctx.scope.module(name)
+    await boot.initModules();
+    jobs = await startJobs({ config, log, database, modules, registry: metrics.registry, runWorkers: true, options: opts.background, instances: deps.instances });
   } catch (e) {
     await boot.close();
     throw e;
@@ -50,8 +52,8 @@ export async function startWorker(
     metrics,
     close() {
       closing ??= (async () => {
-        await system.close();
-        for (const m of [...modules].reverse()) await m.close?.().catch(() => undefined);
+        if (!(await settledWithin(system.close(), config.shutdownTimeoutMs))) log.warn({ stage: 'jobs' }, 'shutdown timeout: moving on');
+        // module instances in reverse order, then the dependencies, each stage bounded
         await boot.close();
       })();
       return closing;

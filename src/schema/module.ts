@@ -4,22 +4,27 @@ import { PermissionCatalog, type PermissionVocabulary } from '../platform/access
 import type { FieldCrypto } from '../platform/crypto/index.js';
 import type { Database } from '../platform/db/index.js';
 import type { Logger } from '../platform/logger.js';
-import type { RouteDefinition } from '../platform/scope/index.js';
+import type { ModuleInstance, ModuleInstances, RouteDefinition } from '../platform/scope/index.js';
 import type { JobHandler as PlatformJobHandler, JobRegistration } from '../platform/jobs/types.js';
 import type { RealtimeSocketHandler, RoomAccessCheck, RoomType } from '../platform/realtime/types.js';
 import type { AppRateLimiter } from '../platform/ratelimit/index.js';
 import type { Builder } from './builder.js';
 import type { Principal } from './context.js';
 
-/** What a module gets at boot (routes, init). */
+/** What a module gets at boot (routes, init): the same in the API, the worker and the CLIs (src/boot.ts). */
 export interface ModuleDeps {
   config: Config;
   log: Logger;
   database: Database;
   /** the app's permission table: the platform's and the enabled modules' permissions and role grants */
   permissions: PermissionCatalog;
-  /** field encryption shared by every module (one data-key cache, one set of KMS metrics); absent in CLIs */
-  crypto?: FieldCrypto;
+  /** field encryption shared by every module (one data-key cache, one set of KMS metrics), in every process */
+  crypto: FieldCrypto;
+  /**
+   * This app's module instances (what each enabled module's init returned), for hooks that get deps rather than
+   * a scope (authenticate, routes): `deps.instances.get<IdentityRuntime>('identity')`.
+   */
+  instances: ModuleInstances;
   /** the app's rate limiter and built-in policies (absent outside the app, e.g. in CLIs) */
   rateLimit?: AppRateLimiter;
   /** the app's authenticators in order (same credentials as /graphql), for REST routes; absent outside the app */
@@ -97,10 +102,14 @@ export interface ModuleManifest {
    * UNAUTHENTICATED when it is invalid, expired or revoked.
    */
   authenticateToken?: (token: string, deps: ModuleDeps) => Promise<Principal | undefined>;
-  /** called once at boot, after the database is open */
-  init?: (deps: ModuleDeps) => Promise<void>;
-  /** called once at shutdown, before the database closes */
-  close?: () => Promise<void>;
+  /**
+   * Called once per app (API, worker, CLI) at boot, after the dependencies are open; returns the module's
+   * instance: what it needs at request and job time (its clients, caches, timers) plus its `close()`. No
+   * module-level state: the platform keeps the instance per app and hands it back through
+   * `scope.module<T>(name)` (GraphQL context, route, socket and job scopes) and `deps.instances`. At shutdown the
+   * instances close in reverse module order, after the HTTP drain and before the dependencies.
+   */
+  init?: (deps: ModuleDeps) => Promise<ModuleInstance | void>;
 }
 
 /** The permission table of a set of enabled modules (plus the platform's own permissions). */

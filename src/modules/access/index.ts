@@ -1,5 +1,4 @@
 import type { PermissionCatalog, PermissionVocabulary } from '../../platform/access/index.js';
-import type { Config } from '../../config.js';
 import type { ModuleManifest } from '../../schema/index.js';
 import { apiKeyFromRequest, createApiKeyAuthenticator, type ApiKeyAuthenticator } from './api-keys.js';
 import { registerAccessSchema } from './schema.js';
@@ -19,6 +18,16 @@ export const ACCESS_PERMISSIONS: PermissionVocabulary = {
   roles: { ADMIN: ['apikey:manage'], PROVIDER: ['breakglass:invoke'], NURSE: ['breakglass:invoke'], COMPLIANCE: ['breakglass:review'] },
 };
 
+const ACCESS = 'access';
+
+/** The access module's instance (one per app, returned by init). */
+export interface AccessInstance {
+  authenticator: ApiKeyAuthenticator;
+  /** the app's permission table (API key principals, role grants) */
+  permissions: PermissionCatalog;
+  close(): Promise<void>;
+}
+
 export interface AccessModuleOptions {
   /** clock for grant expiry, key expiry and last-used throttling (tests inject one) */
   now?: () => Date;
@@ -32,40 +41,24 @@ export interface AccessModuleOptions {
  */
 export function createAccessModule(opts: AccessModuleOptions = {}): ModuleManifest {
   const now = opts.now ?? (() => new Date());
-  // one manifest may serve several apps in one process (tests): one authenticator per app, keyed by its Config
-  const authenticators = new WeakMap<Config, ApiKeyAuthenticator>();
-  const catalogs = new WeakMap<Config, PermissionCatalog>();
-  const live = new Set<ApiKeyAuthenticator>();
   return {
-    name: 'access',
+    name: ACCESS,
     phase: 0,
     description: 'RBAC/ABAC glue: API keys for partner systems (tiers, quotas) and break-glass emergency access',
     dependsOn: ['identity'],
     // core module: always entitled, whatever the tenant's plan
     entitlement: null,
     permissions: ACCESS_PERMISSIONS,
-    schema: (builder) =>
-      registerAccessSchema(builder, now, (ctx) => {
-        const c = catalogs.get(ctx.config);
-        if (!c) throw new Error('access module used before init');
-        return c;
-      }),
-    async init(deps) {
-      const a = createApiKeyAuthenticator({ sql: deps.database.sql, log: deps.log, now, permissions: deps.permissions });
-      authenticators.set(deps.config, a);
-      catalogs.set(deps.config, deps.permissions);
-      live.add(a);
+    schema: (builder) => registerAccessSchema(builder, now, (ctx) => ctx.module<AccessInstance>(ACCESS).permissions),
+    async init(deps): Promise<AccessInstance> {
+      const authenticator = createApiKeyAuthenticator({ sql: deps.database.sql, log: deps.log, now, permissions: deps.permissions });
+      // close: finishes this app's pending last-used writes
+      return { authenticator, permissions: deps.permissions, close: () => authenticator.close() };
     },
     async authenticate(req, deps) {
       const key = apiKeyFromRequest(req);
       if (key === undefined) return undefined;
-      const a = authenticators.get(deps.config);
-      if (!a) throw new Error('access module used before init');
-      return a.authenticate(key, req.ip);
-    },
-    async close() {
-      // close() has no arguments: finish every app's pending last-used writes (non-destructive)
-      await Promise.all([...live].map((a) => a.close()));
+      return deps.instances.get<AccessInstance>(ACCESS).authenticator.authenticate(key, req.ip);
     },
   };
 }

@@ -1,7 +1,6 @@
-import type { Config } from '../../config.js';
 import type { PermissionVocabulary } from '../../platform/access/index.js';
 import { AppError, ErrorCode } from '../../platform/errors.js';
-import type { ModuleManifest } from '../../schema/index.js';
+import type { ModuleDeps, ModuleManifest } from '../../schema/index.js';
 import { registerIdentityRoutes } from './routes.js';
 import { IdentityRuntime, looksLikeJwt, type IdentityOptions } from './runtime.js';
 import { registerIdentitySchema } from './schema.js';
@@ -9,7 +8,7 @@ import { registerIdentitySchema } from './schema.js';
 export { PLATFORM_TENANT_ID, PLATFORM_TENANT_SLUG, PLATFORM_ADMIN, REFRESH_COOKIE, REFRESH_COOKIE_PATH, CSRF_HEADER, authSettings, type AuthSettings } from './constants.js';
 export { provisionTenant, invitePlatformAdmin, seedActiveUser, type ProvisionInput, type Provisioned } from './users.js';
 export { securityEvents, users, sessions, identityTables } from './tables.js';
-export type { IdentityOptions } from './runtime.js';
+export type { IdentityOptions, IdentityRuntime } from './runtime.js';
 export type { SecurityEventType } from './events.js';
 
 /** The identity module's permissions and the roles that hold them (PLATFORM_ADMIN: users of the platform tenant only). */
@@ -32,32 +31,27 @@ export const IDENTITY_PERMISSIONS: PermissionVocabulary = {
   },
 };
 
+const IDENTITY = 'identity';
 const invalidBearer = () => new AppError(ErrorCode.UNAUTHENTICATED, 'Invalid access token', { reason: 'invalid_token' });
 
 /**
  * The identity module: tenants, users, invitations, passwords, sessions,
- * access / refresh tokens, TOTP MFA, security events. One manifest can serve
- * several apps in one process (tests): each app (keyed by its Config) gets
- * its own runtime at init.
+ * access / refresh tokens, TOTP MFA, security events. Its instance (one per
+ * app: init returns it) is an IdentityRuntime; resolvers reach it with
+ * `ctx.module<IdentityRuntime>('identity')`, hooks with `deps.instances`.
  */
 export function createIdentityModule(options: IdentityOptions = {}): ModuleManifest {
-  const runtimes = new WeakMap<Config, IdentityRuntime>();
-  const live = new Set<IdentityRuntime>();
-  const runtimeFor = (config: Config) => {
-    const rt = runtimes.get(config);
-    if (!rt) throw new Error('identity module used before init');
-    return rt;
-  };
+  const instanceOf = (deps: Pick<ModuleDeps, 'instances'>) => deps.instances.get<IdentityRuntime>(IDENTITY);
   return {
-    name: 'identity',
+    name: IDENTITY,
     phase: 0,
     description: 'Tenants, users and invitations; argon2id passwords with lockout; Ed25519 access tokens with rotating keys (JWKS); rotating refresh cookies with reuse detection; TOTP MFA; sessions; security events',
     dependsOn: [],
     // core module: always entitled, whatever the tenant's plan
     entitlement: null,
     permissions: IDENTITY_PERMISSIONS,
-    schema: (builder) => registerIdentitySchema(builder, (ctx) => runtimeFor(ctx.config)),
-    routes: (app, deps) => registerIdentityRoutes(app, () => runtimeFor(deps.config), deps.config.publicOrigins),
+    schema: (builder) => registerIdentitySchema(builder, (ctx) => ctx.module<IdentityRuntime>(IDENTITY)),
+    routes: (app, deps) => registerIdentityRoutes(app, () => instanceOf(deps), deps.config.publicOrigins),
     async authenticate(req, deps) {
       const header = req.headers.authorization;
       if (typeof header !== 'string') return undefined;
@@ -65,23 +59,16 @@ export function createIdentityModule(options: IdentityOptions = {}): ModuleManif
       if (!m) return undefined; // another scheme (ApiKey: the access module)
       const token = (m[1] ?? '').trim();
       if (!looksLikeJwt(token)) throw invalidBearer();
-      return runtimeFor(deps.config).authenticateAccessToken(token);
+      return instanceOf(deps).authenticateAccessToken(token);
     },
     async authenticateToken(token, deps) {
       if (!looksLikeJwt(token)) return undefined;
-      return runtimeFor(deps.config).authenticateAccessToken(token);
+      return instanceOf(deps).authenticateAccessToken(token);
     },
     async init(deps) {
       const rt = new IdentityRuntime(options);
       await rt.init(deps);
-      runtimes.set(deps.config, rt);
-      live.add(rt);
-    },
-    async close() {
-      // close() has no arguments: stop every runtime's timers and caches (non-destructive, so another
-      // app in the same process that shares this manifest keeps working)
-      for (const rt of live) await rt.close();
-      live.clear();
+      return rt;
     },
   };
 }

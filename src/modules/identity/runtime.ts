@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import { decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose';
-import { createFieldCrypto, createKeyProvider, type FieldCrypto } from '../../platform/crypto/index.js';
+import type { FieldCrypto } from '../../platform/crypto/index.js';
 import { withTenant } from '../../platform/db/index.js';
 import { AppError, ErrorCode } from '../../platform/errors.js';
 import type { ModuleDeps, Principal } from '../../schema/index.js';
@@ -34,7 +34,7 @@ export interface IdentityOptions {
   lockout?: Partial<LockoutPolicy>;
   issuer?: string;
   audience?: string;
-  /** a field-encryption instance to use (otherwise one is created from the config: local key ring or KMS) */
+  /** a field-encryption instance to use (otherwise the process's, deps.crypto) */
   crypto?: FieldCrypto;
 }
 
@@ -71,7 +71,7 @@ const expiredToken = () => new AppError(ErrorCode.UNAUTHENTICATED, 'Access token
 const sessionEnded = () => new AppError(ErrorCode.UNAUTHENTICATED, 'Session ended; sign in again', { reason: 'session_ended' });
 
 /**
- * The identity module's process state: options, clock, field crypto, signing
+ * The identity module's instance (one per app, returned by init): options, clock, field crypto, signing
  * keys, lockout counters, and the caches that keep token verification off
  * the database (verified tokens by string; session validity by id).
  */
@@ -81,7 +81,6 @@ export class IdentityRuntime {
   readonly sessionCacheMs: number;
   private _deps?: ModuleDeps;
   private _crypto?: FieldCrypto;
-  private ownsCrypto = false;
   private _keys?: SigningKeys;
   private _lockout?: Lockout;
   private timer?: NodeJS.Timeout;
@@ -123,14 +122,8 @@ export class IdentityRuntime {
 
   async init(deps: ModuleDeps): Promise<void> {
     this._deps = deps;
-    // the app's shared field encryption when it provides one (deps.crypto), else our own from the config
-    const shared = this.options.crypto ?? (deps as ModuleDeps & { crypto?: FieldCrypto }).crypto;
-    if (shared) {
-      this._crypto = shared;
-    } else {
-      this._crypto = createFieldCrypto({ provider: createKeyProvider(deps.config, deps.log) });
-      this.ownsCrypto = true;
-    }
+    // the process's shared field encryption (src/boot.ts builds it for the API, the worker and the CLIs)
+    this._crypto = this.options.crypto ?? deps.crypto;
     // the side pool: login clears/reads lockouts while its request transaction holds a connection of the app pool,
     // and a full app pool of such logins would otherwise wait on each other forever
     this._lockout = new Lockout(deps.database.sideSql, { ...DEFAULT_LOCKOUT, ...this.options.lockout }, () => this.now());
@@ -160,10 +153,6 @@ export class IdentityRuntime {
 
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    if (this.ownsCrypto) {
-      this._crypto?.close();
-      this._crypto?.provider.close();
-    }
     this.tokenCache.clear();
     this.sessionCache.clear();
   }

@@ -1,18 +1,22 @@
-import type { Config } from '../../config.js';
-import { createDbIndexKeyStore, createFieldCrypto, createKeyProvider, type FieldCrypto } from '../../platform/crypto/index.js';
 import type { PermissionVocabulary } from '../../platform/access/index.js';
-import type { ModuleManifest, RequestContext } from '../../schema/index.js';
+import type { ModuleManifest } from '../../schema/index.js';
 import { registerPatientDirectory } from '../audit/index.js';
 import { patientRoom, registerPatientLookup } from './access.js';
 import { patientDirectory } from './directory.js';
 import { importJob, IMPORT_JOB, type JobRuntime } from './jobs.js';
 import { registerPatientsSchema } from './schema.js';
-import type { PatientsRuntime } from './service.js';
 
 export { patients, patientCareTeam, patientsTables, PATIENT_STATUSES, type PatientStatus } from './tables.js';
 export { MASKING, PATIENT_SCOPE, PATIENT_ACTIONS, maskProfile, type MaskLevel, type MaskField, type PatientAction } from './policy.js';
 /** The patient access scope: per-patient checks (`patientAccess.check`) and the same rules as SQL for lists (`patientAccess.where`). */
 export { patientAccess, readScopeCondition } from './access.js';
+
+const PATIENTS = 'patients';
+
+/** The patients module's instance (one per app, returned by init): what its services and jobs need. */
+export interface PatientsInstance extends JobRuntime {
+  close(): Promise<void>;
+}
 
 /** The patients module's permissions and the roles that hold them (the patient scope then narrows them per patient). */
 export const PATIENT_PERMISSIONS: PermissionVocabulary = {
@@ -46,45 +50,27 @@ export { importPatientsCsv, IMPORT_COLUMNS, type ImportProgress, type RowError }
  * duplicates, legacy CSV import. See docs/modules/patients.md.
  */
 export function createPatientsModule(): ModuleManifest {
-  // one runtime per app (tests run several apps in a process), keyed like identity's
-  const runtimes = new WeakMap<Config, PatientsRuntime>();
-  // jobs get no Config: they use the runtime of the latest init in this process (one per worker)
-  let jobRuntime: JobRuntime | undefined;
-  const owned: FieldCrypto[] = [];
-  const runtimeFor = (ctx: Pick<RequestContext, 'config'>): PatientsRuntime => {
-    const rt = runtimes.get(ctx.config);
-    if (!rt) throw new Error('patients module used before init');
-    return rt;
-  };
-  const cleanups: (() => void)[] = [];
   return {
-    name: 'patients',
+    name: PATIENTS,
     phase: 0,
     description: 'Patient demographics, encrypted SSN with audited reveal, masking by role, search, care teams, merge, legacy import',
     dependsOn: ['identity', 'access', 'audit'],
     permissions: PATIENT_PERMISSIONS,
     // `patient:<id>` rooms: patient:read, then the patient scope
     roomAccess: { patient: patientRoom },
-    schema: (builder) => registerPatientsSchema(builder, runtimeFor),
-    jobs: { [IMPORT_JOB]: importJob(() => jobRuntime) },
-    async init(deps) {
-      let crypto = deps.crypto;
-      if (!crypto) {
-        // the worker process and CLIs have no shared FieldCrypto: open one like the app does
-        crypto = createFieldCrypto({ provider: createKeyProvider(deps.config, deps.log), indexKeys: createDbIndexKeyStore(deps.database.sideSql) });
-        owned.push(crypto);
-      }
-      const rt = { crypto, mrnPool: deps.database.sideSql };
-      runtimes.set(deps.config, rt);
-      jobRuntime = { ...rt, dataDir: deps.config.dataDir };
-      cleanups.push(registerPatientLookup(), registerPatientDirectory('patients', { ...patientDirectory }));
-    },
-    async close() {
-      for (const off of cleanups.splice(0)) off();
-      for (const c of owned.splice(0)) {
-        c.close();
-        await c.provider.close();
-      }
+    schema: (builder) => registerPatientsSchema(builder, (ctx) => ctx.module<PatientsInstance>(PATIENTS)),
+    // the worker's instance: the same shared FieldCrypto as the API's (src/boot.ts)
+    jobs: { [IMPORT_JOB]: importJob((ctx) => ctx.scope.module<PatientsInstance>(PATIENTS)) },
+    async init(deps): Promise<PatientsInstance> {
+      const cleanups = [registerPatientLookup(), registerPatientDirectory('patients', { ...patientDirectory })];
+      return {
+        crypto: deps.crypto,
+        mrnPool: deps.database.sideSql,
+        dataDir: deps.config.dataDir,
+        async close() {
+          for (const off of cleanups.splice(0)) off();
+        },
+      };
     },
   };
 }

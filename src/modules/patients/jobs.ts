@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type postgres from 'postgres';
 import { withTenant } from '../../platform/db/index.js';
-import { enqueueJob, type JobDefinition } from '../../platform/jobs/index.js';
+import { enqueueJob, type JobContext, type JobDefinition } from '../../platform/jobs/index.js';
 import type { PatientsRuntime } from './service.js';
 import { importPatientsCsv } from './importer.js';
 
@@ -41,14 +41,13 @@ export async function stageImport(pool: postgres.Sql, dataDir: string, tenantId:
   return stagedId;
 }
 
-export function importJob(runtime: () => JobRuntime | undefined): JobDefinition {
+export function importJob(runtime: (ctx: JobContext) => JobRuntime): JobDefinition {
   return {
     attempts: 5,
     backoffMs: 5_000,
     concurrency: 1,
     async handler(payload, ctx) {
-      const rt = runtime();
-      if (!rt) throw new Error('patients.import: the patients module is not initialised in this process');
+      const rt = runtime(ctx);
       const stagedId = String(payload.stagedId ?? '');
       if (!STAGED_ID.test(stagedId) || !ctx.tenantId) throw new Error('patients.import: payload needs stagedId and a tenant');
       const file = stagedPath(rt.dataDir, stagedId);

@@ -8,3 +8,4 @@ export { RequestScope, ScopeFactory, jobPrincipal, systemPrincipal, type ScopeDo
 export { Entitlements, ENTITLEMENTS_TTL_MS, entitlementKey, notEntitled, type EntitledModule } from './entitlements.js';
 export { defineRoute, registerRoute, routeStatus, streamBody, type RouteAdapterOptions, type RouteDefinition, type StreamBody } from './route.js';
 export { tenantEntitlements } from './tables.js';
+export { ModuleInstances, type ModuleInstance } from './instances.js';

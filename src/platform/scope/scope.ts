@@ -18,6 +18,7 @@ import { AppError, ErrorCode, forbidden } from '../errors.js';
 import { describeForLog } from '../http/graphql-errors.js';
 import type { Logger } from '../logger.js';
 import { Entitlements } from './entitlements.js';
+import { ModuleInstances, type ModuleInstance } from './instances.js';
 
 /** Who a scope acts for (structurally the schema's Principal, plus the system principal of jobs). */
 export interface ScopePrincipal extends AuditPrincipal {
@@ -37,7 +38,11 @@ export interface ScopeEnv {
   entitlements: Entitlements;
   /** deadline of a request, socket event or job (REQUEST_TIMEOUT_MS) */
   timeoutMs: number;
+  /** the app's module instances (what each module's init returned); none given: no module has an instance */
+  instances?: ModuleInstances;
 }
+
+const NO_INSTANCES = new ModuleInstances();
 
 export interface ScopeInit {
   door: ScopeDoor;
@@ -111,6 +116,11 @@ export class RequestScope<P extends ScopePrincipal = ScopePrincipal> implements 
   /** The transaction's raw connection (COPY, cursors). */
   connection(): Promise<postgres.ReservedSql> {
     return this.tx.connection();
+  }
+
+  /** The instance a module's init returned in this app: `scope.module<IdentityRuntime>('identity')`. */
+  module<T extends ModuleInstance = ModuleInstance>(name: string): T {
+    return (this.env.instances ?? NO_INSTANCES).get<T>(name);
   }
 
   /** Makes the transaction read only (e.g. an export): call before its first write. */
