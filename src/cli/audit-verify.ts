@@ -6,16 +6,18 @@
  * DATA_DIR); never prints an event's content.
  */
 import postgres from 'postgres';
+import { bootDependencies } from '../boot.js';
 import { ConfigError, loadConfig } from '../config.js';
 import { checkpointKeys } from '../platform/audit/checkpoint.js';
 import { verifyAllTenants } from '../platform/audit/verify.js';
-import { openDatabase } from '../platform/db/index.js';
 import { createLogger } from '../platform/logger.js';
 
 try {
   const config = loadConfig();
   const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
-  const db = await openDatabase(config, log);
+  // the same dependencies as the API and the worker, closed in reverse order within a bound
+  const boot = await bootDependencies(config, log, { role: 'cli', modules: [] });
+  const db = boot.deps.database;
   const owner = postgres(db.ownerUrl, { max: 1, onnotice: () => undefined });
   let broken = 0;
   try {
@@ -26,7 +28,7 @@ try {
     process.stdout.write(`${JSON.stringify({ tenants: reports.length, broken })}\n`);
   } finally {
     await owner.end({ timeout: 5 });
-    await db.close();
+    await boot.close();
   }
   process.exit(broken ? 2 : 0);
 } catch (e) {

@@ -12,17 +12,16 @@
  */
 import { parseArgs } from 'node:util';
 import postgres from 'postgres';
+import { bootDependencies } from '../boot.js';
 import { ConfigError, loadConfig } from '../config.js';
 import { tables } from '../db/schema.js';
 import {
-  createFieldCrypto,
   createKeyProvider,
   LocalKeyProvider,
   rotationStatus,
   runRotation,
   type RotationProgress,
 } from '../platform/crypto/index.js';
-import { openDatabase } from '../platform/db/index.js';
 import { createLogger } from '../platform/logger.js';
 
 const USAGE = 'usage: npm run crypto:rotate -- start [--batch-size N] | status | new-local-key';
@@ -41,9 +40,9 @@ async function main(): Promise<number> {
   }
   const config = loadConfig();
   const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
-  const provider = createKeyProvider(config, log);
-
   if (command === 'new-local-key') {
+    // the local key ring only: no database
+    const provider = createKeyProvider(config, log);
     if (!(provider instanceof LocalKeyProvider)) {
       process.stderr.write('new-local-key applies to the local key provider only; with AWS KMS create a key and point KMS_KEY_ID (or its alias) at it\n');
       return 2;
@@ -53,16 +52,17 @@ async function main(): Promise<number> {
     return 0;
   }
 
-  const database = await openDatabase(config, log);
+  // the same dependencies as the API and the worker (database, field crypto), closed in reverse order within a bound
+  const boot = await bootDependencies(config, log, { role: 'cli', modules: [] });
+  const { database, crypto } = boot.deps;
   const owner = postgres(database.ownerUrl, { max: 2, onnotice: () => undefined });
-  const crypto = createFieldCrypto({ provider });
   try {
     if (command === 'status') {
       const s = await rotationStatus(owner, Object.values(tables));
       out('key versions:');
       for (const k of s.keys) out(`  v${k.version} ${k.status.padEnd(8)} ${k.keyId}${k.retiredAt ? ` (retired ${k.retiredAt.toISOString()})` : ''}`);
       if (s.keys.length === 0) out('  (none recorded yet: run start once)');
-      out(`current key: ${await provider.currentKeyId()}`);
+      out(`current key: ${await crypto.provider.currentKeyId()}`);
       out('envelopes:');
       for (const e of s.envelopes) out(`  ${e.table}.${e.column}  ${e.count}  ${e.keyId}`);
       if (s.envelopes.length === 0) out('  (none)');
@@ -104,10 +104,8 @@ async function main(): Promise<number> {
     if (result.status === 'incomplete') out('values were written under an old key during the job (writers with cached data keys): run start again');
     return result.status === 'completed' ? 0 : 3;
   } finally {
-    crypto.close();
-    provider.close();
     await owner.end({ timeout: 5 });
-    await database.close();
+    await boot.close();
   }
 }
 

@@ -15,14 +15,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { and, eq, inArray } from 'drizzle-orm';
+import { bootDependencies } from '../boot.js';
 import { ConfigError, loadConfig } from '../config.js';
 import { provisionTenant, seedActiveUser } from '../modules/identity/index.js';
 import { importPatientsCsv, patientCareTeam, patients } from '../modules/patients/index.js';
 import { modules } from '../modules/index.js';
 import { USER_ROLES } from '../platform/access/index.js';
-import { permissionCatalog } from '../schema/index.js';
-import { createDbIndexKeyStore, createFieldCrypto, createKeyProvider } from '../platform/crypto/index.js';
-import { openDatabase, withTenant } from '../platform/db/index.js';
+import { withTenant } from '../platform/db/index.js';
 import { AppError } from '../platform/errors.js';
 import { createLogger } from '../platform/logger.js';
 
@@ -70,8 +69,9 @@ const SAMPLE_CSV = [
 ].join('\n');
 
 const log = createLogger(process.env.LOG_LEVEL ? config.logLevel : 'warn');
-const db = await openDatabase(config, log);
-const crypto = createFieldCrypto({ provider: createKeyProvider(config, log), indexKeys: createDbIndexKeyStore(db.sql) });
+// the same dependencies as the API and the worker (database, field crypto, permission table), closed in reverse order
+const boot = await bootDependencies(config, log, { role: 'cli', modules });
+const { database: db, crypto, permissions } = boot.deps;
 let tmp: string | undefined;
 try {
   const clinic = await provisionTenant(db.sql, { name: `Demo Clinic (${slug})`, slug, adminEmail: `admin@${slug}.example.test`, adminName: 'Demo Admin' });
@@ -110,7 +110,7 @@ try {
     `${imported.imported} sample patients (fictitious); the provider's care team holds 4 of them, the nurse's 2; the patient user is linked to one.`,
     '',
     `${pad('role', 12)}${pad('email', 36)}${pad('password', 24)}sign-in`,
-    ...people.map((p) => `${pad(p.role, 12)}${pad(p.email, 36)}${pad(p.password, 24)}${permissionCatalog(modules).rolesRequireMfa([p.role]) ? 'password + TOTP (enrol at first sign-in)' : 'password'}`),
+    ...people.map((p) => `${pad(p.role, 12)}${pad(p.email, 36)}${pad(p.password, 24)}${permissions.rolesRequireMfa([p.role]) ? 'password + TOTP (enrol at first sign-in)' : 'password'}`),
     '',
     `Sign in at ${origin}/graphql (Apollo Sandbox in a browser, or curl):`,
     `  mutation { login(input: { tenantSlug: "${slug}", email: "<email>", password: "<password>" }) { status accessToken mfaToken } }`,
@@ -124,13 +124,9 @@ try {
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
 } catch (e) {
-  crypto.close();
-  await crypto.provider.close();
-  await db.close();
+  await boot.close();
   if (tmp) await fs.rm(tmp, { recursive: true, force: true });
   fail(e instanceof AppError ? `${e.message}${e.code === 'CONFLICT' ? ' (pass --slug <other>)' : ''}` : `demo seed failed: ${(e as Error).name}: ${(e as Error).message}`);
 }
-crypto.close();
-await crypto.provider.close();
-await db.close();
+await boot.close();
 if (tmp) await fs.rm(tmp, { recursive: true, force: true });

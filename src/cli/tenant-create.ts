@@ -10,10 +10,10 @@
  * TOTP. No password ever passes through the command line or the environment.
  */
 import { parseArgs } from 'node:util';
+import { bootDependencies } from '../boot.js';
 import { ConfigError, loadConfig } from '../config.js';
 import { invitePlatformAdmin, provisionTenant } from '../modules/identity/index.js';
 import { AppError } from '../platform/errors.js';
-import { openDatabase } from '../platform/db/index.js';
 import { createLogger } from '../platform/logger.js';
 
 const USAGE = `usage: npm run tenant:create -- --name <name> --slug <slug> --admin-email <email> [--admin-name <name>]
@@ -55,12 +55,14 @@ try {
   fail(e instanceof ConfigError ? e.message : String(e));
 }
 const log = createLogger(process.env.LOG_LEVEL ? config.logLevel : 'warn');
-let db;
+// the same dependencies as the API and the worker (database, field crypto, permission table), closed in reverse order
+let boot;
 try {
-  db = await openDatabase(config, log);
+  boot = await bootDependencies(config, log, { role: 'cli', modules: [] });
 } catch (e) {
   fail(`cannot open the database: ${(e as Error).message}`);
 }
+const db = boot.deps.database;
 try {
   const p = args['platform-admin']
     ? await invitePlatformAdmin(db.sql, { email, name: args['admin-name'] })
@@ -79,7 +81,7 @@ try {
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
 } catch (e) {
-  await db.close();
+  await boot.close();
   fail(e instanceof AppError ? e.message : `tenant creation failed: ${(e as Error).name}`);
 }
-await db.close();
+await boot.close();

@@ -15,8 +15,6 @@ import { parseArgs } from 'node:util';
 import postgres from 'postgres';
 import { bootDependencies } from '../../boot.js';
 import { ConfigError, loadConfig } from '../../config.js';
-import { createDbIndexKeyStore, createFieldCrypto, createKeyProvider } from '../../platform/crypto/index.js';
-import { openDatabase } from '../../platform/db/index.js';
 import { AppError } from '../../platform/errors.js';
 import { createLogger } from '../../platform/logger.js';
 import { importPatientsCsv } from './importer.js';
@@ -60,7 +58,7 @@ async function main(argv: string[]): Promise<number> {
     }
     // the same dependencies as the API and the worker (database, field crypto), closed in reverse order within a bound
     const boot = await bootDependencies(config, log, { role: 'cli', modules: [] });
-    const { database, crypto } = boot.deps as typeof boot.deps & { crypto: NonNullable<typeof boot.deps.crypto> };
+    const { database, crypto } = boot.deps;
     try {
       const [tenant] = await database.sql<{ id: string; status: string }[]>`select id, status from carebase_tenant_by_slug(${values.tenant})`;
       if (!tenant) {
@@ -96,9 +94,10 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`${USAGE}\n`);
       return 2;
     }
-    const database = await openDatabase(config, log);
+    // the same dependencies as the API and the worker (database, field crypto with the tenants' blind-index keys)
+    const boot = await bootDependencies(config, log, { role: 'cli', modules: [] });
+    const { database, crypto } = boot.deps;
     const owner = postgres(database.ownerUrl, { max: 2, onnotice: () => undefined });
-    const crypto = createFieldCrypto({ provider: createKeyProvider(config, log), indexKeys: createDbIndexKeyStore(owner) });
     const opts = { owner, crypto, column: values.column, batchSize, onProgress: (p: Record<string, number>) => out(JSON.stringify(p)) };
     try {
       if (command === 'encrypt') {
@@ -122,10 +121,8 @@ async function main(argv: string[]): Promise<number> {
       out('old backups and WAL archives still hold the plaintext: let them expire per your retention policy');
       return 0;
     } finally {
-      crypto.close();
-      await crypto.provider.close();
       await owner.end({ timeout: 5 });
-      await database.close();
+      await boot.close();
     }
   }
   process.stderr.write(`${USAGE}\n`);
