@@ -5,6 +5,9 @@ import { defineRoute, streamBody, type RouteDefinition } from '../../platform/sc
 import type { ModuleDeps } from '../../schema/index.js';
 import { AUDIT_EXPORT, auditFilterSchema, filterFields, filterSql, normalizeEvent, reportColumns, requireComplianceUser, type AuditEventRow, type AuditFilter } from './service.js';
 
+/** how long the export's cursor may run (per statement): 30 minutes */
+const EXPORT_STATEMENT_TIMEOUT_MS = 30 * 60_000;
+
 export const EXPORT_PATH = '/exports/audit.csv';
 
 const HEADER = [
@@ -83,6 +86,9 @@ export const exportRoute: RouteDefinition = defineRoute({
     });
     await scope.readOnly();
     const conn = await scope.connection();
+    // the cursor outlives a request's statement_timeout (a 100k-row export on a busy machine takes longer than 10 s:
+    // the stream was cut after the 200); a bound stays, generous for a compliance export
+    await conn`select set_config('statement_timeout', ${String(EXPORT_STATEMENT_TIMEOUT_MS)}, true)`;
     const tenantId = principal.tenantId;
     async function* csv() {
       yield stringify([HEADER]);
