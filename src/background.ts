@@ -129,7 +129,8 @@ export async function startApiBackground(p: {
     for (const m of modules) {
       for (const [type, spec] of Object.entries(m.roomAccess ?? {})) {
         if (roomAccess.has(type) || type === 'tenant' || type === 'user') throw new Error(`socket room type "${type}" is claimed by two modules`);
-        roomAccess.set(type, typeof spec === 'function' ? { check: spec } : spec);
+        // a tenant without the module's entitlement cannot join its rooms (FEATURE_NOT_ENTITLED)
+        roomAccess.set(type, { ...(typeof spec === 'function' ? { check: spec } : spec), entitlement: entitlementKey(m) });
       }
     }
     realtime = await createRealtime({

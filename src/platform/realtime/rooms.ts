@@ -1,4 +1,5 @@
 import { withTenant, type Database, type Db } from '../db/index.js';
+import type { Entitlements } from '../scope/index.js';
 import type { RealtimePrincipal, RoomType } from './types.js';
 
 /** A room relative to the tenant: "<type>:<id>". Clients and emitEvent use this form. */
@@ -38,6 +39,8 @@ export interface RoomPolicyOptions {
   database: Database;
   /** room types contributed by modules (their permission and access check), by type */
   roomAccess: ReadonlyMap<string, RoomType>;
+  /** the tenants' entitlements: a room type of a module the tenant lacks throws FEATURE_NOT_ENTITLED */
+  entitlements?: Entitlements;
 }
 
 /**
@@ -57,7 +60,15 @@ export function createRoomPolicy(opts: RoomPolicyOptions) {
     const type = opts.roomAccess.get(room.type);
     if (!type) return false;
     if (type.permission && !principal.permissions.has(type.permission)) return false;
-    return withTenant(opts.database.sql, principal.tenantId, async (db: Db) => !!(await type.check(principal, room.id, db)), principal.kind === 'user' ? principal.id : null);
+    return withTenant(
+      opts.database.sql,
+      principal.tenantId,
+      async (db: Db) => {
+        if (type.entitlement) await opts.entitlements?.require(principal.tenantId, type.entitlement, async () => db);
+        return !!(await type.check(principal, room.id, db));
+      },
+      principal.kind === 'user' ? principal.id : null,
+    );
   };
 }
 

@@ -110,7 +110,7 @@ export async function createRealtime(opts: RealtimeOptions): Promise<Realtime> {
   const burst = opts.burst ?? 40;
   const revalidateMs = opts.revalidateMs ?? 60_000;
   const conns = new Map<string, Conn>();
-  const canJoin = createRoomPolicy({ database, roomAccess: opts.roomAccess ?? new Map() });
+  const canJoin = createRoomPolicy({ database, roomAccess: opts.roomAccess ?? new Map(), entitlements: opts.scopes.entitlements });
 
   for (const h of opts.handlers ?? []) {
     if ((RESERVED_EVENTS as readonly string[]).includes(h.event) || !/^[a-z][a-zA-Z0-9]*:[a-zA-Z0-9:.-]+$/.test(h.event)) {
@@ -328,6 +328,10 @@ export async function createRealtime(opts: RealtimeOptions): Promise<Realtime> {
       try {
         allowed = await canJoin(cur.principal, parsed);
       } catch (e) {
+        if (e instanceof AppError && e.code === ErrorCode.FEATURE_NOT_ENTITLED) {
+          metrics.rejected.inc({ reason: 'join' });
+          return ack(fail(e.code, e.message));
+        }
         log.warn(describeForLog(e), 'realtime: room check failed');
         return ack(fail(ErrorCode.INTERNAL_SERVER_ERROR, 'Internal server error'));
       }

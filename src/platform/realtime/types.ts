@@ -25,6 +25,8 @@ export interface RoomType {
   /** permission the principal must hold before the check runs */
   permission?: string;
   check: RoomAccessCheck;
+  /** the contributing module's entitlement key (set by the platform from the manifest; null: core) */
+  entitlement?: string | null;
 }
 
 /** What a module's socket handler gets besides the payload. */
