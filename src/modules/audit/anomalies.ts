@@ -1,5 +1,6 @@
 import type postgres from 'postgres';
 import { toDate } from '../../platform/audit/index.js';
+import { withTenant } from '../../platform/db/index.js';
 import { OUTBOX_CHANNEL } from '../../platform/jobs/index.js';
 import type { Logger } from '../../platform/logger.js';
 
@@ -18,9 +19,9 @@ export interface PatientDirectory {
    * Return keys `${actorId}:${patientId}`. Pairs not returned raise
    * OUTSIDE_CARE_TEAM alerts. Runs in a transaction scoped to the tenant.
    */
-  careTeamMembers?(sql: postgres.TransactionSql, pairs: readonly { actorId: string; patientId: string }[]): Promise<ReadonlySet<string>>;
+  careTeamMembers?(sql: postgres.ReservedSql, pairs: readonly { actorId: string; patientId: string }[]): Promise<ReadonlySet<string>>;
   /** Flags the directory knows (e.g. patients who are employees), in addition to audit_patient_flags. */
-  patientFlags?(sql: postgres.TransactionSql, patientIds: readonly string[]): Promise<ReadonlyMap<string, 'vip' | 'employee'>>;
+  patientFlags?(sql: postgres.ReservedSql, patientIds: readonly string[]): Promise<ReadonlyMap<string, 'vip' | 'employee'>>;
 }
 
 const directories = new Map<string, PatientDirectory>();
@@ -101,8 +102,7 @@ export async function runAnomalyCheck(pool: postgres.Sql, log: Logger | undefine
 }
 
 async function checkTenant(pool: postgres.Sql, tenantId: string, until: Date, initialLookbackMs: number): Promise<number> {
-  return pool.begin(async (tx) => {
-    await tx`select set_config('app.tenant_id', ${tenantId}, true)`;
+  return withTenant(pool, tenantId, async (_db, tx) => {
     const [lock] = await tx<{ ok: boolean }[]>`select pg_try_advisory_xact_lock(hashtext('carebase.audit.anomalies'), hashtext(${tenantId})) as ok`;
     if (!lock?.ok) return 0; // another process is checking this tenant
     const [state] = await tx<{ checked_until: Date | string }[]>`select checked_until from audit_anomaly_state where tenant_id = ${tenantId}`;
@@ -120,10 +120,13 @@ async function checkTenant(pool: postgres.Sql, tenantId: string, until: Date, in
       insert into audit_anomaly_state (tenant_id, checked_until) values (${tenantId}, ${until})
       on conflict (tenant_id) do update set checked_until = excluded.checked_until, updated_at = now()`;
     return n;
-  });
+  }, { statementTimeoutMs: ANOMALY_STATEMENT_TIMEOUT_MS });
 }
 
-type Tx = postgres.TransactionSql;
+/** the first run of a tenant scans its whole look-back window: more than a request's deadline */
+const ANOMALY_STATEMENT_TIMEOUT_MS = 120_000;
+
+type Tx = postgres.ReservedSql;
 
 interface Candidate {
   actor_id: string | null;

@@ -1,4 +1,5 @@
 import type postgres from 'postgres';
+import { withTenant } from '../../platform/db/index.js';
 import { appendChained, toDate, type AuditDetail, type AuditEventInput } from '../../platform/audit/index.js';
 
 /** Security event types that record a refusal (the rest record something that happened). */
@@ -59,13 +60,15 @@ export function securityRowToEvent(r: SecurityEventRow): AuditEventInput {
  * drain), append, delete the claimed rows, commit. Exactly once. Returns
  * the number of events appended.
  */
+/** a batch of 1000 appends in one statement may take longer than a request's deadline on a busy database */
+const DRAIN_STATEMENT_TIMEOUT_MS = 60_000;
+
 export async function drainSecurityEvents(pool: postgres.Sql, batch = 1000): Promise<number> {
   const tenants = await pool<{ t: string }[]>`select t from carebase_audit_inbox_tenants() t`;
   let total = 0;
   for (const { t: tenantId } of tenants) {
     for (;;) {
-      const n = await pool.begin(async (tx) => {
-        await tx`select set_config('app.tenant_id', ${tenantId}, true)`;
+      const n = await withTenant(pool, tenantId, async (_db, tx) => {
         const rows = await tx<SecurityEventRow[]>`
           with claimed as (
             select security_event_id from audit_inbox where tenant_id = ${tenantId}
@@ -78,7 +81,7 @@ export async function drainSecurityEvents(pool: postgres.Sql, batch = 1000): Pro
            order by s.created_at, s.id`;
         await appendChained(tx, tenantId, rows.map(securityRowToEvent));
         return rows.length;
-      });
+      }, { statementTimeoutMs: DRAIN_STATEMENT_TIMEOUT_MS });
       total += n;
       if (n < batch) break;
     }

@@ -7,7 +7,7 @@ import type { PatientDirectory } from '../audit/index.js';
  * patient's own account). Accesses outside these raise OUTSIDE_CARE_TEAM.
  */
 export const patientDirectory: PatientDirectory = {
-  async careTeamMembers(sql: postgres.TransactionSql, pairs) {
+  async careTeamMembers(sql: postgres.ReservedSql, pairs) {
     const out = new Set<string>();
     if (!pairs.length) return out;
     const actors = pairs.map((p) => p.actorId);

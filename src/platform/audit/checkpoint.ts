@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type postgres from 'postgres';
 import { ConfigError, parseEd25519PrivateKey, parseEd25519PublicKey, type Config } from '../../config.js';
+import { withTenant } from '../db/tenancy.js';
 import { createFileExclusive } from '../files.js';
 import type { Logger } from '../logger.js';
 import type { SqlRunner } from './chain.js';
@@ -125,13 +126,15 @@ function checkpointSignatureValid(trusted: ReadonlyMap<string, KeyObject>, c: Ch
  * try-lock; the (tenant, seq) key refuses a second row). Returns how many
  * checkpoints it wrote.
  */
+/** a scheduled run, not a request: a busy database may take longer than a request's deadline */
+const CHECKPOINT_STATEMENT_TIMEOUT_MS = 60_000;
+
 export async function signCheckpoints(pool: postgres.Sql, keys: CheckpointKeys, log?: Logger, since = new Date(Date.now() - 2 * 86_400_000)): Promise<number> {
   const tenants = await pool<{ t: string }[]>`select t from carebase_audit_checkpoint_due(${since}) t`;
   let written = 0;
   for (const { t: tenantId } of tenants) {
     try {
-      const c = await pool.begin(async (tx) => {
-        await tx`select set_config('app.tenant_id', ${tenantId}, true)`;
+      const c = await withTenant(pool, tenantId, async (_db, tx) => {
         const [lock] = await tx<{ ok: boolean }[]>`select pg_try_advisory_xact_lock(hashtext('carebase.audit.checkpoint'), hashtext(${tenantId})) as ok`;
         if (!lock?.ok) return null;
         const [head] = await tx<{ seq: string; hash: Buffer; last: string | null }[]>`
@@ -145,7 +148,7 @@ export async function signCheckpoints(pool: postgres.Sql, keys: CheckpointKeys, 
           values (${tenantId}, ${checkpoint.seq}, ${checkpoint.at}, ${checkpoint.hash}, ${checkpoint.signedAt}, ${checkpoint.keyId}, ${signature})
           on conflict do nothing`;
         return { checkpoint, signature };
-      });
+      }, { statementTimeoutMs: CHECKPOINT_STATEMENT_TIMEOUT_MS });
       if (!c) continue;
       written++;
       // the copy outside the database: ids, hashes and the signature, never an event's content

@@ -1,5 +1,6 @@
 import type postgres from 'postgres';
 import type { KeyObject } from 'node:crypto';
+import { withTenant } from '../db/tenancy.js';
 import { chainHash } from './canonical.js';
 import type { SqlRunner } from './chain.js';
 import { verifyTenantCheckpoints, type CheckpointBreak } from './checkpoint.js';
@@ -169,6 +170,9 @@ export async function verifyTenantChain(sql: SqlRunner, tenantId: string, truste
   return report;
 }
 
+/** per statement of the chain verification (operations CLI, not a request) */
+const VERIFY_STATEMENT_TIMEOUT_MS = 600_000;
+
 /**
  * Verifies every tenant's chain (operations: npm run audit:verify). `owner`
  * must be the table owner's connection: it lists tenants through the owner
@@ -182,10 +186,8 @@ export async function verifyAllTenants(
   const tenants = await owner<{ tenant_id: string }[]>`select tenant_id from audit_chain_heads order by tenant_id`;
   const reports: IntegrityReport[] = [];
   for (const { tenant_id } of tenants) {
-    const r = await owner.begin(async (tx) => {
-      await tx`select set_config('app.tenant_id', ${tenant_id}, true)`;
-      return verifyTenantChain(tx, tenant_id, trusted);
-    });
+    // a long chain is read in many statements, each of which may take longer than a request's deadline
+    const r = await withTenant(owner, tenant_id, (_db, tx) => verifyTenantChain(tx, tenant_id, trusted), { statementTimeoutMs: VERIFY_STATEMENT_TIMEOUT_MS });
     reports.push(r);
     onReport?.(r);
   }

@@ -196,6 +196,10 @@ export class AuditWriter {
     }
     // a fixed lock order across batches and processes: no deadlock between group commits
     const tenants = [...byTenant.keys()].sort();
+    // The one place that sets app.tenant_id by hand instead of withTenant (platform/db/tenancy.ts): a group commit
+    // appends several tenants' events in ONE transaction, switching the tenant between their appends, and each
+    // tenant's set_config is pipelined with its append (one write, no extra round trip); withTenant holds one tenant
+    // per transaction for its whole life.
     const attempt = () =>
       this.pool.begin(async (tx) => {
         for (const [i, tenant] of tenants.entries()) {

@@ -10,7 +10,7 @@ import { connectionClosed, guardPool } from './guard.js';
 import { ensureDatabase, expectedMigrationCount, runMigrations } from './migrate.js';
 
 export { runMigrations, ensureDatabase, expectedMigrationCount, MIGRATIONS_FOLDER } from './migrate.js';
-export { RequestTransaction, withTenant, type Db } from './tenancy.js';
+export { RequestTransaction, withTenant, type Db, type TenantTransactionOptions } from './tenancy.js';
 
 export interface Database {
   /** postgres-js pool connected as carebase_app (RLS applies) */

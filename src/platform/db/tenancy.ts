@@ -47,7 +47,13 @@ export class RequestTransaction {
     readonly pool: postgres.Sql,
     private tenantId: string | null,
     private readonly userId: string | null = null,
+    /** this transaction's own deadlines (a scheduled scan may need more than a request); default: the request's */
+    private readonly ownDeadlines?: Partial<Deadlines>,
   ) {}
+
+  private get deadlines(): Deadlines {
+    return this.ownDeadlines ? { ...RequestTransaction.deadlines, ...this.ownDeadlines } : RequestTransaction.deadlines;
+  }
 
   get isOpen(): boolean {
     return !!this.opening && !this.done;
@@ -72,7 +78,7 @@ export class RequestTransaction {
       } finally {
         RequestTransaction.waiting--;
       }
-      const d = RequestTransaction.deadlines;
+      const d = this.deadlines;
       try {
         // both in one socket write (postgres-js pipelines queries started in the same tick): one round trip.
         // Both settle before the connection is given back on failure: never release it with a query in flight.
@@ -141,7 +147,7 @@ export class RequestTransaction {
     }
     // started in the same tick as the hooks' last statements: one write, one round trip
     const commit = conn`commit`.execute();
-    const settled = await withTimeout(Promise.allSettled([...pending, commit]), RequestTransaction.deadlines.lockTimeoutMs + 2_000);
+    const settled = await withTimeout(Promise.allSettled([...pending, commit]), this.deadlines.lockTimeoutMs + 2_000);
     const failed = settled.slice(0, -1).find((r) => r.status === 'rejected');
     if (failed) throw new HookFailed((failed as PromiseRejectedResult).reason);
     const c = settled.at(-1)!;
@@ -163,7 +169,7 @@ export class RequestTransaction {
         return;
       }
       // a connection cut mid-transaction must not hang the request: bound the wait
-      await withTimeout(how === 'commit' ? conn`commit` : conn`rollback`, RequestTransaction.deadlines.lockTimeoutMs + 2_000);
+      await withTimeout(how === 'commit' ? conn`commit` : conn`rollback`, this.deadlines.lockTimeoutMs + 2_000);
     } catch (e) {
       if (e instanceof HookFailed) {
         // the transaction is over (COMMIT of an aborted transaction rolls back); report the hook's own error
@@ -215,20 +221,50 @@ function withTimeout<T>(p: PromiseLike<T>, ms: number): Promise<T> {
   });
 }
 
-/** Runs fn in one transaction scoped to a tenant; commits on success, rolls back on throw. */
+/** Options of a tenant transaction opened outside a request (withTenant). */
+export interface TenantTransactionOptions {
+  /** app.user_id of the transaction (default none) */
+  userId?: string | null;
+  /**
+   * statement_timeout of this transaction, in ms (default: the request deadline, RequestTransaction.deadlines).
+   * Scheduled scans (anomaly checks, chain verification) read more than a request may.
+   */
+  statementTimeoutMs?: number;
+  /** lock_timeout of this transaction, in ms (default: the request's) */
+  lockTimeoutMs?: number;
+}
+
+/**
+ * The one way to open a tenant transaction outside a request (jobs' own work, schedules, CLIs): one reserved
+ * connection, BEGIN with app.tenant_id (and app.user_id) set locally so RLS applies, the deadlines of a request
+ * unless `opts` lifts them; committed when `fn` resolves, rolled back when it throws. `fn` gets the drizzle client
+ * and the same transaction's raw postgres-js connection (for set-returning functions, COPY, tagged SQL).
+ * Work that reads PHI on someone's behalf runs in a request scope instead (ScopeFactory.run in platform/scope),
+ * which records the access. `opts` as a string or null is the user id (older call form).
+ */
 export async function withTenant<T>(
   pool: postgres.Sql,
   tenantId: string | null,
-  fn: (db: Db) => Promise<T>,
-  userId: string | null = null,
+  fn: (db: Db, sql: postgres.ReservedSql) => Promise<T>,
+  opts: TenantTransactionOptions | string | null = null,
 ): Promise<T> {
-  const tx = new RequestTransaction(pool, tenantId, userId);
+  const o: TenantTransactionOptions = typeof opts === 'string' || opts === null ? { userId: opts } : opts;
+  const own: Partial<Deadlines> = {};
+  if (o.statementTimeoutMs !== undefined) own.statementTimeoutMs = positiveMs(o.statementTimeoutMs, 'statementTimeoutMs');
+  if (o.lockTimeoutMs !== undefined) own.lockTimeoutMs = positiveMs(o.lockTimeoutMs, 'lockTimeoutMs');
+  const tx = new RequestTransaction(pool, tenantId, o.userId ?? null, Object.keys(own).length ? own : undefined);
   try {
-    const result = await fn(await tx.db());
+    const db = await tx.db();
+    const result = await fn(db, await tx.connection());
     await tx.commit();
     return result;
   } catch (e) {
     await tx.rollback();
     throw e;
   }
+}
+
+function positiveMs(ms: number, name: string): number {
+  if (!Number.isInteger(ms) || ms <= 0) throw new Error(`withTenant: ${name} must be a positive integer of milliseconds`);
+  return ms;
 }
