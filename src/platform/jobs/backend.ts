@@ -39,7 +39,7 @@ export interface JobBackendOptions {
 export async function createJobBackend(opts: JobBackendOptions): Promise<JobBackend> {
   if (opts.redisUrl) return createRedisJobBackend(opts.redisUrl, opts.prefix, opts.log);
   await migrateBullmqSchema(opts.ownerUrl, opts.queues);
-  return createPostgresJobBackend(opts.appUrl, opts.poolMax, opts.queues.length, opts.log);
+  return createPostgresJobBackend(opts.appUrl, opts.poolMax, opts.log);
 }
 
 function createRedisJobBackend(url: string, prefix: string, log: Logger): JobBackend {
@@ -67,7 +67,7 @@ function createRedisJobBackend(url: string, prefix: string, log: Logger): JobBac
   };
 }
 
-function createPostgresJobBackend(appUrl: string, poolMax: number, queues: number, log: Logger): JobBackend {
+function createPostgresJobBackend(appUrl: string, poolMax: number, log: Logger): JobBackend {
   // One pool for every queue and worker, connected as the app role with the
   // BullMQ schema first on the search_path (BullMQ's SQL uses unqualified names).
   const pool = new pg.Pool({
@@ -78,12 +78,11 @@ function createPostgresJobBackend(appUrl: string, poolMax: number, queues: numbe
     options: `-c search_path=${BULLMQ_SCHEMA}`,
     keepAlive: true,
   });
+  // the pool's errors (an idle connection dropped, e.g. by a PostgreSQL restart) are reported here, once
   pool.on('error', (e) => log.warn({ errorName: e.name, code: (e as { code?: string }).code }, 'jobs: postgres pool error'));
-  // every queue, worker and job scheduler of this process listens for the shared pool's errors
-  pool.setMaxListeners(10 + 4 * queues);
   const opened: { close(): Promise<void> }[] = [];
   // The pool is ours (BullMQ leaves caller-owned pools open); its type is structurally BullMQ's PgPool.
-  const connection = pool as unknown as string;
+  const connection = sharedPoolView(pool) as unknown as string;
   return {
     kind: 'postgres',
     queue(name, o = {}) {
@@ -102,6 +101,31 @@ function createPostgresJobBackend(appUrl: string, poolMax: number, queues: numbe
       await pool.end();
     },
   };
+}
+
+/**
+ * The shared pool as BullMQ's queues and workers see it. BullMQ builds one PostgresConnection per Queue and per
+ * Worker, and each adds an 'error' listener to the pool it is given and never removes it (its close() leaves a
+ * caller-owned pool alone). On one shared pool that made one listener per queue and per worker: past Node's limit of
+ * 10 with 7 jobs (MaxListenersExceededWarning ... [BoundPool], plain text on stderr; raising the limit only moved
+ * the threshold as modules add jobs), a listener leaked for every queue or worker closed and opened again on the
+ * pool, and every idle-connection error of a PostgreSQL restart was logged once per queue and worker. The pool's
+ * errors are reported once (the listener above); this view takes the per-connection 'error' subscriptions without
+ * adding them to the pool and passes everything else through.
+ */
+function sharedPoolView(pool: pg.Pool): pg.Pool {
+  const subscribe = new Set<PropertyKey>(['on', 'addListener', 'once', 'prependListener', 'prependOnceListener']);
+  const view: pg.Pool = new Proxy(pool, {
+    get(target, prop) {
+      if (subscribe.has(prop)) {
+        const add = Reflect.get(target, prop, target) as (event: string | symbol, listener: (...a: unknown[]) => void) => unknown;
+        return (event: string | symbol, listener: (...a: unknown[]) => void) => (event === 'error' ? view : (add.call(target, event, listener), view));
+      }
+      const value = Reflect.get(target, prop, target) as unknown;
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  return view;
 }
 
 /**
