@@ -34,9 +34,11 @@ export interface SchemaTypes {
 /**
  * A fresh builder per schema build: modules register their types on the
  * builder they are given, so a disabled module contributes nothing.
+ * `phiCategories`: the PHI categories fields may be marked with (the enabled modules', see buildSchema).
  */
-export function createBuilder() {
+export function createBuilder(opts: { phiCategories?: ReadonlyMap<string, readonly string[]> } = {}) {
   const builder = new SchemaBuilder<SchemaTypes>({
+    phiAudit: { categories: opts.phiCategories ?? new Map() },
     // PhiAuditPlugin sits outside scope-auth so that it sees (and audits) refusals
     plugins: [PhiAuditPlugin, AuthFirstPlugin, ScopeAuthPlugin, RelayPlugin, ValidationPlugin, DataloaderPlugin],
     defaultFieldNullability: false,

@@ -1,5 +1,6 @@
 import { GraphQLSchema, lexicographicSortSchema, printSchema } from 'graphql';
 import { assertAuthScopes } from '../platform/access/index.js';
+import { PLATFORM_PHI_CATEGORIES } from '../platform/audit/index.js';
 import { createBuilder, type Builder } from './builder.js';
 import { permissionCatalog, type ModuleManifest } from './module.js';
 import { registerPlatformSchema } from './platform.js';
@@ -13,7 +14,8 @@ export { resolveModules } from './features.js';
 
 /** Builds the GraphQL schema from the platform fields plus the enabled modules. */
 export function buildSchema(modules: readonly ModuleManifest[]): GraphQLSchema {
-  const builder: Builder = createBuilder();
+  // a field marked with a PHI category no enabled module declares (manifest phiCategories) stops the build
+  const builder: Builder = createBuilder({ phiCategories: phiCategoryCatalog(modules) });
   registerPlatformSchema(builder);
   // a module's root fields answer FEATURE_NOT_ENTITLED to a tenant without its entitlement (core modules: key null)
   const owned = new Map<string, string>();
@@ -27,6 +29,17 @@ export function buildSchema(modules: readonly ModuleManifest[]): GraphQLSchema {
   const catalog = permissionCatalog(modules);
   assertAuthScopes(schema, (p) => catalog.isPermission(p));
   return schema;
+}
+
+/** PHI category -> the modules declaring it (the platform's own first), for the enabled modules. */
+export function phiCategoryCatalog(modules: readonly ModuleManifest[]): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  const add = (owner: string, categories: Readonly<Record<string, string>> | undefined) => {
+    for (const c of Object.keys(categories ?? {})) out.set(c, [...(out.get(c) ?? []), owner]);
+  };
+  add('platform', PLATFORM_PHI_CATEGORIES);
+  for (const m of modules) add(m.name, m.phiCategories);
+  return out;
 }
 
 /** With only the platform enabled there may be no mutation at all: leave the type out. */

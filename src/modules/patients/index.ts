@@ -39,6 +39,14 @@ export const PATIENT_PERMISSIONS: PermissionVocabulary = {
     API_CLIENT: ['patient:read', 'patient:write', 'patient:clinical:read', 'patient:clinical:write'],
   },
 };
+/** The PHI categories the patients module's fields are marked with (`phi: 'demographics'`, ...). */
+export const PATIENT_PHI_CATEGORIES: Readonly<Record<string, string>> = {
+  demographics: 'Name, date of birth, sex, gender identity, language, status, date of death',
+  identity: 'Identifiers: medical record number, the linked patient account',
+  contact: 'Address, phone, email, emergency contact',
+  ssn: 'Social Security number (presence, last four digits, full value on reveal)',
+  billing: 'Insurance (payer, member and group numbers)',
+};
 export { IMPORT_JOB, stageImport } from './jobs.js';
 export { importPatientsCsv, IMPORT_COLUMNS, type ImportProgress, type RowError } from './importer.js';
 
@@ -56,6 +64,7 @@ export function createPatientsModule(): ModuleManifest {
     description: 'Patient demographics, encrypted SSN with audited reveal, masking by role, search, care teams, merge, legacy import',
     dependsOn: ['identity', 'access', 'audit'],
     permissions: PATIENT_PERMISSIONS,
+    phiCategories: PATIENT_PHI_CATEGORIES,
     // `patient:<id>` rooms: patient:read, then the patient scope
     roomAccess: { patient: patientRoom },
     schema: (builder) => registerPatientsSchema(builder, (ctx) => ctx.module<PatientsInstance>(PATIENTS)),

@@ -32,7 +32,7 @@ import SchemaBuilder, {
 } from '@pothos/core';
 import type { GraphQLFieldResolver, GraphQLResolveInfo } from 'graphql';
 import { auditRequestOf, type AccessRecord } from './request.js';
-import { PHI_ACTIONS, PHI_CATEGORIES, type AuditDetail, type PhiAction, type PhiCategory, type PurposeOfUse } from './types.js';
+import { PHI_ACTIONS, type AuditDetail, type PhiAction, type PhiCategory, type PurposeOfUse } from './types.js';
 
 type Ids = string | readonly string[] | null | undefined;
 
@@ -75,10 +75,23 @@ export interface AuditFieldOption<Args, Result> {
   detail?: (args: Args, result: Result | undefined) => AuditDetail;
 }
 
+/** Builder options of the plugin. */
+export interface PhiAuditOptions {
+  /**
+   * The PHI categories fields may be marked with: the enabled modules' manifest `phiCategories` (by category, the
+   * modules declaring it). A marker naming any other category stops the schema build.
+   */
+  categories: ReadonlyMap<string, readonly string[]>;
+}
+
 declare global {
   export namespace PothosSchemaTypes {
     interface Plugins<Types extends SchemaTypes> {
       phiAudit: PhiAuditPlugin<Types>;
+    }
+    interface SchemaBuilderOptions<Types extends SchemaTypes> {
+      /** the declared PHI categories (none given: no field may be marked phi) */
+      phiAudit?: PhiAuditOptions;
     }
     interface ObjectTypeOptions<Types extends SchemaTypes, Shape> {
       /** how to find the patient behind an object of this type (for its `phi` fields) */
@@ -196,6 +209,17 @@ export class PhiAuditPlugin<Types extends SchemaTypes> extends BasePlugin<Types>
     return this.wrapPhi(resolver as AnyResolver, options.phi, parent.pothosOptions as { phiResource?: PhiResourceOptions<unknown> }, fieldConfig.parentType, coordinate) as typeof resolver;
   }
 
+  /** A PHI marker must name a category an enabled module declares (manifest `phiCategories`). */
+  private assertCategory(coordinate: string, category: unknown): void {
+    const declared = (this.builder.options as { phiAudit?: PhiAuditOptions }).phiAudit?.categories ?? new Map<string, readonly string[]>();
+    if (typeof category === 'string' && declared.has(category)) return;
+    const known = [...declared.keys()].sort();
+    throw new PothosSchemaError(
+      `${coordinate} is marked with PHI category ${JSON.stringify(category)}, which no enabled module declares: ` +
+        `add it to the phiCategories of the module's manifest (declared: ${known.length ? known.join(', ') : 'none'})`,
+    );
+  }
+
   /** The resource type of a root field's (list of) object type marked with phiResource. */
   private phiResourceTypeOf(type: PothosOutputFieldType<Types>): string | undefined {
     const named = type.kind === 'List' ? type.type : type;
@@ -217,7 +241,7 @@ export class PhiAuditPlugin<Types extends SchemaTypes> extends BasePlugin<Types>
     coordinate: string,
   ): AnyResolver {
     const field = typeof phi === 'string' ? { category: phi } : phi;
-    if (!(PHI_CATEGORIES as readonly string[]).includes(field.category)) throw new PothosSchemaError(`${coordinate}: unknown PHI category "${field.category}"`);
+    this.assertCategory(coordinate, field.category);
     const resource = typeOptions.phiResource;
     const patientIdOf = field.patientId ?? resource?.patientId;
     if (!patientIdOf) {
@@ -275,9 +299,7 @@ export class PhiAuditPlugin<Types extends SchemaTypes> extends BasePlugin<Types>
 
   private wrapRoot(resolver: AnyResolver, marker: AuditFieldOption<Record<string, unknown>, unknown>, coordinate: string): AnyResolver {
     if (!(PHI_ACTIONS as readonly string[]).includes(marker.action)) throw new PothosSchemaError(`${coordinate}: unknown audit action "${marker.action}"`);
-    if (marker.category && !(PHI_CATEGORIES as readonly string[]).includes(marker.category)) {
-      throw new PothosSchemaError(`${coordinate}: unknown PHI category "${marker.category}"`);
-    }
+    if (marker.category !== undefined) this.assertCategory(coordinate, marker.category);
     const logSuccess = marker.logSuccess ?? (marker.action !== 'read' || !!marker.category);
     return (root, args, ctx, info) => {
       const audit = auditRequestOf(ctx);

@@ -4,9 +4,15 @@
  * codes only).
  */
 
-/** What kind of PHI a field carries (marked once in the schema, see phi-plugin.ts). */
-export const PHI_CATEGORIES = ['demographics', 'ssn', 'clinical', 'billing', 'contact', 'identity'] as const;
-export type PhiCategory = (typeof PHI_CATEGORIES)[number];
+/**
+ * What kind of PHI a field carries (marked once in the schema, see phi-plugin.ts). The platform names none: each
+ * module declares the categories its fields are marked with (manifest `phiCategories`, e.g. patients:
+ * `demographics`, `ssn`, ...), and the schema build refuses a marker naming a category no enabled module declares.
+ */
+export type PhiCategory = string;
+
+/** PHI categories the platform itself declares: none (its own fields carry no PHI). */
+export const PLATFORM_PHI_CATEGORIES: Readonly<Record<string, string>> = {};
 
 /** Actions on PHI. Security events use their own action names (e.g. `login_failed`). */
 export const PHI_ACTIONS = ['read', 'create', 'update', 'delete', 'export', 'reveal', 'break-glass'] as const;

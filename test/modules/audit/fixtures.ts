@@ -79,6 +79,7 @@ export const fixturePatientsModule: ModuleManifest = {
     permissions: { 'patient:read': 'Read fixture patients', 'patient:write': 'Rename fixture patients', 'patient:ssn:reveal': 'Reveal a fixture SSN' },
     roles: {},
   },
+  phiCategories: { demographics: 'Fixture patient name', ssn: 'Fixture patient SSN' },
   schema: (builder) => {
     const Patient = builder.objectRef<FixturePatient>('AuditFixturePatient').implement({
       phiResource: { patientId: (p) => p.id, resourceType: 'Patient' },
