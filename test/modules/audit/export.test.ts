@@ -80,7 +80,7 @@ describe('CSV export', () => {
     // the whole file is ~30 MB and its rows as objects several times that: buffering it would blow through this bound
     // RSS also holds pages V8 and malloc keep after a collection (Node 24's young generation alone can keep ~50 MB):
     // live heap growth is the measure of what the export keeps alive, RSS only a coarse ceiling
-    expect(rssGrowthMb).toBeLessThan(100);
+    expect(rssGrowthMb).toBeLessThan(192); // seen 128 MB on a 2-core machine running the suite beside an npm install
     expect(heapGrowthMb).toBeLessThan(50);
     expect(bytes).toBeGreaterThan(20 * 2 ** 20);
   }, 180_000); // 100k rows with a full GC every 2 MB: slow on a busy machine, and no timing is asserted
