@@ -20,7 +20,7 @@ import { AppError, ErrorCode } from './platform/errors.js';
 import { errorStatusPlugin } from './platform/http/error-status.js';
 import { describeForLog, formatError, isUnexpected } from './platform/http/graphql-errors.js';
 import { apolloLogger } from './platform/http/apollo-logger.js';
-import { idempotencyPlugin } from './platform/http/idempotency.js';
+import { IdempotencyKeys, idempotencyPlugin } from './platform/http/idempotency.js';
 import { exceedsNesting, inputRulesPlugin, MAX_QUERY_NESTING, UNSAFE_INPUT_MESSAGE, unsafeQueryParam } from './platform/http/input-rules.js';
 import { registerLoadShedding } from './platform/http/load-shedding.js';
 import { createMetrics, type Metrics } from './platform/http/metrics.js';
@@ -204,6 +204,7 @@ async function startServer(parts: Parts): Promise<App> {
   // audit partitions for this month and the next ones exist before the first request
   await ensureAuditPartitions(database.sql);
   // one request scope for every door: GraphQL (context below), module routes, socket events and jobs
+  const idempotency = new IdempotencyKeys(deps.crypto, config.idempotencyTtlHours);
   const scopes = new ScopeFactory({
     pool: database.sql,
     writer: auditWriter,
@@ -236,7 +237,7 @@ async function startServer(parts: Parts): Promise<App> {
       // query nesting is checked in preHandler; here: subscriptions over HTTP, variable size, no NUL / unpaired surrogate in any input string
       inputRulesPlugin<RequestContext>(),
       // replays stored outcomes of Idempotency-Key mutations; must run before transactionPlugin commits
-      idempotencyPlugin<RequestContext>({ crypto: deps.crypto, ttlHours: config.idempotencyTtlHours }),
+      idempotencyPlugin<RequestContext>(idempotency),
       transactionPlugin(),
       // RATE_LIMITED from a resolver (sign-in lockout, a module's limiter) answers 429 + Retry-After like the request budget
       errorStatusPlugin<RequestContext>(),
@@ -308,6 +309,7 @@ async function startServer(parts: Parts): Promise<App> {
   // module routes: definitions run on the request-scope adapter (authentication and rate limits as for /graphql)
   const routeAdapter: RouteAdapterOptions = {
     scopes,
+    idempotency,
     authenticate: async (req, reply) => {
       const principal = await authenticate(req);
       if (principal) await enforceRateLimits(rateLimit, requestChecks(rateLimit, principal, req.ip), reply);

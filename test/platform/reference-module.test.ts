@@ -155,6 +155,53 @@ describe('REST route', () => {
   });
 });
 
+describe('REST route with an Idempotency-Key', () => {
+  const post = (id: string, headers: Record<string, string>, body?: unknown) =>
+    fetch(`${t.url}/reference/notes/${id}/word-count`, {
+      method: 'POST',
+      headers: { ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  const jobsOf = async (id: string) => (await t.db.owner<{ n: number }[]>`select count(*)::int as n from outbox where aggregate_id = ${id}`)[0]!.n;
+
+  it('runs once: a retry with the key replays the first answer and enqueues nothing more', async () => {
+    const who = userOf(tenantA);
+    const headers = { ...(await bearer(who)), 'idempotency-key': `ref-${randomUUID()}` };
+    const before = await jobsOf(noteA);
+    const first = await post(noteA, headers);
+    expect(first.status).toBe(200);
+    const { jobId } = (await first.json()) as { jobId: string };
+    expect(jobId).toBeTruthy();
+    const again = await post(noteA, headers);
+    expect(again.status).toBe(200);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(await again.json()).toEqual({ jobId });
+    expect(await jobsOf(noteA)).toBe(before + 1);
+    // without a key, each request runs
+    await post(noteA, await bearer(who));
+    expect(await jobsOf(noteA)).toBe(before + 2);
+  });
+
+  it('refuses the key for another request, a malformed key, and replays a deterministic refusal', async () => {
+    const who = userOf(tenantA);
+    const key = `ref-${randomUUID()}`;
+    const headers = { ...(await bearer(who)), 'idempotency-key': key };
+    expect((await post(noteA, headers, { n: 1 })).status).toBe(200);
+    const reused = await post(noteA, headers, { n: 2 });
+    expect([reused.status, code(await reused.json())]).toEqual([422, 'IDEMPOTENCY_KEY_REUSED']);
+    const malformed = await post(noteA, { ...(await bearer(who)), 'idempotency-key': 'x' });
+    expect([malformed.status, code(await malformed.json())]).toEqual([400, 'BAD_USER_INPUT']);
+    // another tenant's note: NOT_FOUND, stored and replayed (the key is the caller's, in the caller's tenant)
+    const other = { ...(await bearer(userOf(tenantB))), 'idempotency-key': `ref-${randomUUID()}` };
+    const before = await jobsOf(noteA);
+    const notFound = await post(noteA, other);
+    expect([notFound.status, code(await notFound.json())]).toEqual([404, 'NOT_FOUND']);
+    const replayed = await post(noteA, other);
+    expect([replayed.status, replayed.headers.get('idempotent-replayed'), code(await replayed.json())]).toEqual([404, 'true', 'NOT_FOUND']);
+    expect(await jobsOf(noteA)).toBe(before);
+  });
+});
+
 describe('socket handler and room type (real socket.io client)', () => {
   async function client(who: Who) {
     const s = await connect(t.url, await signTestToken(who));

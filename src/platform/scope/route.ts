@@ -3,7 +3,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 
 import type { AuditEventType } from '../audit/types.js';
 import { isPurposeOfUse, type PurposeOfUse } from '../audit/types.js';
 import { AppError, ErrorCode } from '../errors.js';
+import { hasAuditRequest } from '../audit/request.js';
 import { describeForLog } from '../http/graphql-errors.js';
+import { IDEMPOTENCY_HEADER, IdempotencyKeys, recordReplay, routeRequestHash, type IdempotencyClaim } from '../http/idempotency.js';
 import type { RequestScope, ScopeFactory, ScopePrincipal } from './scope.js';
 
 /** A streamed answer: rows are read from the scope's transaction as the client consumes them. */
@@ -30,6 +32,14 @@ export interface RouteDefinition {
   operationName?: string;
   /** refusals (UNAUTHENTICATED aside) recorded as denied events of this kind (e.g. an export of the audit log) */
   auditDenials?: { eventType?: AuditEventType; resourceType: string; action: string };
+  /**
+   * Honours an `Idempotency-Key` header as GraphQL mutations do (default: true
+   * for POST, PUT, PATCH and DELETE): the first request's JSON answer is
+   * committed with its effect and replayed to every retry with that key;
+   * the same key with another method, URL or body is IDEMPOTENCY_KEY_REUSED.
+   * A webhook keeps false and deduplicates by its provider's event id.
+   */
+  idempotent?: boolean;
   handler: (scope: RequestScope, req: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
 }
 
@@ -38,6 +48,8 @@ export const defineRoute = (route: RouteDefinition): RouteDefinition => route;
 
 export interface RouteAdapterOptions {
   scopes: ScopeFactory;
+  /** the app's idempotency keys (routes with `idempotent`) */
+  idempotency?: IdempotencyKeys;
   /** the app's authenticators + per-principal rate limits (throws UNAUTHENTICATED / RATE_LIMITED) */
   authenticate: (req: FastifyRequest, reply: FastifyReply) => Promise<ScopePrincipal | null>;
 }
@@ -61,15 +73,36 @@ export function routeStatus(code: string): number {
   return STATUS[code] ?? 503;
 }
 
+function errorBody(req: FastifyRequest, e: AppError) {
+  const { http: _http, code: _code, ...extensions } = e.extensions as Record<string, unknown>;
+  return { errors: [{ message: e.message, extensions: { code: e.code, ...extensions, requestId: req.id } }] };
+}
+
 function send(reply: FastifyReply, req: FastifyRequest, e: AppError) {
-  const { http: _http, code, ...extensions } = e.extensions as Record<string, unknown>;
-  if (code === ErrorCode.RATE_LIMITED && !reply.hasHeader('retry-after')) reply.header('retry-after', '1');
-  return reply.code(routeStatus(e.code)).send({ errors: [{ message: e.message, extensions: { code: e.code, ...extensions, requestId: req.id } }] });
+  if (e.code === ErrorCode.RATE_LIMITED && !reply.hasHeader('retry-after')) reply.header('retry-after', '1');
+  return reply.code(routeStatus(e.code)).send(errorBody(req, e));
+}
+
+/**
+ * Claims the request's Idempotency-Key in the scope's transaction: undefined
+ * when the handler is to run; the stored answer to send when it ran before
+ * (its PHI disclosure recorded again); throws the typed refusal otherwise.
+ */
+async function claimKey(keys: IdempotencyKeys, scope: RequestScope, principal: ScopePrincipal, key: string, operation: string, req: FastifyRequest) {
+  const bad = IdempotencyKeys.check(key);
+  if (bad) throw bad;
+  const hash = routeRequestHash(req.method, req.url, req.body);
+  const claimed = await keys.claim(await scope.db(), { tenantId: principal.tenantId, actor: `${principal.kind}:${principal.id}`, key, operation, hash });
+  if (claimed.kind === 'claimed') return undefined;
+  if (claimed.kind === 'refused') throw claimed.error;
+  if (claimed.disclosed?.patientIds.length) recordReplay(scope.audit, claimed.disclosed, operation);
+  return claimed;
 }
 
 /** Registers a module's route on the scope adapter; `entitlement`: the module's key (null: core). */
 export function registerRoute(app: FastifyInstance, opts: RouteAdapterOptions, entitlement: string | null, route: RouteDefinition) {
   const operationName = route.operationName ?? `${route.method} ${route.url}`;
+  const idempotent = route.idempotent ?? ['POST', 'PUT', 'PATCH', 'DELETE'].includes(String(route.method).toUpperCase());
   app.route({
     method: route.method,
     url: route.url,
@@ -95,10 +128,22 @@ export function registerRoute(app: FastifyInstance, opts: RouteAdapterOptions, e
       });
       req.carebaseTx = scope.tx; // the app's onResponse hook rolls back whatever is left open
       let result: unknown;
+      let claim: IdempotencyClaim | undefined;
       try {
         await scope.requireEntitled(entitlement);
         scope.requirePermission(route.permission);
+        const key = idempotent && opts.idempotency ? req.headers[IDEMPOTENCY_HEADER] : undefined;
+        if (typeof key === 'string') {
+          const replay = await claimKey(opts.idempotency!, scope, principal, key.trim(), operationName, req);
+          if (replay) {
+            await scope.finish(true); // the replay's trail is durable before it is sent
+            return reply.code(replay.status).header('idempotent-replayed', 'true').send(replay.body);
+          }
+          claim = { tenantId: principal.tenantId, actor: `${principal.kind}:${principal.id}`, key: key.trim(), operation: operationName, hash: routeRequestHash(req.method, req.url, req.body) };
+        }
         result = await route.handler(scope, req, reply);
+        if (claim && isStream(result)) await opts.idempotency!.release(await scope.db(), claim); // a stream is not stored
+        else if (claim) await opts.idempotency!.storeSuccess(await scope.db(), claim, (result ?? { ok: true }) as Record<string, unknown>, 200, hasAuditRequest(scope) ? scope.audit.disclosed() : undefined);
       } catch (e) {
         const err = e instanceof AppError ? e : undefined;
         if (route.auditDenials && (err?.code === ErrorCode.FORBIDDEN || err?.code === ErrorCode.FEATURE_NOT_ENTITLED)) {
@@ -107,6 +152,7 @@ export function registerRoute(app: FastifyInstance, opts: RouteAdapterOptions, e
           scope.recordPhiAccess({ eventType: d.eventType, patientIds: [], resourceType: d.resourceType, resourceId: null, fields: [], action: d.action, outcome: 'denied', detail: { reason } });
         }
         await scope.finish(false);
+        if (err && claim) await opts.idempotency!.storeFailure(scope.tx.pool, claim, [err.code], errorBody(req, err), routeStatus(err.code), scope.env.log, req.id);
         if (err) return send(reply, req, err);
         opts.scopes.env.log.error({ reqId: req.id, route: route.url, ...describeForLog(e) }, 'route handler failed');
         return send(reply, req, new AppError(ErrorCode.INTERNAL_SERVER_ERROR, 'Internal server error'));
