@@ -85,6 +85,7 @@ export async function bootDependencies(config: Config, log: Logger, opts: BootOp
       async initModules() {
         if (initialised) throw new Error('initModules: modules are already initialised');
         initialised = true;
+        for (const m of opts.modules) for (const [key, value] of Object.entries(m.provides ?? {})) deps.instances.provide(key, m.name, value);
         for (const m of opts.modules) {
           const instance = await m.init?.(deps);
           if (!instance) continue;

@@ -87,6 +87,13 @@ export interface ModuleManifest {
    * permissions: a disabled module's permissions do not exist.
    */
   permissions?: PermissionVocabulary;
+  /**
+   * What this module offers other modules, by capability key (e.g. `resource:patient`, a ResourceLookup; the audit
+   * module's PATIENT_DIRECTORY). Kept per app in deps.instances, read with `scope.provided<T>(key)` /
+   * `deps.instances.provided<T>(key)`: one entry per enabled module that provides the key, none when no enabled
+   * module does. The owner of a key exports it and the type of its values.
+   */
+  provides?: Readonly<Record<string, unknown>>;
   /** PHI categories this module's fields are marked with (`phi: 'clinical'`), with what they cover */
   phiCategories?: Readonly<Record<string, string>>;
   /**

@@ -36,6 +36,7 @@ const decrypted: { id: string; plain: string; instance: string }[] = [];
 function probeModule(name: string, jobs: ModuleManifest['jobs'] = {}): ModuleManifest {
   return {
     name,
+    provides: { 'probe:capability': `from ${name}` },
     phase: 0,
     description: 'test module: its instance records which app it belongs to',
     dependsOn: [],
@@ -101,6 +102,14 @@ describe('module instances', () => {
     expect(instanceOf(api1, 'probeB').crypto).toBe(a1.crypto);
     expect(a1.crypto).not.toBe(a2.crypto);
     expect(() => api1.app.scopes.create({ door: 'job', principal: null }).module('nope')).toThrow(/no instance/);
+  });
+
+  it('hands every door what the enabled modules provide, in module order, per app', () => {
+    const scope = api1.app.scopes.create({ door: 'job', principal: null });
+    expect(scope.provided<string>('probe:capability')).toEqual(['from probeA', 'from probeB']);
+    expect(scope.provided('nobody:provides')).toEqual([]);
+    // kept per app: the other app's registry holds its own entries, not a second copy in one process-wide map
+    expect(api2.app.scopes.create({ door: 'job', principal: null }).provided('probe:capability')).toHaveLength(2);
   });
 
   it('the worker gives a job its module instance with the same FieldCrypto-backed behaviour as the API', { timeout: 30_000 }, async () => {

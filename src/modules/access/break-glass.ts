@@ -51,7 +51,7 @@ export async function invokeBreakGlass(ctx: RequestContext, input: InvokeBreakGl
   }
   const db = await ctx.db();
   // the patient must exist in the caller's tenant (RLS-scoped lookup registered by the patients module)
-  if (!(await resourceExists('patient', db, input.patientId))) throw notFound('Patient');
+  if (!(await resourceExists(ctx, 'patient', db, input.patientId))) throw notFound('Patient');
   const expiresAt = new Date(now.getTime() + minutes * 60_000);
   const [grant] = await db
     .insert(breakGlassGrants)

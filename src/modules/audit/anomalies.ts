@@ -24,15 +24,8 @@ export interface PatientDirectory {
   patientFlags?(sql: postgres.ReservedSql, patientIds: readonly string[]): Promise<ReadonlyMap<string, 'vip' | 'employee'>>;
 }
 
-const directories = new Map<string, PatientDirectory>();
-
-/** Registers a patient directory (e.g. by the patients module in init); returns the unregister function. */
-export function registerPatientDirectory(name: string, dir: PatientDirectory): () => void {
-  directories.set(name, dir);
-  return () => {
-    if (directories.get(name) === dir) directories.delete(name);
-  };
-}
+/** The capability key under which a module provides its PatientDirectory (manifest `provides`). */
+export const PATIENT_DIRECTORY = 'audit.patientDirectory';
 
 export interface AnomalySettings {
   /** distinct patients one user may access in one hour before HIGH_VOLUME */
@@ -78,6 +71,8 @@ function isTimeZone(tz: string): boolean {
 
 export interface AnomalyCheckOptions {
   now?: Date;
+  /** what the enabled modules provide under PATIENT_DIRECTORY (the job passes `ctx.scope.provided(...)`); none: those rules find nothing */
+  directories?: readonly PatientDirectory[];
   /** events younger than this are left for the next run (default 60 s) */
   lagMs?: number;
   /** first run of a tenant looks back this far (default 1 h) */
@@ -92,7 +87,7 @@ export async function runAnomalyCheck(pool: postgres.Sql, log: Logger | undefine
   let alerts = 0;
   for (const { t } of tenants) {
     try {
-      alerts += await checkTenant(pool, t, until, opts.initialLookbackMs ?? 3_600_000);
+      alerts += await checkTenant(pool, t, until, opts.initialLookbackMs ?? 3_600_000, opts.directories ?? []);
     } catch (e) {
       const err = e as { code?: string; name?: string };
       log?.error({ tenantId: t, pgCode: err?.code, errorName: err?.name }, 'audit anomaly check failed for a tenant');
@@ -101,7 +96,7 @@ export async function runAnomalyCheck(pool: postgres.Sql, log: Logger | undefine
   return alerts;
 }
 
-async function checkTenant(pool: postgres.Sql, tenantId: string, until: Date, initialLookbackMs: number): Promise<number> {
+async function checkTenant(pool: postgres.Sql, tenantId: string, until: Date, initialLookbackMs: number, directories: readonly PatientDirectory[]): Promise<number> {
   return withTenant(pool, tenantId, async (_db, tx) => {
     const [lock] = await tx<{ ok: boolean }[]>`select pg_try_advisory_xact_lock(hashtext('carebase.audit.anomalies'), hashtext(${tenantId})) as ok`;
     if (!lock?.ok) return 0; // another process is checking this tenant
@@ -114,8 +109,8 @@ async function checkTenant(pool: postgres.Sql, tenantId: string, until: Date, in
     n += await highVolume(tx, tenantId, since, until, s);
     n += await afterHours(tx, tenantId, since, until, s);
     n += await breakGlassFrequent(tx, tenantId, since, until, s);
-    n += await flaggedPatients(tx, tenantId, since, until);
-    n += await outsideCareTeam(tx, tenantId, since, until);
+    n += await flaggedPatients(tx, tenantId, since, until, directories);
+    n += await outsideCareTeam(tx, tenantId, since, until, directories);
     await tx`
       insert into audit_anomaly_state (tenant_id, checked_until) values (${tenantId}, ${until})
       on conflict (tenant_id) do update set checked_until = excluded.checked_until, updated_at = now()`;
@@ -220,7 +215,7 @@ async function breakGlassFrequent(tx: Tx, tenantId: string, since: Date, until: 
 }
 
 /** FLAGGED_PATIENT: any access to a VIP or employee patient, per user, patient and day. */
-async function flaggedPatients(tx: Tx, tenantId: string, since: Date, until: Date) {
+async function flaggedPatients(tx: Tx, tenantId: string, since: Date, until: Date, directories: readonly PatientDirectory[]) {
   const accessed = await tx<(Candidate & { patient_id: string })[]>`
     select actor_id, patient_id, date_trunc('day', at) as window_start, date_trunc('day', at) + interval '1 day' as window_end, count(*)::int as n
       from audit_events
@@ -234,7 +229,7 @@ async function flaggedPatients(tx: Tx, tenantId: string, since: Date, until: Dat
     select patient_id, flag from audit_patient_flags where tenant_id = ${tenantId} and patient_id = any(${ids}::uuid[])`) {
     flagged.set(r.patient_id, r.flag);
   }
-  for (const dir of directories.values()) {
+  for (const dir of directories) {
     const more = await dir.patientFlags?.(tx, ids);
     for (const [id, flag] of more ?? []) if (!flagged.has(id)) flagged.set(id, flag);
   }
@@ -243,8 +238,8 @@ async function flaggedPatients(tx: Tx, tenantId: string, since: Date, until: Dat
 }
 
 /** OUTSIDE_CARE_TEAM: a user accessed a patient whose care team they are not on (needs a PatientDirectory). */
-async function outsideCareTeam(tx: Tx, tenantId: string, since: Date, until: Date) {
-  const dirs = [...directories.values()].filter((d) => d.careTeamMembers);
+async function outsideCareTeam(tx: Tx, tenantId: string, since: Date, until: Date, directories: readonly PatientDirectory[]) {
+  const dirs = directories.filter((d) => d.careTeamMembers);
   if (!dirs.length) return 0;
   const pairs = await tx<(Candidate & { actor_id: string; patient_id: string })[]>`
     select actor_id, patient_id, date_trunc('day', at) as window_start, date_trunc('day', at) + interval '1 day' as window_end, count(*)::int as n

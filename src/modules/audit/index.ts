@@ -5,7 +5,7 @@ import { registerExportRoute } from './export.js';
 import { AUDIT_SCHEDULES } from './jobs.js';
 import { registerAuditSchema } from './schema.js';
 
-export { ALERT_EVENT, ALERT_ROOM, registerPatientDirectory, runAnomalyCheck, type PatientDirectory, type AnomalySettings } from './anomalies.js';
+export { ALERT_EVENT, ALERT_ROOM, PATIENT_DIRECTORY, runAnomalyCheck, type PatientDirectory, type AnomalySettings } from './anomalies.js';
 export { drainSecurityEvents } from './security-events.js';
 export { EXPORT_PATH } from './export.js';
 

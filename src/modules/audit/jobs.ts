@@ -1,6 +1,6 @@
 import { checkpointKeys, ensureAuditPartitions, signCheckpoints } from '../../platform/audit/index.js';
 import type { JobDefinition } from '../../platform/jobs/index.js';
-import { runAnomalyCheck } from './anomalies.js';
+import { PATIENT_DIRECTORY, runAnomalyCheck, type PatientDirectory } from './anomalies.js';
 import { drainSecurityEvents } from './security-events.js';
 
 /**
@@ -27,7 +27,7 @@ export const AUDIT_SCHEDULES: Readonly<Record<string, JobDefinition>> = {
     attempts: 3,
     backoffMs: 5_000,
     handler: async (_payload, ctx) => {
-      await runAnomalyCheck(ctx.database.sql, ctx.log);
+      await runAnomalyCheck(ctx.database.sql, ctx.log, { directories: ctx.scope.provided<PatientDirectory>(PATIENT_DIRECTORY) });
     },
   },
   'audit.partitions': {

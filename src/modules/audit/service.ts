@@ -272,7 +272,7 @@ export async function setPatientFlag(ctx: RequestContext, patientId: string, fla
   const p = requireUserWith(ctx, ALERT_MANAGE);
   // like every id-taking operation: an id that is not a patient of the caller's tenant (another tenant's, or none) is
   // NOT_FOUND and nothing is stored (the lookup is registered by the patients module and runs under RLS)
-  if (!(await resourceExists('patient', await ctx.db(), patientId))) throw notFound('Patient');
+  if (!(await resourceExists(ctx, 'patient', await ctx.db(), patientId))) throw notFound('Patient');
   const sql = await ctx.tx.connection();
   if (flag === null) {
     await sql`delete from audit_patient_flags where tenant_id = ${p.tenantId} and patient_id = ${patientId}`;

@@ -1,5 +1,5 @@
 import { sql, type SQL } from 'drizzle-orm';
-import { createAccessScope, registerResourceLookup, type AccessPrincipal, type AccessRule } from '../../platform/access/index.js';
+import { createAccessScope, type AccessPrincipal, type AccessRule } from '../../platform/access/index.js';
 import { markBreakGlassAccess } from '../../platform/audit/index.js';
 import type { Db } from '../../platform/db/index.js';
 import { AppError, ErrorCode } from '../../platform/errors.js';
@@ -64,12 +64,6 @@ export const patientLookup = async (db: Db, patientId: string): Promise<boolean>
   const [row] = await db.select({ id: patients.id }).from(patients).where(sql`${patients.id} = ${patientId}`).limit(1);
   return !!row;
 };
-
-/** Registers the patient lookup other modules use by id (break-glass, audit); returns the function that removes it. */
-export function registerPatientLookup(): () => void {
-  // a fresh closure: the registry is process-wide, and another app in this process (tests) must keep its own registration
-  return registerResourceLookup('patient', 'patients', (...a) => patientLookup(...a));
-}
 
 /** The socket room type `patient:<id>`: patient:read, then the patient scope (read). */
 export const patientRoom = {

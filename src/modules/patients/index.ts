@@ -1,7 +1,8 @@
-import type { PermissionVocabulary } from '../../platform/access/index.js';
+import { resourceLookupKey, type PermissionVocabulary } from '../../platform/access/index.js';
+import type { ModuleInstance } from '../../platform/scope/index.js';
 import type { ModuleManifest } from '../../schema/index.js';
-import { registerPatientDirectory } from '../audit/index.js';
-import { patientRoom, registerPatientLookup } from './access.js';
+import { PATIENT_DIRECTORY } from '../audit/index.js';
+import { patientLookup, patientRoom } from './access.js';
 import { patientDirectory } from './directory.js';
 import { importJob, IMPORT_JOB, type JobRuntime } from './jobs.js';
 import { registerPatientsSchema } from './schema.js';
@@ -14,9 +15,7 @@ export { patientAccess, readScopeCondition } from './access.js';
 const PATIENTS = 'patients';
 
 /** The patients module's instance (one per app, returned by init): what its services and jobs need. */
-export interface PatientsInstance extends JobRuntime {
-  close(): Promise<void>;
-}
+export type PatientsInstance = JobRuntime & ModuleInstance;
 
 /** The patients module's permissions and the roles that hold them (the patient scope then narrows them per patient). */
 export const PATIENT_PERMISSIONS: PermissionVocabulary = {
@@ -67,19 +66,13 @@ export function createPatientsModule(): ModuleManifest {
     phiCategories: PATIENT_PHI_CATEGORIES,
     // `patient:<id>` rooms: patient:read, then the patient scope
     roomAccess: { patient: patientRoom },
+    // by id for other modules (break-glass, audit flags); care teams and employee flags for the audit's anomaly rules
+    provides: { [resourceLookupKey('patient')]: patientLookup, [PATIENT_DIRECTORY]: patientDirectory },
     schema: (builder) => registerPatientsSchema(builder, (ctx) => ctx.module<PatientsInstance>(PATIENTS)),
     // the worker's instance: the same shared FieldCrypto as the API's (src/boot.ts)
     jobs: { [IMPORT_JOB]: importJob((ctx) => ctx.scope.module<PatientsInstance>(PATIENTS)) },
     async init(deps): Promise<PatientsInstance> {
-      const cleanups = [registerPatientLookup(), registerPatientDirectory('patients', { ...patientDirectory })];
-      return {
-        crypto: deps.crypto,
-        mrnPool: deps.database.sideSql,
-        dataDir: deps.config.dataDir,
-        async close() {
-          for (const off of cleanups.splice(0)) off();
-        },
-      };
+      return { crypto: deps.crypto, mrnPool: deps.database.sideSql, dataDir: deps.config.dataDir };
     },
   };
 }

@@ -19,7 +19,7 @@ export {
 export {
   AccessScope,
   createAccessScope,
-  registerResourceLookup,
+  resourceLookupKey,
   resourceExists,
   type AccessDecision,
   type AllowWithRef,

@@ -211,26 +211,19 @@ export function createAccessScope<A extends string>(opts: AccessScopeOptions<A>)
 
 /**
  * Answers "does this record exist in the current tenant?" for a kind of
- * record other modules refer to by id (e.g. 'patient'). Registered by the
- * module that owns the records (and by tests standing in for it).
+ * record other modules refer to by id (e.g. 'patient'). Provided by the
+ * module that owns the records, in its manifest:
+ * `provides: { [resourceLookupKey('patient')]: lookup }` (a test module may
+ * stand in for it).
  */
 export type ResourceLookup = (db: Db, id: string) => Promise<boolean>;
 
-const lookups = new Map<string, Map<string, ResourceLookup>>();
+/** The capability key of the lookups of one kind of record. */
+export const resourceLookupKey = (resource: string) => `resource:${resource}`;
 
-/** Registers how to tell whether a record of `resource` exists; returns an unregister function. */
-export function registerResourceLookup(resource: string, name: string, lookup: ResourceLookup): () => void {
-  let m = lookups.get(resource);
-  if (!m) lookups.set(resource, (m = new Map()));
-  m.set(name, lookup);
-  return () => {
-    if (m.get(name) === lookup) m.delete(name);
-  };
-}
-
-/** True when some registered lookup finds the record in the current tenant; false when none is registered. */
-export async function resourceExists(resource: string, db: Db, id: string): Promise<boolean> {
-  for (const lookup of lookups.get(resource)?.values() ?? []) {
+/** True when a lookup provided by an enabled module finds the record in the current tenant; false when none is provided. */
+export async function resourceExists(scope: { provided<T>(key: string): T[] }, resource: string, db: Db, id: string): Promise<boolean> {
+  for (const lookup of scope.provided<ResourceLookup>(resourceLookupKey(resource))) {
     if (await lookup(db, id)) return true;
   }
   return false;

@@ -13,6 +13,20 @@ export interface ModuleInstance {
 
 export class ModuleInstances {
   private readonly byName = new Map<string, ModuleInstance>();
+  private readonly capabilities = new Map<string, Map<string, unknown>>();
+
+  /** What module `owner` provides under `key` (its manifest's `provides`, registered at boot). */
+  provide(key: string, owner: string, value: unknown): void {
+    let m = this.capabilities.get(key);
+    if (!m) this.capabilities.set(key, (m = new Map()));
+    if (m.has(owner)) throw new Error(`module "${owner}" provides "${key}" twice`);
+    m.set(owner, value);
+  }
+
+  /** Every enabled module's value for `key`, in module order; empty when none provides it. */
+  provided<T>(key: string): T[] {
+    return [...(this.capabilities.get(key)?.values() ?? [])] as T[];
+  }
 
   set(name: string, instance: ModuleInstance): void {
     if (this.byName.has(name)) throw new Error(`module "${name}" has two instances`);

@@ -123,6 +123,11 @@ export class RequestScope<P extends ScopePrincipal = ScopePrincipal> implements 
     return (this.env.instances ?? NO_INSTANCES).get<T>(name);
   }
 
+  /** What the enabled modules provide under a capability key (their manifests' `provides`). */
+  provided<T>(key: string): T[] {
+    return (this.env.instances ?? NO_INSTANCES).provided<T>(key);
+  }
+
   /** Makes the transaction read only (e.g. an export): call before its first write. */
   async readOnly(): Promise<void> {
     const conn = await this.tx.connection();

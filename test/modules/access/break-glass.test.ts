@@ -17,7 +17,6 @@ let tenantA: TestTenant;
 let tenantB: TestTenant;
 let nurse: TestUser;
 let patient: string;
-let uninstall: () => void;
 
 const REASON = 'Unconscious in the ED, chart needed for allergies';
 const INVOKE = `mutation Invoke($input: InvokeBreakGlassInput!) {
@@ -53,14 +52,13 @@ const listed = (u: TestUser) =>
 
 beforeAll(async () => {
   t = await startTestApp({ modules: accessModules(() => new Date(clock)), env: accessTestEnv });
-  uninstall = await installTestPatients(t.db.owner);
+  await installTestPatients(t.db.owner);
   tenantA = await createTenant(t);
   tenantB = await createTenant(t);
   nurse = await signedIn(t, tenantA, ['NURSE']);
   patient = await createPatient(t.db.owner, tenantA.id);
 });
 afterAll(async () => {
-  uninstall?.();
   await t?.close();
 });
 

@@ -3,7 +3,7 @@ import { sql } from 'drizzle-orm';
 import { createAccessModule } from '../../../src/modules/access/index.js';
 import identityModule from '../../../src/modules/identity/index.js';
 import { PATIENT_PERMISSIONS } from '../../../src/modules/patients/index.js';
-import { registerResourceLookup } from '../../../src/platform/access/index.js';
+import { resourceLookupKey, type ResourceLookup } from '../../../src/platform/access/index.js';
 import type { ModuleManifest } from '../../../src/schema/index.js';
 import type { TestApp } from '../../helpers/app.js';
 import { adminSession, createTenantWithAdmin, userSession, type TestTenant } from '../../helpers/auth.js';
@@ -17,8 +17,24 @@ export const accessTestEnv = {
   LOAD_SHED_EVENT_LOOP_DELAY_MS: '0',
 };
 
-/** The patients module's vocabulary without the module (test_patients stands in for its table): API keys and roles grant patient:* as in the full app. */
-export const patientVocabularyModule: ModuleManifest = { name: 'test-patient-vocabulary', phase: 0, description: 'patient permissions', dependsOn: [], permissions: PATIENT_PERMISSIONS };
+/** A test patient exists when test_patients has it (in the caller's tenant: RLS). */
+const testPatientLookup: ResourceLookup = async (db, patientId) => {
+  const rows = await db.execute<{ id: string }>(sql`select id from test_patients where id = ${patientId}::uuid`);
+  return rows.length > 0;
+};
+
+/**
+ * The patients module's vocabulary without the module (test_patients stands in for its table): API keys and roles
+ * grant patient:* as in the full app, and break-glass finds test patients by id (installTestPatients makes the table).
+ */
+export const patientVocabularyModule: ModuleManifest = {
+  name: 'test-patient-vocabulary',
+  phase: 0,
+  description: 'patient permissions',
+  dependsOn: [],
+  permissions: PATIENT_PERMISSIONS,
+  provides: { [resourceLookupKey('patient')]: testPatientLookup },
+};
 
 /** identity + access, with the access module on the given clock. */
 export const accessModules = (now?: () => Date): ModuleManifest[] => [identityModule, createAccessModule({ now }), patientVocabularyModule];
@@ -42,16 +58,12 @@ export async function createTenant(t: TestApp): Promise<TestTenant> {
 
 /**
  * A minimal tenant-owned patients table standing in for the patients module
- * (RLS like every tenant table), with the lookup break-glass needs.
+ * (RLS like every tenant table); patientVocabularyModule provides its lookup.
  */
-export async function installTestPatients(owner: postgres.Sql): Promise<() => void> {
+export async function installTestPatients(owner: postgres.Sql): Promise<void> {
   await owner`create table if not exists test_patients (id uuid primary key default gen_random_uuid(), tenant_id uuid not null default carebase_current_tenant() references tenants(id))`;
   await owner`select carebase_enforce_tenant_rls()`;
   await owner`grant select, insert on test_patients to carebase_app`;
-  return registerResourceLookup('patient', 'test.patients', async (db, patientId) => {
-    const rows = await db.execute<{ id: string }>(sql`select id from test_patients where id = ${patientId}::uuid`);
-    return rows.length > 0;
-  });
 }
 
 export async function createPatient(owner: postgres.Sql, tenantId: string): Promise<string> {

@@ -1,17 +1,21 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import auditModule, { drainSecurityEvents, registerPatientDirectory, runAnomalyCheck } from '../../../src/modules/audit/index.js';
+import auditModule, { drainSecurityEvents, runAnomalyCheck, type PatientDirectory } from '../../../src/modules/audit/index.js';
 import identityModule from '../../../src/modules/identity/index.js';
-import { registerResourceLookup } from '../../../src/platform/access/index.js';
+import { resourceLookupKey } from '../../../src/platform/access/index.js';
+import type { ModuleManifest } from '../../../src/schema/index.js';
 import { AuditWriter, auditWriterFor, principalEvent, type AuditEventInput } from '../../../src/platform/audit/index.js';
 import { startTestApp, type TestApp } from '../../helpers/app.js';
 import { createTenantWithAdmin, userSession, type TestTenant } from '../../helpers/auth.js';
 import { QUIET_ENV, asHeader, createTenant, testAuthModule, type TestPrincipal } from './fixtures.js';
 
 let t: TestApp;
+/** the one patient this app knows (no patients module here): a module that provides the lookup by id for it */
+const vip = randomUUID();
+const vipDirectory: ModuleManifest = { name: 'test-vip', phase: 0, description: 'knows one patient', dependsOn: [], provides: { [resourceLookupKey('patient')]: async (_db: unknown, id: string) => id === vip } };
 
 beforeAll(async () => {
-  t = await startTestApp({ env: QUIET_ENV, modules: [identityModule, testAuthModule, auditModule] });
+  t = await startTestApp({ env: QUIET_ENV, modules: [identityModule, testAuthModule, auditModule, vipDirectory] });
 });
 afterAll(async () => {
   await t?.close();
@@ -92,7 +96,6 @@ describe('anomaly alerts', () => {
   let tenantId: string;
   const snooper = randomUUID();
   const clinician = randomUUID();
-  const vip = randomUUID();
   const onTeam = randomUUID();
   const offTeam = randomUUID();
   const officer = (): TestPrincipal => ({ id: randomUUID(), tenantId, roles: ['COMPLIANCE'], permissions: ['alert:read', 'alert:manage', 'audit:read'], amr: ['pwd', 'mfa'] });
@@ -108,14 +111,9 @@ describe('anomaly alerts', () => {
     tenantId = await createTenant(t.db.owner);
     // business hours 08:00-18:00 UTC, weekends included as business days
     await t.db.owner`update tenants set settings = ${t.db.owner.json({ audit: { volumePatientsPerHour: 20, businessHours: { start: 8, end: 18, timezone: 'UTC', weekends: true } } })} where id = ${tenantId}`;
-    // the flag needs a patient of the tenant (no patients module here: a lookup that knows this one id)
-    const off = registerResourceLookup('patient', 'test.alerts', async (_db, id) => id === vip);
-    try {
-      const flag = await t.gql('mutation F($p: UUID!) { setPatientAuditFlag(patientId: $p, flag: VIP) }', { p: vip }, asHeader(officer()));
-      expect(flag.body.errors).toBeUndefined();
-    } finally {
-      off();
-    }
+    // the flag needs a patient of the tenant (no patients module here: test-vip provides a lookup that knows this one id)
+    const flag = await t.gql('mutation F($p: UUID!) { setPatientAuditFlag(patientId: $p, flag: VIP) }', { p: vip }, asHeader(officer()));
+    expect(flag.body.errors).toBeUndefined();
   });
 
   it('raises HIGH_VOLUME, AFTER_HOURS, BREAK_GLASS_FREQUENT, FLAGGED_PATIENT and OUTSIDE_CARE_TEAM; re-runs do not duplicate; compliance lists and acknowledges', async () => {
@@ -129,17 +127,13 @@ describe('anomaly alerts', () => {
     events.push(at(`${day}T12:05:00Z`, clinician, offTeam));
     await auditWriterFor(t.db.sql).append(events);
 
-    const unregister = registerPatientDirectory('test', {
+    // the care teams a patients module would provide under PATIENT_DIRECTORY (the audit.anomalies job passes what is provided)
+    const directory: PatientDirectory = {
       careTeamMembers: async (_sql, pairs) =>
         new Set(pairs.filter((p) => p.actorId === snooper || p.patientId === onTeam || p.patientId === vip).map((p) => `${p.actorId}:${p.patientId}`)),
-    });
-    try {
-      const opts = { now, lagMs: 0, initialLookbackMs: 3 * 86_400_000 };
-      const n = await runAnomalyCheck(t.db.sql, undefined, opts);
-      expect(n).toBeGreaterThan(0);
-    } finally {
-      unregister();
-    }
+    };
+    const n = await runAnomalyCheck(t.db.sql, undefined, { now, lagMs: 0, initialLookbackMs: 3 * 86_400_000, directories: [directory] });
+    expect(n).toBeGreaterThan(0);
     const LIST = `query A { auditAlerts(status: OPEN, first: 100) { edges { node { id rule actorId patientId eventCount status detail } } } }`;
     type Alerts = { auditAlerts: { edges: { node: { id: string; rule: string; actorId: string; patientId: string | null; eventCount: number; status: string; detail: Record<string, unknown> } }[] } };
     const res = await t.gql<Alerts>(LIST, undefined, asHeader(officer()));
