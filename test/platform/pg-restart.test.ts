@@ -146,6 +146,7 @@ describe('PostgreSQL restart under 16 concurrent writes', () => {
     // each writer sends createPatient with a fresh Idempotency-Key and retries that key until it is acknowledged
     const acked = new Map<string, string>(); // key -> patient id
     const errors = new Map<string, number>(); // "<status> <code>" -> count
+    const noAnswer: string[] = []; // how each request without an answer failed on the client
     let inFlight = 0;
     let stopping = false;
     let backAt = 0;
@@ -158,8 +159,10 @@ describe('PostgreSQL restart under 16 concurrent writes', () => {
           let res: GqlResponse<{ createPatient: { id: string } }> | undefined;
           try {
             res = await gql<{ createPatient: { id: string } }>(CREATE, { input: basePatient() }, { ...desk.headers, 'idempotency-key': key });
-          } catch {
-            res = undefined; // the server is gone
+          } catch (e) {
+            res = undefined; // the server is gone, or no answer in time: which one is printed
+            const err = e as { name?: string; message?: string; cause?: { code?: string; message?: string } };
+            noAnswer.push(`${new Date().toISOString()} ${err.name}: ${err.cause?.code ?? ''} ${err.cause?.message ?? err.message ?? ''}`.trim());
           } finally {
             inFlight--;
           }
@@ -208,7 +211,7 @@ describe('PostgreSQL restart under 16 concurrent writes', () => {
     // that it cannot grow unnoticed: more than 1% unanswered fails. The retried write (same Idempotency-Key) is stored once.
     const sent = [...errors.values()].reduce((a, b) => a + b, 0) + acked.size;
     const unanswered = errors.get('no answer') ?? 0;
-    if (unanswered) console.warn(`pg restart: ${unanswered} of ${sent} requests unanswered within 20 s (known defect)`);
+    if (unanswered) console.warn(`pg restart: ${unanswered} of ${sent} requests unanswered within 20 s (known defect): ${noAnswer.join('; ')}`);
     expect(unanswered, server.lines.filter((l) => !l.includes('"msg":"request"')).slice(-40).join('\n')).toBeLessThanOrEqual(Math.max(1, Math.floor(sent / 100)));
     errors.delete('no answer');
     expect(server.exitCode()).toBeUndefined();
