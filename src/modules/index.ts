@@ -7,5 +7,6 @@ import identity from './identity/index.js';
 import access from './access/index.js';
 import audit from './audit/index.js';
 import patients from './patients/index.js';
+import eprescribing from './eprescribing/index.js';
 
-export const modules: readonly ModuleManifest[] = [identity, access, audit, patients];
+export const modules: readonly ModuleManifest[] = [identity, access, audit, patients, eprescribing];
