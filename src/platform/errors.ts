@@ -8,6 +8,8 @@ export const ErrorCode = {
   FORBIDDEN: 'FORBIDDEN',
   NOT_FOUND: 'NOT_FOUND',
   CONFLICT: 'CONFLICT',
+  /** a state machine refused the change from the record's current state (e.g. admitting a cancelled visit) */
+  INVALID_STATE_TRANSITION: 'INVALID_STATE_TRANSITION',
   RATE_LIMITED: 'RATE_LIMITED',
   FEATURE_NOT_ENTITLED: 'FEATURE_NOT_ENTITLED',
   KMS_UNAVAILABLE: 'KMS_UNAVAILABLE',

@@ -19,6 +19,7 @@ const DETERMINISTIC = new Set<string>([
   ErrorCode.FORBIDDEN,
   ErrorCode.NOT_FOUND,
   ErrorCode.CONFLICT,
+  ErrorCode.INVALID_STATE_TRANSITION,
   ErrorCode.FEATURE_NOT_ENTITLED,
   ErrorCode.IDEMPOTENCY_KEY_REUSED,
 ]);

@@ -62,6 +62,7 @@ const STATUS: Partial<Record<string, number>> = {
   [ErrorCode.FEATURE_NOT_ENTITLED]: 403,
   [ErrorCode.NOT_FOUND]: 404,
   [ErrorCode.CONFLICT]: 409,
+  [ErrorCode.INVALID_STATE_TRANSITION]: 409,
   [ErrorCode.PAYLOAD_TOO_LARGE]: 413,
   [ErrorCode.IDEMPOTENCY_KEY_REUSED]: 422,
   [ErrorCode.RATE_LIMITED]: 429,
