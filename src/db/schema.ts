@@ -15,6 +15,7 @@ import { patientsTables } from '../modules/patients/tables.js';
 import { auditChainHeads, auditCheckpoints, auditEvents } from '../platform/audit/tables.js';
 import { auditModuleTables } from '../modules/audit/tables.js';
 import { eprescribingTables } from '../modules/eprescribing/tables.js';
+import { telehealthTables } from '../modules/telehealth/tables.js';
 
 export { tenants, idempotencyKeys };
 export { cryptoKeys, cryptoIndexKeys, cryptoRotationJobs };
@@ -27,5 +28,6 @@ export * from '../modules/patients/tables.js';
 export { auditEvents, auditChainHeads, auditCheckpoints };
 export * from '../modules/audit/tables.js';
 export * from '../modules/eprescribing/tables.js';
+export * from '../modules/telehealth/tables.js';
 
-export const tables = { tenants, idempotencyKeys, cryptoKeys, cryptoIndexKeys, cryptoRotationJobs, outbox, processedJobs, tenantEntitlements, ...identityTables, rateLimits, ...accessTables, auditEvents, auditChainHeads, auditCheckpoints, ...auditModuleTables, ...patientsTables, ...eprescribingTables };
+export const tables = { tenants, idempotencyKeys, cryptoKeys, cryptoIndexKeys, cryptoRotationJobs, outbox, processedJobs, tenantEntitlements, ...identityTables, rateLimits, ...accessTables, auditEvents, auditChainHeads, auditCheckpoints, ...auditModuleTables, ...patientsTables, ...eprescribingTables, ...telehealthTables };

@@ -1,0 +1,211 @@
+import { sql } from 'drizzle-orm';
+import { boolean, check, date, foreignKey, index, integer, pgTable, primaryKey, smallint, text, time, timestamp, unique, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { id, tenantId, timestamps } from '../../platform/db/tables.js';
+
+/**
+ * Telehealth tables (every one tenant-owned: RLS + the tenant filter in every
+ * query). Times are timestamptz (UTC); weekly hours and exceptions are local
+ * wall-clock times in the provider's IANA time zone, turned into instants per
+ * day by the slot engine (time.ts), so daylight-saving changes are handled
+ * where they happen. Appointments carry the no-double-booking exclusion
+ * constraint (hand-written in the migration: btree_gist over tenant,
+ * provider and tstzrange(starts_at, blocked_until)).
+ *
+ * Other features (in-visit chat, vitals, documents, reminders) reference an
+ * appointment with a composite foreign key on (tenant_id, id)
+ * (`telehealth_appointments_tenant_id_id_key`).
+ */
+
+const tstz = (name: string) => timestamp(name, { withTimezone: true });
+
+export const MODALITIES = ['video', 'in_person'] as const;
+export type Modality = (typeof MODALITIES)[number];
+
+export const APPOINTMENT_STATUSES = ['scheduled', 'checked_in', 'waiting', 'in_progress', 'completed', 'cancelled', 'no_show'] as const;
+export type AppointmentStatus = (typeof APPOINTMENT_STATUSES)[number];
+
+export const EXCEPTION_KINDS = ['unavailable', 'available'] as const;
+export type ExceptionKind = (typeof EXCEPTION_KINDS)[number];
+
+/** A provider's scheduling profile: the IANA time zone their weekly hours and exceptions are written in. */
+export const telehealthProviderSchedules = pgTable(
+  'telehealth_provider_schedules',
+  {
+    tenantId: tenantId(),
+    /** the provider's user id (identity users; PROVIDER role) */
+    providerId: uuid('provider_id').notNull(),
+    /** IANA time zone, e.g. America/New_York */
+    timeZone: text('time_zone').notNull(),
+    updatedBy: uuid('updated_by'),
+    ...timestamps(),
+  },
+  (t) => [primaryKey({ name: 'telehealth_provider_schedules_pkey', columns: [t.tenantId, t.providerId] })],
+);
+
+/** Weekly hours: on ISO weekday `weekday` (1 = Monday), from `start_time` to `end_time` local time. */
+export const telehealthWeeklyHours = pgTable(
+  'telehealth_weekly_hours',
+  {
+    id: id(),
+    tenantId: tenantId(),
+    providerId: uuid('provider_id').notNull(),
+    weekday: smallint('weekday').notNull(),
+    startTime: time('start_time').notNull(),
+    endTime: time('end_time').notNull(),
+    createdAt: tstz('created_at').notNull().defaultNow(),
+  },
+  (t) => [
+    index('telehealth_weekly_hours_provider_idx').on(t.tenantId, t.providerId, t.weekday),
+    foreignKey({ name: 'telehealth_weekly_hours_schedule_fkey', columns: [t.tenantId, t.providerId], foreignColumns: [telehealthProviderSchedules.tenantId, telehealthProviderSchedules.providerId] }).onDelete('cascade'),
+    check('telehealth_weekly_hours_weekday_check', sql`${t.weekday} between 1 and 7`),
+    check('telehealth_weekly_hours_range_check', sql`${t.startTime} < ${t.endTime}`),
+  ],
+);
+
+/**
+ * Exceptions on one local date (in the provider's time zone): `unavailable`
+ * (time off; no times = the whole day) or `available` (extra hours). A row
+ * without provider is a tenant-wide holiday (always `unavailable`), applied
+ * to each provider's own local date.
+ */
+export const telehealthAvailabilityExceptions = pgTable(
+  'telehealth_availability_exceptions',
+  {
+    id: id(),
+    tenantId: tenantId(),
+    /** null: every provider of the tenant (a holiday) */
+    providerId: uuid('provider_id'),
+    date: date('date', { mode: 'string' }).notNull(),
+    kind: text('kind', { enum: EXCEPTION_KINDS }).notNull(),
+    startTime: time('start_time'),
+    endTime: time('end_time'),
+    /** short label shown on the calendar ("Public holiday"); no PHI */
+    label: text('label'),
+    createdBy: uuid('created_by'),
+    createdAt: tstz('created_at').notNull().defaultNow(),
+  },
+  (t) => [
+    index('telehealth_exceptions_date_idx').on(t.tenantId, t.date),
+    check('telehealth_exceptions_times_check', sql`(${t.startTime} is null) = (${t.endTime} is null) and (${t.startTime} is null or ${t.startTime} < ${t.endTime})`),
+    check('telehealth_exceptions_available_check', sql`${t.kind} = 'unavailable' or (${t.startTime} is not null and ${t.providerId} is not null)`),
+  ],
+);
+
+/** Visit types: how long a visit lasts, whether it is a video or in-person visit, and the buffer kept free after it. */
+export const telehealthVisitTypes = pgTable(
+  'telehealth_visit_types',
+  {
+    id: id(),
+    tenantId: tenantId(),
+    /** stable per-tenant code, e.g. follow-up-video */
+    code: text('code').notNull(),
+    name: text('name').notNull(),
+    durationMinutes: integer('duration_minutes').notNull(),
+    modality: text('modality', { enum: MODALITIES }).notNull(),
+    bufferMinutes: integer('buffer_minutes').notNull().default(0),
+    active: boolean('active').notNull().default(true),
+    ...timestamps(),
+  },
+  (t) => [
+    unique('telehealth_visit_types_tenant_code_key').on(t.tenantId, t.code),
+    unique('telehealth_visit_types_tenant_id_id_key').on(t.tenantId, t.id),
+    check('telehealth_visit_types_duration_check', sql`${t.durationMinutes} between 5 and 480`),
+    check('telehealth_visit_types_buffer_check', sql`${t.bufferMinutes} between 0 and 240`),
+  ],
+);
+
+/**
+ * Appointments (a visit once it starts). `blocked_until` = ends_at + the
+ * visit type's buffer: the provider's time taken by the appointment is
+ * [starts_at, blocked_until), and the exclusion constraint
+ * telehealth_appointments_no_overlap refuses two such ranges of one provider
+ * that overlap (cancelled and no-show appointments free their time).
+ */
+export const telehealthAppointments = pgTable(
+  'telehealth_appointments',
+  {
+    id: id(),
+    tenantId: tenantId(),
+    patientId: uuid('patient_id').notNull(),
+    providerId: uuid('provider_id').notNull(),
+    visitTypeId: uuid('visit_type_id').notNull(),
+    modality: text('modality', { enum: MODALITIES }).notNull(),
+    startsAt: tstz('starts_at').notNull(),
+    endsAt: tstz('ends_at').notNull(),
+    blockedUntil: tstz('blocked_until').notNull(),
+    status: text('status', { enum: APPOINTMENT_STATUSES }).notNull().default('scheduled'),
+    /** why the patient comes, as written at booking (PHI: clinical) */
+    reason: text('reason'),
+    /** the video room of the visit (video visits), `visit_<id>` */
+    roomName: text('room_name'),
+    bookedBy: uuid('booked_by'),
+    /** time zone the booking was made in (the caller's), for notices */
+    bookedTimeZone: text('booked_time_zone'),
+    checkedInAt: tstz('checked_in_at'),
+    waitingSince: tstz('waiting_since'),
+    admittedAt: tstz('admitted_at'),
+    completedAt: tstz('completed_at'),
+    cancelledAt: tstz('cancelled_at'),
+    cancelledBy: uuid('cancelled_by'),
+    /** why it was cancelled, as written (PHI: may name a condition) */
+    cancelReason: text('cancel_reason'),
+    noShowAt: tstz('no_show_at'),
+    /** latest "provider running late" notice: expected delay in minutes, and when it was given */
+    lateByMinutes: integer('late_by_minutes'),
+    lateNoticeAt: tstz('late_notice_at'),
+    rescheduleCount: integer('reschedule_count').notNull().default(0),
+    /** bumped by every change (optimistic concurrency for clients, ordering of notices) */
+    version: integer('version').notNull().default(1),
+    ...timestamps(),
+  },
+  (t) => [
+    unique('telehealth_appointments_tenant_id_id_key').on(t.tenantId, t.id),
+    uniqueIndex('telehealth_appointments_room_key').on(t.roomName).where(sql`${t.roomName} is not null`),
+    index('telehealth_appointments_provider_idx').on(t.tenantId, t.providerId, t.startsAt),
+    index('telehealth_appointments_patient_idx').on(t.tenantId, t.patientId, t.startsAt),
+    index('telehealth_appointments_queue_idx').on(t.tenantId, t.providerId, t.status, t.waitingSince),
+    foreignKey({ name: 'telehealth_appointments_visit_type_fkey', columns: [t.tenantId, t.visitTypeId], foreignColumns: [telehealthVisitTypes.tenantId, telehealthVisitTypes.id] }),
+    check('telehealth_appointments_range_check', sql`${t.startsAt} < ${t.endsAt} and ${t.endsAt} <= ${t.blockedUntil}`),
+    check('telehealth_appointments_cancel_check', sql`(${t.status} = 'cancelled') = (${t.cancelledAt} is not null)`),
+  ],
+);
+
+/** Every state change of an appointment (the history; the audit log holds the access, the outbox the event). */
+export const telehealthAppointmentTransitions = pgTable(
+  'telehealth_appointment_transitions',
+  {
+    id: id(),
+    tenantId: tenantId(),
+    appointmentId: uuid('appointment_id').notNull(),
+    /** null for the booking itself */
+    fromStatus: text('from_status', { enum: APPOINTMENT_STATUSES }),
+    toStatus: text('to_status', { enum: APPOINTMENT_STATUSES }).notNull(),
+    /** book, reschedule, check_in, wait, admit, complete, cancel, no_show */
+    action: text('action').notNull(),
+    /** who: a user id, or system:<job> */
+    actor: text('actor').notNull(),
+    /** previous start when rescheduled */
+    previousStartsAt: tstz('previous_starts_at'),
+    at: tstz('at').notNull().defaultNow(),
+  },
+  (t) => [
+    index('telehealth_transitions_appointment_idx').on(t.tenantId, t.appointmentId, t.at),
+    foreignKey({ name: 'telehealth_transitions_appointment_fkey', columns: [t.tenantId, t.appointmentId], foreignColumns: [telehealthAppointments.tenantId, telehealthAppointments.id] }).onDelete('cascade'),
+  ],
+);
+
+export type ProviderSchedule = typeof telehealthProviderSchedules.$inferSelect;
+export type WeeklyHours = typeof telehealthWeeklyHours.$inferSelect;
+export type AvailabilityException = typeof telehealthAvailabilityExceptions.$inferSelect;
+export type VisitType = typeof telehealthVisitTypes.$inferSelect;
+export type Appointment = typeof telehealthAppointments.$inferSelect;
+export type AppointmentTransition = typeof telehealthAppointmentTransitions.$inferSelect;
+
+export const telehealthTables = {
+  telehealthProviderSchedules,
+  telehealthWeeklyHours,
+  telehealthAvailabilityExceptions,
+  telehealthVisitTypes,
+  telehealthAppointments,
+  telehealthAppointmentTransitions,
+};
