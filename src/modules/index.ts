@@ -8,5 +8,6 @@ import access from './access/index.js';
 import audit from './audit/index.js';
 import patients from './patients/index.js';
 import eprescribing from './eprescribing/index.js';
+import telehealth from './telehealth/index.js';
 
-export const modules: readonly ModuleManifest[] = [identity, access, audit, patients, eprescribing];
+export const modules: readonly ModuleManifest[] = [identity, access, audit, patients, eprescribing, telehealth];
