@@ -194,12 +194,81 @@ export const telehealthAppointmentTransitions = pgTable(
   ],
 );
 
+export const CONSENT_KINDS = ['telehealth', 'recording'] as const;
+export type ConsentKind = (typeof CONSENT_KINDS)[number];
+
+/**
+ * Consent texts per tenant and kind, versioned: publishing a new text makes
+ * it the current version (the highest); consents to older versions no longer
+ * count. Texts are never changed or deleted (a new version instead).
+ */
+export const telehealthConsentTexts = pgTable(
+  'telehealth_consent_texts',
+  {
+    id: id(),
+    tenantId: tenantId(),
+    kind: text('kind', { enum: CONSENT_KINDS }).notNull(),
+    version: integer('version').notNull(),
+    title: text('title').notNull(),
+    body: text('body').notNull(),
+    publishedBy: uuid('published_by'),
+    publishedAt: tstz('published_at').notNull().defaultNow(),
+  },
+  (t) => [
+    unique('telehealth_consent_texts_version_key').on(t.tenantId, t.kind, t.version),
+    unique('telehealth_consent_texts_tenant_id_id_key').on(t.tenantId, t.id),
+    check('telehealth_consent_texts_version_check', sql`${t.version} > 0`),
+  ],
+);
+
+/**
+ * A consent given: who (a patient record, or a staff user for themselves),
+ * to which text version, when, from where (IP, user agent), recorded by whom
+ * (the patient themselves, or staff on their behalf). A recording consent
+ * may be limited to one appointment. Withdrawing keeps the row.
+ */
+export const telehealthConsents = pgTable(
+  'telehealth_consents',
+  {
+    id: id(),
+    tenantId: tenantId(),
+    kind: text('kind', { enum: CONSENT_KINDS }).notNull(),
+    consentTextId: uuid('consent_text_id').notNull(),
+    version: integer('version').notNull(),
+    /** the patient who consents (null: a staff user consenting for themselves) */
+    patientId: uuid('patient_id'),
+    /** the staff user who consents for themselves (null: a patient) */
+    userId: uuid('user_id'),
+    /** only for this appointment (recording consents); null: every visit */
+    appointmentId: uuid('appointment_id'),
+    /** who recorded it: a user or API key id */
+    recordedBy: text('recorded_by').notNull(),
+    /** staff recorded the patient's consent on their behalf (e.g. given verbally) */
+    onBehalf: boolean('on_behalf').notNull().default(false),
+    ip: text('ip'),
+    userAgent: text('user_agent'),
+    consentedAt: tstz('consented_at').notNull().defaultNow(),
+    withdrawnAt: tstz('withdrawn_at'),
+    withdrawnBy: text('withdrawn_by'),
+  },
+  (t) => [
+    index('telehealth_consents_patient_idx').on(t.tenantId, t.patientId, t.kind),
+    index('telehealth_consents_user_idx').on(t.tenantId, t.userId, t.kind),
+    foreignKey({ name: 'telehealth_consents_text_fkey', columns: [t.tenantId, t.consentTextId], foreignColumns: [telehealthConsentTexts.tenantId, telehealthConsentTexts.id] }),
+    foreignKey({ name: 'telehealth_consents_appointment_fkey', columns: [t.tenantId, t.appointmentId], foreignColumns: [telehealthAppointments.tenantId, telehealthAppointments.id] }),
+    check('telehealth_consents_subject_check', sql`(${t.patientId} is null) <> (${t.userId} is null)`),
+    check('telehealth_consents_appointment_check', sql`${t.appointmentId} is null or ${t.kind} = 'recording'`),
+  ],
+);
+
 export type ProviderSchedule = typeof telehealthProviderSchedules.$inferSelect;
 export type WeeklyHours = typeof telehealthWeeklyHours.$inferSelect;
 export type AvailabilityException = typeof telehealthAvailabilityExceptions.$inferSelect;
 export type VisitType = typeof telehealthVisitTypes.$inferSelect;
 export type Appointment = typeof telehealthAppointments.$inferSelect;
 export type AppointmentTransition = typeof telehealthAppointmentTransitions.$inferSelect;
+export type ConsentText = typeof telehealthConsentTexts.$inferSelect;
+export type Consent = typeof telehealthConsents.$inferSelect;
 
 export const telehealthTables = {
   telehealthProviderSchedules,
@@ -208,4 +277,6 @@ export const telehealthTables = {
   telehealthVisitTypes,
   telehealthAppointments,
   telehealthAppointmentTransitions,
+  telehealthConsentTexts,
+  telehealthConsents,
 };
