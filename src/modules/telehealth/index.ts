@@ -14,15 +14,18 @@ import { registerTelehealthSchema } from './schema.js';
  * (in-visit tools, reminders): the tables, the appointment access scope,
  * the state machine and the services re-exported below.
  */
-export { telehealthTables, telehealthAppointments, telehealthAppointmentTransitions, telehealthVisitTypes, telehealthProviderSchedules, telehealthWeeklyHours, telehealthAvailabilityExceptions, APPOINTMENT_STATUSES, MODALITIES, type Appointment, type AppointmentStatus, type Modality, type VisitType } from './tables.js';
+export { telehealthTables, telehealthConsents, telehealthConsentTexts, CONSENT_KINDS, type Consent, type ConsentKind, type ConsentText, telehealthAppointments, telehealthAppointmentTransitions, telehealthVisitTypes, telehealthProviderSchedules, telehealthWeeklyHours, telehealthAvailabilityExceptions, APPOINTMENT_STATUSES, MODALITIES, type Appointment, type AppointmentStatus, type Modality, type VisitType } from './tables.js';
 export { TELEHEALTH_PERMISSIONS, appointmentAccess, TRANSITIONS, LIVE_STATUSES, FINAL_STATUSES, type AppointmentAction, type TransitionName } from './policy.js';
 export { TELEHEALTH, type TelehealthInstance } from './common.js';
 export { authorizeAppointment, loadAppointment, appointmentRooms, transitionAppointment, bookAppointment, type TransitionGuard } from './appointments.js';
 export { findOpenSlots, providerAvailability } from './schedules.js';
+export { hasCurrentConsent, requireTelehealthConsent, requireRecordingConsents, currentText as currentConsentText, type ConsentSubject } from './consent.js';
+export { visitTransition, VISIT_GUARDS } from './visits.js';
 
 /** PHI categories of the telehealth module's fields. */
 export const TELEHEALTH_PHI_CATEGORIES: Readonly<Record<string, string>> = {
   appointment: 'Appointments of a patient: when, the state of the visit, the reason for the visit and for a cancellation',
+  consent: 'Consents a patient gave (telehealth, recording): when, to which version, from which IP address and user agent',
 };
 
 export interface TelehealthOptions {

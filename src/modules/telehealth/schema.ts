@@ -1,11 +1,9 @@
 import type { Builder, RequestContext } from '../../schema/index.js';
 import {
   bookAppointment,
-  cancelAppointment,
   getAppointment,
   listAppointments,
   rescheduleAppointment,
-  transitionAppointment,
   type AppointmentPage,
 } from './appointments.js';
 import {
@@ -22,6 +20,8 @@ import {
   type OpenSlot,
   type ProviderScheduleView,
 } from './schedules.js';
+import { registerVisitSchema } from './visit-schema.js';
+import { visitTransition } from './visits.js';
 import { APPOINTMENT_STATUSES, EXCEPTION_KINDS, MODALITIES, type Appointment, type AvailabilityException, type VisitType } from './tables.js';
 
 /**
@@ -323,7 +323,7 @@ export function registerTelehealthSchema(builder: Builder): void {
       authScopes: { permission: 'telehealth:appointment:book' },
       audit: auditAppointment('update'),
       args: { id: t.arg({ type: 'UUID', required: true }), reason: t.arg.string({ required: true }) },
-      resolve: (_r, args, ctx) => cancelAppointment(ctx, { appointmentId: args.id, reason: args.reason }),
+      resolve: (_r, args, ctx) => visitTransition(ctx, args.id, 'cancel', { reason: args.reason }),
     }),
   }));
   transition('check_in', 'telehealth:visit:checkin', 'SCHEDULED → CHECKED_IN (opens 60 minutes before the start)');
@@ -331,9 +331,6 @@ export function registerTelehealthSchema(builder: Builder): void {
   transition('admit', 'telehealth:visit:conduct', 'WAITING → IN_PROGRESS (the provider of the visit)');
   transition('complete', 'telehealth:visit:conduct', 'IN_PROGRESS → COMPLETED');
   transition('no_show', 'telehealth:visit:conduct', 'SCHEDULED/CHECKED_IN/WAITING → NO_SHOW, once the start has passed');
-}
 
-/** The mutation behind each transition field (the waiting room adds its guards). */
-function visitTransition(ctx: RequestContext, id: string, name: Parameters<typeof transitionAppointment>[2]) {
-  return transitionAppointment(ctx, id, name);
+  registerVisitSchema(builder);
 }

@@ -5,7 +5,7 @@ import { telehealthAppointments } from '../../../src/modules/telehealth/index.js
 import { withTenant } from '../../../src/platform/db/index.js';
 import { startTestApp, type TestApp } from '../../helpers/app.js';
 import { adminSession, createTenantWithAdmin } from '../../helpers/auth.js';
-import { APPOINTMENT_FIELDS, BOOK, createClinic, errorOf, FakeClock, ok, telehealthModules, telehealthTestEnv, type AppointmentView, type Clinic } from './helpers.js';
+import { APPOINTMENT_FIELDS, BOOK, consentAll, createClinic, publishConsent, errorOf, FakeClock, ok, telehealthModules, telehealthTestEnv, type AppointmentView, type Clinic } from './helpers.js';
 
 /**
  * Appointments over GraphQL (HTTP, real PostgreSQL): booking without double
@@ -26,6 +26,8 @@ beforeAll(async () => {
   t = await startTestApp({ modules: telehealthModules({ now: clock.now }), env: telehealthTestEnv });
   a = await createClinic(t);
   b = await createClinic(t);
+  await publishConsent(a);
+  await consentAll(a); // the patient may enter the waiting room of a video visit (consent.test.ts tests without)
 }, 180_000);
 afterAll(async () => {
   await t?.close();

@@ -110,3 +110,19 @@ export interface AppointmentView {
   version: number;
   [k: string]: unknown;
 }
+
+export const PUBLISH_CONSENT = 'mutation($i: PublishConsentTextInput!) { publishConsentText(input: $i) { id kind version title } }';
+export const RECORD_CONSENT = 'mutation($i: RecordConsentInput!) { recordConsent(input: $i) { id kind version patientId userId appointmentId onBehalf recordedBy ip userAgent consentedAt withdrawnAt } }';
+
+/** The admin publishes a consent text of `kind` (TELEHEALTH or RECORDING); returns its version. */
+export async function publishConsent(c: Clinic, kind: 'TELEHEALTH' | 'RECORDING' = 'TELEHEALTH'): Promise<number> {
+  const body = kind === 'TELEHEALTH' ? 'I agree to receive care through video visits, and understand their limits.' : 'I agree that this video visit may be recorded and kept in my medical record.';
+  return ok(await c.as.admin<{ publishConsentText: { version: number } }>(PUBLISH_CONSENT, { i: { kind, title: `${kind} consent`, body } })).publishConsentText.version;
+}
+
+/** The patient (their own account) and the provider consent to the current text of `kind`. */
+export async function consentAll(c: Clinic, kind: 'TELEHEALTH' | 'RECORDING' = 'TELEHEALTH', appointmentId?: string): Promise<void> {
+  const version = ok(await c.as.patient<{ currentConsentText: { version: number } }>('query($k: ConsentKind!) { currentConsentText(kind: $k) { version } }', { k: kind })).currentConsentText.version;
+  ok(await c.as.patient(RECORD_CONSENT, { i: { kind, version, appointmentId } }));
+  ok(await c.as.provider(RECORD_CONSENT, { i: { kind, version, appointmentId } }));
+}
