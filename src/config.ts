@@ -115,6 +115,11 @@ const envSchema = z.object({
       .optional(),
   ),
   AUDIT_CHECKPOINT_INTERVAL_S: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1).max(86_400).default(900)),
+  /** LiveKit (telehealth video): all three or none; none = the in-repo LiveKit simulator (refused in production) */
+  LIVEKIT_URL: optionalUrl(['ws:', 'wss:', 'http:', 'https:']),
+  LIVEKIT_API_KEY: optionalString,
+  LIVEKIT_API_SECRET: z.preprocess(emptyToUndefined, z.string().min(32, 'must be at least 32 characters').optional()),
+  LIVEKIT_TOKEN_TTL_MINUTES: z.preprocess(emptyToUndefined, z.coerce.number().int().min(5).max(24 * 60).default(120)),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -174,6 +179,8 @@ export interface Config {
    * DATA_DIR), retired public keys still trusted for older checkpoints, how often each tenant's head is signed
    */
   auditCheckpoints: { signingKey?: string; trustedKeys: string[]; intervalS: number };
+  /** LiveKit for telehealth video (unset: the in-repo simulator); lifetime of join tokens */
+  livekit: { url?: string; apiKey?: string; apiSecret?: string; tokenTtlMinutes: number };
 }
 
 /**
@@ -206,6 +213,11 @@ export function loadConfig(env?: NodeJS.ProcessEnv): Config {
   if (e.NODE_ENV === 'production') {
     if (!e.KMS_KEY_ID) throw new ConfigError('KMS_KEY_ID', 'is required when NODE_ENV=production (the local key provider is refused)');
     if (!e.DATABASE_URL) throw new ConfigError('DATABASE_URL', 'is required when NODE_ENV=production (embedded PostgreSQL is refused)');
+  }
+  const livekitSet = [e.LIVEKIT_URL, e.LIVEKIT_API_KEY, e.LIVEKIT_API_SECRET].filter(Boolean).length;
+  if (livekitSet > 0 && livekitSet < 3) {
+    const missing = !e.LIVEKIT_URL ? 'LIVEKIT_URL' : !e.LIVEKIT_API_KEY ? 'LIVEKIT_API_KEY' : 'LIVEKIT_API_SECRET';
+    throw new ConfigError(missing, 'is required with the other LIVEKIT_* variables (set all three, or none for the simulator)');
   }
   if (e.RATE_LIMIT_STORE === 'redis' && !e.REDIS_URL) throw new ConfigError('RATE_LIMIT_STORE', 'is redis but REDIS_URL is not set');
   return {
@@ -246,5 +258,6 @@ export function loadConfig(env?: NodeJS.ProcessEnv): Config {
       trustedKeys: e.AUDIT_TRUSTED_KEYS ? e.AUDIT_TRUSTED_KEYS.split(',').map((k) => k.trim()) : [],
       intervalS: e.AUDIT_CHECKPOINT_INTERVAL_S,
     },
+    livekit: { url: e.LIVEKIT_URL, apiKey: e.LIVEKIT_API_KEY, apiSecret: e.LIVEKIT_API_SECRET, tokenTtlMinutes: e.LIVEKIT_TOKEN_TTL_MINUTES },
   };
 }

@@ -13,6 +13,8 @@ export const ErrorCode = {
   RATE_LIMITED: 'RATE_LIMITED',
   FEATURE_NOT_ENTITLED: 'FEATURE_NOT_ENTITLED',
   KMS_UNAVAILABLE: 'KMS_UNAVAILABLE',
+  /** an external provider (video, payments, pharmacy network) did not answer or refused; nothing was changed */
+  PROVIDER_UNAVAILABLE: 'PROVIDER_UNAVAILABLE',
   AUDIT_UNAVAILABLE: 'AUDIT_UNAVAILABLE',
   DATABASE_UNAVAILABLE: 'DATABASE_UNAVAILABLE',
   PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
