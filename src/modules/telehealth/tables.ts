@@ -1,5 +1,7 @@
 import { sql } from 'drizzle-orm';
-import { boolean, check, date, foreignKey, index, integer, pgTable, primaryKey, smallint, text, time, timestamp, unique, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { bigint, boolean, check, date, foreignKey, index, integer, pgTable, primaryKey, smallint, text, time, timestamp, unique, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+// column.js directly (not index.ts): drizzle-kit loads this file, and index.ts pulls in the db layer
+import { encryptedColumn } from '../../platform/crypto/column.js';
 import { id, tenantId, timestamps } from '../../platform/db/tables.js';
 
 /**
@@ -261,6 +263,110 @@ export const telehealthConsents = pgTable(
   ],
 );
 
+/**
+ * The video room of a visit at the provider, and what its webhooks told us:
+ * when the room started and finished, the visit's actual start (first join)
+ * and end, its duration. Every time is folded in with least/greatest, so
+ * webhooks may arrive in any order.
+ */
+export const telehealthVideoRooms = pgTable(
+  'telehealth_video_rooms',
+  {
+    tenantId: tenantId(),
+    appointmentId: uuid('appointment_id').notNull(),
+    roomName: text('room_name').notNull(),
+    /** livekit | development */
+    provider: text('provider').notNull(),
+    openedAt: tstz('opened_at').notNull().defaultNow(),
+    roomStartedAt: tstz('room_started_at'),
+    roomFinishedAt: tstz('room_finished_at'),
+    /** first participant joined / last one left (or the room finished) */
+    actualStartAt: tstz('actual_start_at'),
+    actualEndAt: tstz('actual_end_at'),
+    durationSeconds: integer('duration_seconds'),
+    lastEventAt: tstz('last_event_at'),
+  },
+  (t) => [
+    primaryKey({ name: 'telehealth_video_rooms_pkey', columns: [t.tenantId, t.appointmentId] }),
+    uniqueIndex('telehealth_video_rooms_room_key').on(t.roomName),
+    foreignKey({ name: 'telehealth_video_rooms_appointment_fkey', columns: [t.tenantId, t.appointmentId], foreignColumns: [telehealthAppointments.tenantId, telehealthAppointments.id] }),
+  ],
+);
+
+/** One connection of a participant to a visit's room (a rejoin is another row: another participant sid). */
+export const telehealthRoomParticipants = pgTable(
+  'telehealth_room_participants',
+  {
+    tenantId: tenantId(),
+    appointmentId: uuid('appointment_id').notNull(),
+    /** the provider's participant sid of this connection */
+    participantSid: text('participant_sid').notNull(),
+    /** the token identity, user:<userId> */
+    identity: text('identity').notNull(),
+    userId: uuid('user_id'),
+    /** provider | patient | other (from the visit) */
+    role: text('role').notNull(),
+    joinedAt: tstz('joined_at'),
+    leftAt: tstz('left_at'),
+  },
+  (t) => [
+    primaryKey({ name: 'telehealth_room_participants_pkey', columns: [t.tenantId, t.appointmentId, t.participantSid] }),
+    foreignKey({ name: 'telehealth_room_participants_appointment_fkey', columns: [t.tenantId, t.appointmentId], foreignColumns: [telehealthAppointments.tenantId, telehealthAppointments.id] }),
+  ],
+);
+
+/** Provider webhooks received, by the provider's event id: each is processed once (a replay finds its row). */
+export const telehealthWebhookEvents = pgTable(
+  'telehealth_webhook_events',
+  {
+    tenantId: tenantId(),
+    provider: text('provider').notNull(),
+    eventId: text('event_id').notNull(),
+    event: text('event').notNull(),
+    roomName: text('room_name'),
+    appointmentId: uuid('appointment_id'),
+    /** when the provider says it happened */
+    occurredAt: tstz('occurred_at').notNull(),
+    receivedAt: tstz('received_at').notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex('telehealth_webhook_events_event_key').on(t.provider, t.eventId),
+    index('telehealth_webhook_events_appointment_idx').on(t.tenantId, t.appointmentId, t.occurredAt),
+  ],
+);
+
+export const RECORDING_STATUSES = ['starting', 'active', 'ending', 'complete', 'failed', 'aborted'] as const;
+export type RecordingStatus = (typeof RECORDING_STATUSES)[number];
+
+/**
+ * Recordings of a visit (egress). The media stays with the provider; its
+ * location is envelope-encrypted (FieldCrypto), only metadata is plain.
+ */
+export const telehealthRecordings = pgTable(
+  'telehealth_recordings',
+  {
+    id: id(),
+    tenantId: tenantId(),
+    appointmentId: uuid('appointment_id').notNull(),
+    egressId: text('egress_id').notNull(),
+    status: text('status', { enum: RECORDING_STATUSES }).notNull(),
+    /** envelope of the provider's location of the media (file path, bucket key) */
+    location: encryptedColumn('location'),
+    startedBy: uuid('started_by'),
+    stoppedBy: uuid('stopped_by'),
+    startedAt: tstz('started_at').notNull(),
+    endedAt: tstz('ended_at'),
+    sizeBytes: bigint('size_bytes', { mode: 'number' }),
+    durationMs: bigint('duration_ms', { mode: 'number' }),
+    updatedAt: tstz('updated_at').notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex('telehealth_recordings_egress_key').on(t.egressId),
+    index('telehealth_recordings_appointment_idx').on(t.tenantId, t.appointmentId, t.startedAt),
+    foreignKey({ name: 'telehealth_recordings_appointment_fkey', columns: [t.tenantId, t.appointmentId], foreignColumns: [telehealthAppointments.tenantId, telehealthAppointments.id] }),
+  ],
+);
+
 export type ProviderSchedule = typeof telehealthProviderSchedules.$inferSelect;
 export type WeeklyHours = typeof telehealthWeeklyHours.$inferSelect;
 export type AvailabilityException = typeof telehealthAvailabilityExceptions.$inferSelect;
@@ -269,6 +375,9 @@ export type Appointment = typeof telehealthAppointments.$inferSelect;
 export type AppointmentTransition = typeof telehealthAppointmentTransitions.$inferSelect;
 export type ConsentText = typeof telehealthConsentTexts.$inferSelect;
 export type Consent = typeof telehealthConsents.$inferSelect;
+export type VideoRoom = typeof telehealthVideoRooms.$inferSelect;
+export type RoomParticipant = typeof telehealthRoomParticipants.$inferSelect;
+export type Recording = typeof telehealthRecordings.$inferSelect;
 
 export const telehealthTables = {
   telehealthProviderSchedules,
@@ -279,4 +388,8 @@ export const telehealthTables = {
   telehealthAppointmentTransitions,
   telehealthConsentTexts,
   telehealthConsents,
+  telehealthVideoRooms,
+  telehealthRoomParticipants,
+  telehealthWebhookEvents,
+  telehealthRecordings,
 };
