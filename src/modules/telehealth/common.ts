@@ -5,14 +5,21 @@ import type { Db } from '../../platform/db/index.js';
 import { AppError, ErrorCode, badInput } from '../../platform/errors.js';
 import type { ModuleInstance, RequestScope, ScopePrincipal } from '../../platform/scope/index.js';
 import { patients } from '../patients/index.js';
+import type { VideoProvider } from './video/provider.js';
+import type { LiveKitSimulator } from './video/simulator.js';
 
 export const TELEHEALTH = 'telehealth';
 
-/** The telehealth module's instance (one per app, returned by init): its clock and field encryption. */
+/** The telehealth module's instance (one per app, returned by init): its clock, field encryption and video provider. */
 export interface TelehealthInstance extends ModuleInstance {
   /** epoch ms; tests give the module a fake clock (createTelehealthModule({ now })) */
   now(): number;
   crypto: FieldCrypto;
+  video: VideoProvider;
+  /** the in-repo LiveKit simulator behind `video` when LIVEKIT_URL is unset (development, tests) */
+  simulator?: LiveKitSimulator;
+  /** lifetime of video join tokens (LIVEKIT_TOKEN_TTL_MINUTES) */
+  joinTokenTtlMinutes: number;
 }
 
 export function instanceOf(scope: RequestScope): TelehealthInstance {

@@ -1,5 +1,11 @@
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
 import type { ModuleManifest } from '../../schema/index.js';
 import { TELEHEALTH, type TelehealthInstance } from './common.js';
+import { LiveKitVideoProvider } from './video/livekit.js';
+import type { VideoProvider } from './video/provider.js';
+import { LiveKitSimulator } from './video/simulator.js';
+import { authenticateWebhook, WEBHOOK_CONTENT_TYPE, WEBHOOK_PATH, webhookRoute } from './webhook.js';
 import { TELEHEALTH_PERMISSIONS } from './policy.js';
 import { registerTelehealthSchema } from './schema.js';
 
@@ -21,16 +27,33 @@ export { authorizeAppointment, loadAppointment, appointmentRooms, transitionAppo
 export { findOpenSlots, providerAvailability } from './schedules.js';
 export { hasCurrentConsent, requireTelehealthConsent, requireRecordingConsents, currentText as currentConsentText, type ConsentSubject } from './consent.js';
 export { visitTransition, VISIT_GUARDS } from './visits.js';
+export { joinVisit, startRecording, stopRecording, applyWebhook, visitSession, type VisitJoin } from './video.js';
+export { WEBHOOK_PATH } from './webhook.js';
+export { LiveKitSimulator, signWebhook } from './video/simulator.js';
+export { LiveKitVideoProvider, grantsFor } from './video/livekit.js';
+export type { VideoProvider, JoinToken, RecordingInfo } from './video/provider.js';
 
 /** PHI categories of the telehealth module's fields. */
 export const TELEHEALTH_PHI_CATEGORIES: Readonly<Record<string, string>> = {
   appointment: 'Appointments of a patient: when, the state of the visit, the reason for the visit and for a cancellation',
   consent: 'Consents a patient gave (telehealth, recording): when, to which version, from which IP address and user agent',
+  visit: 'What happened in a video visit: who attended and when, its recordings and where their media is kept',
 };
 
 export interface TelehealthOptions {
   /** the clock (epoch ms) the module uses for "in the past", check-in windows and no-shows; tests pass a fake one */
   now?: () => number;
+}
+
+/** LiveKit when LIVEKIT_URL is set; otherwise the in-repo simulator on 127.0.0.1 with a key of this process (refused in production). */
+async function videoProvider(config: Parameters<NonNullable<ModuleManifest['init']>>[0]['config']): Promise<{ video: VideoProvider; simulator?: LiveKitSimulator }> {
+  const lk = config.livekit;
+  if (lk.url && lk.apiKey && lk.apiSecret) return { video: new LiveKitVideoProvider({ url: lk.url, apiKey: lk.apiKey, apiSecret: lk.apiSecret, kind: 'livekit' }) };
+  if (config.isProduction) throw new Error('telehealth: LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET are required when NODE_ENV=production (the LiveKit simulator is refused)');
+  const apiKey = 'carebase-dev';
+  const apiSecret = randomBytes(32).toString('base64url');
+  const simulator = await LiveKitSimulator.start({ apiKey, apiSecret });
+  return { simulator, video: new LiveKitVideoProvider({ url: simulator.url, apiKey, apiSecret, kind: 'development' }) };
 }
 
 export function createTelehealthModule(options: TelehealthOptions = {}): ModuleManifest {
@@ -43,8 +66,35 @@ export function createTelehealthModule(options: TelehealthOptions = {}): ModuleM
     permissions: TELEHEALTH_PERMISSIONS,
     phiCategories: TELEHEALTH_PHI_CATEGORIES,
     schema: registerTelehealthSchema,
+    // LiveKit webhooks: verified by this hook (signature on the raw body), then run as the room's tenant
+    authenticate: authenticateWebhook,
+    async routes(app, deps) {
+      // the webhook's body stays a string: its signature covers the exact bytes
+      app.addContentTypeParser(WEBHOOK_CONTENT_TYPE, { parseAs: 'string' }, (_req, body, done) => done(null, body));
+      const inst = deps.instances.get<TelehealthInstance>(TELEHEALTH);
+      if (inst.simulator) {
+        // development: the simulator posts its webhooks to this app once it listens
+        const sim = inst.simulator;
+        app.addHook('onListen', async function () {
+          const addr = this.server.address() as AddressInfo | null;
+          if (addr && typeof addr === 'object') sim.webhookUrl ??= `http://127.0.0.1:${addr.port}${WEBHOOK_PATH}`;
+        });
+      }
+      deps.route!(webhookRoute);
+    },
     async init(deps): Promise<TelehealthInstance> {
-      return { now: options.now ?? Date.now, crypto: deps.crypto };
+      const { video, simulator } = await videoProvider(deps.config);
+      return {
+        now: options.now ?? Date.now,
+        crypto: deps.crypto,
+        video,
+        simulator,
+        joinTokenTtlMinutes: deps.config.livekit.tokenTtlMinutes,
+        async close() {
+          await video.close();
+          await simulator?.close();
+        },
+      };
     },
   };
 }

@@ -23,6 +23,7 @@ export const TELEHEALTH_PERMISSIONS: PermissionVocabulary = {
     'telehealth:consent:read': 'Read consent records (a patient: their own)',
     'telehealth:consent:record': 'Record a telehealth or recording consent (a patient: their own)',
     'telehealth:recording:read': 'Read recording metadata of visits',
+    'telehealth:webhook': 'Deliver video provider webhooks (held by the verified LiveKit webhook principal only, no role)',
   },
   roles: {
     ADMIN: [

@@ -1,11 +1,13 @@
 import type { Builder } from '../../schema/index.js';
 import { getCurrentConsentText, listConsents, publishConsentText, recordConsent, withdrawConsent } from './consent.js';
-import { CONSENT_KINDS, type Consent, type ConsentText } from './tables.js';
+import { CONSENT_KINDS, RECORDING_STATUSES, type Consent, type ConsentText, type RoomParticipant } from './tables.js';
+import { joinVisit, listRecordings, recordingLocation, startRecording, stopRecording, visitSession, type VisitJoin, type VisitRecording, type VisitSession } from './video.js';
 
 /**
- * Telehealth GraphQL, the visit side: consent texts and consents (more
- * below as the visit grows: join tokens, the waiting room, recordings).
- * Thin fields over the services; consents are PHI of the patient.
+ * Telehealth GraphQL, the visit side: consent texts and consents, video
+ * join tokens, what the video provider reported (attendance, times) and
+ * recordings. Thin fields over the services; consents, attendance and
+ * recordings are PHI of the patient.
  */
 
 const upperEnum = <T extends string>(values: readonly T[]) =>
@@ -97,6 +99,103 @@ export function registerVisitSchema(builder: Builder): void {
       audit: { action: 'update', resourceType: 'TelehealthConsent', patientId: (_a, r) => r?.patientId, resourceId: (a, r) => r?.id ?? a.id, fields: () => ['TelehealthConsent.withdrawnAt'] },
       args: { id: t.arg({ type: 'UUID', required: true }) },
       resolve: (_r, args, ctx) => withdrawConsent(ctx, args.id),
+    }),
+  }));
+
+  // ---------------------------------------------------------------- video
+  const RoleEnum = builder.enumType('VisitParticipantRole', { values: upperEnum(['provider', 'patient', 'other'] as const) });
+  const RecordingStatusEnum = builder.enumType('RecordingStatus', { values: upperEnum(RECORDING_STATUSES) });
+  const JoinRef = builder.objectRef<VisitJoin>('VisitJoin').implement({
+    description: 'What a video client needs to join the visit’s room: valid for LIVEKIT_TOKEN_TTL_MINUTES, for this room and identity only',
+    fields: (t) => ({
+      appointmentId: t.field({ type: 'UUID', resolve: (j) => j.appointmentId }),
+      role: t.field({ type: RoleEnum, resolve: (j) => j.role }),
+      token: t.exposeString('token', { description: 'LiveKit access token (JWT): keep it in memory only' }),
+      url: t.exposeString('url', { description: 'WebSocket URL of the video server' }),
+      room: t.exposeString('room'),
+      identity: t.exposeString('identity'),
+      expiresAt: t.field({ type: 'DateTime', resolve: (j) => j.expiresAt }),
+      provider: t.exposeString('provider', { description: 'livekit, or development (the in-repo simulator: no media)' }),
+    }),
+  });
+  type Part = RoomParticipant & { patientId: string };
+  const ParticipantRef = builder.objectRef<Part>('VisitParticipant').implement({
+    phiResource: { patientId: (p) => p.patientId, resourceType: 'TelehealthVisit', resourceId: (p) => p.appointmentId },
+    fields: (t) => ({
+      userId: t.field({ type: 'UUID', nullable: true, resolve: (p) => p.userId }),
+      role: t.field({ type: RoleEnum, resolve: (p) => p.role as 'provider' | 'patient' | 'other' }),
+      joinedAt: t.field({ type: 'DateTime', nullable: true, phi: 'visit', resolve: (p) => p.joinedAt }),
+      leftAt: t.field({ type: 'DateTime', nullable: true, phi: 'visit', resolve: (p) => p.leftAt }),
+    }),
+  });
+  const SessionRef = builder.objectRef<VisitSession>('VisitSession').implement({
+    description: 'What the video provider reported about the visit (webhooks, in any order)',
+    phiResource: { patientId: (s) => s.patientId, resourceType: 'TelehealthVisit', resourceId: (s) => s.appointmentId },
+    fields: (t) => ({
+      appointmentId: t.field({ type: 'UUID', resolve: (s) => s.appointmentId }),
+      roomOpenedAt: t.field({ type: 'DateTime', nullable: true, resolve: (s) => s.room?.openedAt ?? null }),
+      roomFinishedAt: t.field({ type: 'DateTime', nullable: true, resolve: (s) => s.room?.roomFinishedAt ?? null }),
+      actualStartAt: t.field({ type: 'DateTime', nullable: true, phi: 'visit', description: 'first participant joined', resolve: (s) => s.room?.actualStartAt ?? null }),
+      actualEndAt: t.field({ type: 'DateTime', nullable: true, phi: 'visit', description: 'the room finished, or the last participant left', resolve: (s) => s.room?.actualEndAt ?? null }),
+      durationSeconds: t.int({ nullable: true, phi: 'visit', resolve: (s) => s.room?.durationSeconds ?? null }),
+      participants: t.field({ type: [ParticipantRef], description: 'every connection (a rejoin is another entry)', resolve: (s) => s.participants.map((p) => ({ ...p, patientId: s.patientId })) }),
+    }),
+  });
+  const RecordingRef = builder.objectRef<VisitRecording>('VisitRecording').implement({
+    description: 'A recording of a visit. The media stays with the video provider; its location is stored encrypted.',
+    phiResource: { patientId: (r) => r.patientId, resourceType: 'TelehealthRecording' },
+    fields: (t) => ({
+      id: t.field({ type: 'UUID', resolve: (r) => r.id }),
+      appointmentId: t.field({ type: 'UUID', resolve: (r) => r.appointmentId }),
+      status: t.field({ type: RecordingStatusEnum, resolve: (r) => r.status }),
+      startedAt: t.field({ type: 'DateTime', phi: 'visit', resolve: (r) => r.startedAt }),
+      endedAt: t.field({ type: 'DateTime', nullable: true, phi: 'visit', resolve: (r) => r.endedAt }),
+      durationMs: t.int({ nullable: true, resolve: (r) => r.durationMs }),
+      sizeBytes: t.field({ type: 'Float', nullable: true, resolve: (r) => r.sizeBytes }),
+      location: t.string({
+        nullable: true,
+        phi: 'visit',
+        description: 'where the provider keeps the media (decrypted for telehealth:recording:read holders)',
+        authScopes: { permission: 'telehealth:recording:read' },
+        resolve: (r, _a, ctx) => recordingLocation(ctx, r),
+      }),
+    }),
+  });
+
+  builder.queryFields((t) => ({
+    visitSession: t.field({
+      type: SessionRef,
+      authScopes: { permission: 'telehealth:appointment:read' },
+      args: { appointmentId: t.arg({ type: 'UUID', required: true }) },
+      resolve: (_r, args, ctx) => visitSession(ctx, args.appointmentId),
+    }),
+    visitRecordings: t.field({
+      type: [RecordingRef],
+      authScopes: { permission: 'telehealth:recording:read' },
+      args: { appointmentId: t.arg({ type: 'UUID', required: true }) },
+      resolve: (_r, args, ctx) => listRecordings(ctx, args.appointmentId),
+    }),
+  }));
+  builder.mutationFields((t) => ({
+    joinVisit: t.field({
+      type: JoinRef,
+      description: 'A video join token for your part in the visit (the provider from the waiting room on, the patient once admitted; current telehealth consent first)',
+      authScopes: { permission: 'telehealth:visit:join' },
+      args: { appointmentId: t.arg({ type: 'UUID', required: true }) },
+      resolve: (_r, args, ctx) => joinVisit(ctx, args.appointmentId),
+    }),
+    startVisitRecording: t.field({
+      type: RecordingRef,
+      description: 'Starts recording a visit in progress: every participant’s current recording consent first (FORBIDDEN, reason CONSENT_REQUIRED)',
+      authScopes: { permission: 'telehealth:visit:conduct' },
+      args: { appointmentId: t.arg({ type: 'UUID', required: true }) },
+      resolve: (_r, args, ctx) => startRecording(ctx, args.appointmentId),
+    }),
+    stopVisitRecording: t.field({
+      type: RecordingRef,
+      authScopes: { permission: 'telehealth:visit:conduct' },
+      args: { appointmentId: t.arg({ type: 'UUID', required: true }) },
+      resolve: (_r, args, ctx) => stopRecording(ctx, args.appointmentId),
     }),
   }));
 }
