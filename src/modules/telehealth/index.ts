@@ -5,6 +5,7 @@ import { TELEHEALTH, type TelehealthInstance } from './common.js';
 import { LiveKitVideoProvider } from './video/livekit.js';
 import type { VideoProvider } from './video/provider.js';
 import { LiveKitSimulator } from './video/simulator.js';
+import { visitRoom, waitingRoomHandlers, waitingRoomRoom } from './waiting-room.js';
 import { authenticateWebhook, WEBHOOK_CONTENT_TYPE, WEBHOOK_PATH, webhookRoute } from './webhook.js';
 import { TELEHEALTH_PERMISSIONS } from './policy.js';
 import { registerTelehealthSchema } from './schema.js';
@@ -29,6 +30,8 @@ export { hasCurrentConsent, requireTelehealthConsent, requireRecordingConsents, 
 export { visitTransition, VISIT_GUARDS } from './visits.js';
 export { joinVisit, startRecording, stopRecording, applyWebhook, visitSession, type VisitJoin } from './video.js';
 export { WEBHOOK_PATH } from './webhook.js';
+export { providerQueue, postRunningLate, postVisitRunningLate, visitRoom, waitingRoomRoom, type QueueEntry } from './waiting-room.js';
+export { providerCalendar, type ProviderCalendar } from './calendar.js';
 export { LiveKitSimulator, signWebhook } from './video/simulator.js';
 export { LiveKitVideoProvider, grantsFor } from './video/livekit.js';
 export type { VideoProvider, JoinToken, RecordingInfo } from './video/provider.js';
@@ -66,6 +69,9 @@ export function createTelehealthModule(options: TelehealthOptions = {}): ModuleM
     permissions: TELEHEALTH_PERMISSIONS,
     phiCategories: TELEHEALTH_PHI_CATEGORIES,
     schema: registerTelehealthSchema,
+    // socket rooms: visit:<appointmentId> (its patient, the tenant's staff), waitingRoom:<providerId> (staff with telehealth:queue:read)
+    roomAccess: { visit: visitRoom, waitingRoom: waitingRoomRoom },
+    socketHandlers: waitingRoomHandlers,
     // LiveKit webhooks: verified by this hook (signature on the raw body), then run as the room's tenant
     authenticate: authenticateWebhook,
     async routes(app, deps) {

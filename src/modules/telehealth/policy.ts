@@ -162,6 +162,8 @@ const patientSelfRule: AccessRule<AppointmentAction> = {
  * The appointment access scope: `appointmentAccess.check(principal, id, action, db)` for one appointment,
  * `appointmentAccess.where(principal, action, idColumn)` for lists (the waiting-room queue, calendars).
  * Other features of the module (chat, vitals, documents) use it for "may this user act on this visit".
+ * `check` decides access, not existence (a tenant-wide role is allowed without a lookup): load the appointment
+ * in the caller's tenant first, as authorizeAppointment does.
  */
 export const appointmentAccess = createAccessScope<AppointmentAction>({
   resource: 'appointment',

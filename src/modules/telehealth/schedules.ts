@@ -42,7 +42,7 @@ import {
 const DAY = 24 * 60 * 60_000;
 
 /** A local date argument: YYYY-MM-DD (a GraphQL Date literal arrives as a Date at UTC midnight). */
-function dateArg(v: unknown, field: string): string {
+export function dateArg(v: unknown, field: string): string {
   const s = v instanceof Date && !Number.isNaN(v.getTime()) ? v.toISOString().slice(0, 10) : v;
   if (!isLocalDate(s)) throw badInput(`${field} must be YYYY-MM-DD`, field);
   return s;
@@ -137,7 +137,7 @@ export async function getProviderSchedule(scope: RequestScope, providerIdArg: un
   };
 }
 
-async function loadSchedule(db: Db, tenantId: string, providerId: string): Promise<{ timeZone: string; weekly: WeeklyRule[] }> {
+export async function loadSchedule(db: Db, tenantId: string, providerId: string): Promise<{ timeZone: string; weekly: WeeklyRule[] }> {
   const [schedule] = await db
     .select({ timeZone: telehealthProviderSchedules.timeZone })
     .from(telehealthProviderSchedules)
@@ -404,7 +404,7 @@ export async function findOpenSlots(scope: RequestScope, input: OpenSlotsInput):
   }));
 }
 
-function startOfLocalDateAfter(date: string, tz: string): number {
+export function startOfLocalDateAfter(date: string, tz: string): number {
   const next = new Date(`${date}T00:00:00Z`);
   next.setUTCDate(next.getUTCDate() + 1);
   return startOfLocalDate(next.toISOString().slice(0, 10), tz);

@@ -21,6 +21,8 @@ import {
   type ProviderScheduleView,
 } from './schedules.js';
 import { registerVisitSchema } from './visit-schema.js';
+import { postRunningLate, postVisitRunningLate, providerQueue, type QueueEntry } from './waiting-room.js';
+import { providerCalendar, type ProviderCalendar } from './calendar.js';
 import { visitTransition } from './visits.js';
 import { APPOINTMENT_STATUSES, EXCEPTION_KINDS, MODALITIES, type Appointment, type AvailabilityException, type VisitType } from './tables.js';
 
@@ -331,6 +333,76 @@ export function registerTelehealthSchema(builder: Builder): void {
   transition('admit', 'telehealth:visit:conduct', 'WAITING → IN_PROGRESS (the provider of the visit)');
   transition('complete', 'telehealth:visit:conduct', 'IN_PROGRESS → COMPLETED');
   transition('no_show', 'telehealth:visit:conduct', 'SCHEDULED/CHECKED_IN/WAITING → NO_SHOW, once the start has passed');
+
+  // ---------------------------------------------------------------- waiting room and calendar
+  const QueueEntryRef = builder.objectRef<QueueEntry>('WaitingRoomEntry').implement({
+    fields: (t) => ({
+      appointment: t.field({ type: AppointmentRef, resolve: (e) => e.appointment }),
+      position: t.int({ nullable: true, description: '1-based place among the waiting patients (null: checked in but not yet waiting, or in progress)', resolve: (e) => e.position }),
+      waitedSeconds: t.exposeInt('waitedSeconds', { description: 'since entering the waiting room (since check-in when not yet waiting)' }),
+    }),
+  });
+  const WindowRef = builder.objectRef<{ start: number; end: number; timeZone: string; localStart: string; localEnd: string }>('AvailabilityWindow').implement({
+    fields: (t) => ({
+      startsAt: t.field({ type: 'DateTime', resolve: (w) => new Date(w.start) }),
+      endsAt: t.field({ type: 'DateTime', resolve: (w) => new Date(w.end) }),
+      localStart: t.exposeString('localStart'),
+      localEnd: t.exposeString('localEnd'),
+    }),
+  });
+  const CalendarRef = builder.objectRef<ProviderCalendar>('ProviderCalendar').implement({
+    description: 'A provider’s days between two local dates: availability (weekly hours, exceptions, holidays) and appointments',
+    fields: (t) => ({
+      providerId: t.field({ type: 'UUID', resolve: (c) => c.providerId }),
+      providerTimeZone: t.exposeString('providerTimeZone'),
+      timeZone: t.exposeString('timeZone', { description: 'the zone local times are shown in (the one asked for)' }),
+      availability: t.field({ type: [WindowRef], resolve: (c) => c.windows }),
+      exceptions: t.field({ type: [ExceptionRef], resolve: (c) => c.exceptions }),
+      appointments: t.field({
+        type: [AppointmentRef],
+        description: 'appointments the caller may read (telehealth:appointment:read)',
+        authScopes: { permission: 'telehealth:appointment:read' },
+        resolve: (c) => c.appointments,
+      }),
+    }),
+  });
+
+  builder.queryFields((t) => ({
+    waitingRoomQueue: t.field({
+      type: [QueueEntryRef],
+      description: 'A provider’s waiting room: waiting patients in order with their wait times, then those checked in, then the visit in progress',
+      authScopes: { permission: 'telehealth:queue:read' },
+      args: { providerId: t.arg({ type: 'UUID', required: true }) },
+      resolve: (_r, args, ctx) => providerQueue(ctx, args.providerId),
+    }),
+    providerCalendar: t.field({
+      type: CalendarRef,
+      authScopes: { permission: 'telehealth:schedule:read' },
+      args: {
+        providerId: t.arg({ type: 'UUID', required: true }),
+        fromDate: t.arg({ type: 'Date', required: true }),
+        toDate: t.arg({ type: 'Date', required: true, description: 'inclusive; at most 62 days after fromDate' }),
+        timeZone: t.arg.string({ required: false, description: 'the caller’s IANA zone (default: the provider’s)' }),
+      },
+      resolve: (_r, args, ctx) => providerCalendar(ctx, args),
+    }),
+  }));
+  builder.mutationFields((t) => ({
+    postRunningLate: t.field({
+      type: [AppointmentRef],
+      description: '“Provider running late”: the expected delay in minutes (0: on time again) for every visit of the provider in the next 12 hours that you conduct; each gets appointment.providerLate',
+      authScopes: { permission: 'telehealth:visit:conduct' },
+      args: { providerId: t.arg({ type: 'UUID', required: true }), minutes: t.arg.int({ required: true }) },
+      resolve: (_r, args, ctx) => postRunningLate(ctx, args),
+    }),
+    postVisitRunningLate: t.field({
+      type: AppointmentRef,
+      description: '“Provider running late” for one visit (SCHEDULED, CHECKED_IN or WAITING; otherwise INVALID_STATE_TRANSITION)',
+      authScopes: { permission: 'telehealth:visit:conduct' },
+      args: { id: t.arg({ type: 'UUID', required: true }), minutes: t.arg.int({ required: true }) },
+      resolve: (_r, args, ctx) => postVisitRunningLate(ctx, { appointmentId: args.id, minutes: args.minutes }),
+    }),
+  }));
 
   registerVisitSchema(builder);
 }

@@ -96,7 +96,7 @@ function event(name: string, room: string, over: { participant?: { sid: string; 
     room: new Room({ name: room, sid: 'RM_test' }),
     participant: over.participant ? new ParticipantInfo({ sid: over.participant.sid, identity: over.participant.identity, joinedAt: BigInt(Math.floor((over.participant.joinedAt ?? over.at) / 1000)) }) : undefined,
   });
-  ev.event = name; // the SDK's subclass resets `event` after its constructor
+  ev.event = name as WebhookEvent['event']; // the SDK's subclass resets `event` after its constructor
   return JSON.stringify(ev.toJson());
 }
 

@@ -139,7 +139,7 @@ export class LiveKitSimulator {
 
   private emit(event: string, fields: { room?: Room; participant?: ParticipantInfo; egressInfo?: EgressInfo }): void {
     const ev = new WebhookEvent({ id: sid('EV'), createdAt: nowS(), ...fields });
-    ev.event = event; // the SDK's subclass resets `event` after the constructor: set it afterwards
+    ev.event = event as WebhookEvent['event']; // the SDK's subclass resets `event` after the constructor: set it afterwards
     const body = JSON.stringify(ev.toJson());
     // in order, one at a time, as LiveKit delivers to one endpoint
     this.queue = this.queue.then(async () => {
