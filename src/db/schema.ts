@@ -14,6 +14,7 @@ import { accessTables } from '../modules/access/tables.js';
 import { patientsTables } from '../modules/patients/tables.js';
 import { auditChainHeads, auditCheckpoints, auditEvents } from '../platform/audit/tables.js';
 import { auditModuleTables } from '../modules/audit/tables.js';
+import { billingTables } from '../modules/billing/tables.js';
 import { eprescribingTables } from '../modules/eprescribing/tables.js';
 import { telehealthTables } from '../modules/telehealth/tables.js';
 
@@ -27,7 +28,8 @@ export * from '../modules/access/tables.js';
 export * from '../modules/patients/tables.js';
 export { auditEvents, auditChainHeads, auditCheckpoints };
 export * from '../modules/audit/tables.js';
+export * from '../modules/billing/tables.js';
 export * from '../modules/eprescribing/tables.js';
 export * from '../modules/telehealth/tables.js';
 
-export const tables = { tenants, idempotencyKeys, cryptoKeys, cryptoIndexKeys, cryptoRotationJobs, outbox, processedJobs, tenantEntitlements, ...identityTables, rateLimits, ...accessTables, auditEvents, auditChainHeads, auditCheckpoints, ...auditModuleTables, ...patientsTables, ...eprescribingTables, ...telehealthTables };
+export const tables = { tenants, idempotencyKeys, cryptoKeys, cryptoIndexKeys, cryptoRotationJobs, outbox, processedJobs, tenantEntitlements, ...identityTables, rateLimits, ...accessTables, auditEvents, auditChainHeads, auditCheckpoints, ...auditModuleTables, ...patientsTables, ...eprescribingTables, ...telehealthTables, ...billingTables };
