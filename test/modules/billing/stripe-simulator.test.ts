@@ -1,0 +1,121 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import Stripe from 'stripe';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { StripeSimulator } from '../../../src/modules/billing/stripe-simulator/server.js';
+import { until } from '../../helpers/realtime.js';
+
+/**
+ * The Stripe simulator driven by the real `stripe` SDK (host/port/protocol
+ * options): objects, errors, idempotency and signed webhooks as the SDK
+ * expects them from Stripe.
+ */
+let sim: StripeSimulator;
+let stripe: Stripe;
+let receiver: Server;
+let receiverUrl: string;
+const received: { body: string; signature: string }[] = [];
+let failNext = 0;
+
+beforeAll(async () => {
+  sim = new StripeSimulator({ secretKey: 'sk_test_sim_123', retryDelaysMs: [50, 50] });
+  const url = new URL(await sim.listen());
+  stripe = new Stripe('sk_test_sim_123', { host: url.hostname, port: url.port, protocol: 'http', telemetry: false, maxNetworkRetries: 0 });
+  receiver = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      if (failNext > 0) {
+        failNext--;
+        res.writeHead(500).end();
+        return;
+      }
+      received.push({ body: Buffer.concat(chunks).toString('utf8'), signature: String(req.headers['stripe-signature']) });
+      res.writeHead(200).end('{}');
+    });
+  });
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', () => r()));
+  receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+});
+
+afterAll(async () => {
+  await sim?.close();
+  await new Promise((r) => receiver?.close(r));
+});
+
+describe('Stripe simulator through the stripe SDK', () => {
+  it('refuses a wrong secret key with Stripe\u2019s authentication error', async () => {
+    const url = new URL(sim.url);
+    const bad = new Stripe('sk_test_wrong_999', { host: url.hostname, port: url.port, protocol: 'http', telemetry: false, maxNetworkRetries: 0 });
+    const err = await bad.customers.create({}).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Stripe.errors.StripeAuthenticationError);
+    expect((err as Stripe.errors.StripeError).statusCode).toBe(401);
+  });
+
+  it('creates customers, collects a card with a SetupIntent and charges it with a PaymentIntent', async () => {
+    const customer = await stripe.customers.create({ name: 'Clinic', metadata: { tenant_id: 't1' } });
+    expect(customer).toMatchObject({ object: 'customer', metadata: { tenant_id: 't1' }, livemode: false });
+    expect(customer.id).toMatch(/^cus_/);
+    const si = await stripe.setupIntents.create({ customer: customer.id, usage: 'off_session', payment_method_types: ['card'] });
+    expect(si).toMatchObject({ object: 'setup_intent', status: 'requires_payment_method', customer: customer.id });
+    expect(si.client_secret).toMatch(new RegExp(`^${si.id}_secret_`));
+    const confirmed = await stripe.setupIntents.confirm(si.id, { payment_method: 'pm_card_visa' });
+    expect(confirmed.status).toBe('succeeded');
+    const pm = await stripe.paymentMethods.retrieve(String(confirmed.payment_method));
+    expect(pm).toMatchObject({ customer: customer.id, card: { brand: 'visa', last4: '4242' } });
+    const pi = await stripe.paymentIntents.create({ amount: 49_900, currency: 'usd', customer: customer.id, payment_method: pm.id, off_session: true, confirm: true, metadata: { invoice_id: 'inv1' } });
+    expect(pi).toMatchObject({ object: 'payment_intent', status: 'succeeded', amount: 49_900, amount_received: 49_900, metadata: { invoice_id: 'inv1' } });
+  });
+
+  it('declines like Stripe: a 402 card error carrying the PaymentIntent', async () => {
+    const customer = await stripe.customers.create({});
+    const si = await stripe.setupIntents.create({ customer: customer.id });
+    const { payment_method } = await stripe.setupIntents.confirm(si.id, { payment_method: 'pm_card_chargeCustomerFail' });
+    const err = (await stripe.paymentIntents.create({ amount: 1000, currency: 'usd', customer: customer.id, payment_method: String(payment_method), off_session: true, confirm: true }).catch((e: unknown) => e)) as Stripe.errors.StripeCardError;
+    expect(err).toBeInstanceOf(Stripe.errors.StripeCardError);
+    expect([err.statusCode, err.code, err.decline_code]).toEqual([402, 'card_declined', 'generic_decline']);
+    expect((err.raw as { payment_intent?: { status?: string } }).payment_intent?.status).toBe('requires_payment_method');
+    // declined at setup
+    const si2 = await stripe.setupIntents.create({ customer: customer.id });
+    const setupErr = (await stripe.setupIntents.confirm(si2.id, { payment_method: 'pm_card_chargeDeclined' }).catch((e: unknown) => e)) as Stripe.errors.StripeCardError;
+    expect(setupErr).toBeInstanceOf(Stripe.errors.StripeCardError);
+    expect((await stripe.setupIntents.retrieve(si2.id)).status).toBe('requires_payment_method');
+  });
+
+  it('answers invalid requests with Stripe\u2019s error shape (missing object, bad integer, unknown URL)', async () => {
+    const nf = (await stripe.customers.retrieve('cus_nope').catch((e: unknown) => e)) as Stripe.errors.StripeError;
+    expect(nf).toBeInstanceOf(Stripe.errors.StripeInvalidRequestError);
+    expect([nf.statusCode, nf.code, nf.param]).toEqual([404, 'resource_missing', 'id']);
+    const badAmount = (await stripe.paymentIntents.create({ amount: 12.5, currency: 'usd' }).catch((e: unknown) => e)) as Stripe.errors.StripeError;
+    expect([badAmount.statusCode, badAmount.param]).toEqual([400, 'amount']);
+    const small = (await stripe.paymentIntents.create({ amount: 49, currency: 'usd' }).catch((e: unknown) => e)) as Stripe.errors.StripeError;
+    expect(small.code).toBe('amount_too_small');
+  });
+
+  it('honours Idempotency-Key: a replay gets the same object, other parameters an idempotency error', async () => {
+    const key = `k-${Date.now()}`;
+    const a = await stripe.customers.create({ name: 'A' }, { idempotencyKey: key });
+    const b = await stripe.customers.create({ name: 'A' }, { idempotencyKey: key });
+    expect(b.id).toBe(a.id);
+    expect(b.lastResponse.headers['idempotent-replayed']).toBe('true');
+    const err = (await stripe.customers.create({ name: 'B' }, { idempotencyKey: key }).catch((e: unknown) => e)) as Stripe.errors.StripeError;
+    expect(err).toBeInstanceOf(Stripe.errors.StripeIdempotencyError);
+  });
+
+  it('sends webhooks signed as Stripe does (constructEvent verifies them), retried until a 2xx', async () => {
+    const ep = await stripe.webhookEndpoints.create({ url: receiverUrl, enabled_events: ['customer.created', 'payment_intent.succeeded'] });
+    expect(ep.secret).toMatch(/^whsec_/);
+    failNext = 1; // the first delivery fails: Stripe retries
+    const customer = await stripe.customers.create({ name: 'Hooked' });
+    const got = await until(() => received.find((r) => r.body.includes(customer.id)));
+    expect(got.signature).toMatch(/^t=\d+,v1=[0-9a-f]{64}$/);
+    const event = stripe.webhooks.constructEvent(got.body, got.signature, ep.secret!);
+    expect(event).toMatchObject({ type: 'customer.created', object: 'event', data: { object: { id: customer.id } } });
+    expect(() => stripe.webhooks.constructEvent(got.body.replace('Hooked', 'Hacked'), got.signature, ep.secret!)).toThrow(Stripe.errors.StripeSignatureVerificationError);
+    expect(sim.deliveries.filter((d) => d.eventId === event.id).map((d) => d.status)).toEqual([500, 200]);
+    // the SDK's own test header matches what the simulator sends
+    const t = Number(/t=(\d+)/.exec(got.signature)![1]);
+    expect(stripe.webhooks.generateTestHeaderString({ payload: got.body, secret: ep.secret!, timestamp: t })).toBe(got.signature);
+    await stripe.webhookEndpoints.del(ep.id);
+  });
+});
