@@ -24,6 +24,8 @@ const scenarios: Record<string, () => Promise<unknown>> = {
   'audited-read': async () => (await import('./scenarios/app.js')).auditedRead(),
   'audit-report': async () => (await import('./scenarios/audit-report.js')).auditReport(),
   'audit-seed': async () => (await import('./scenarios/audit-report.js')).auditSeed(),
+  // 1,000 signed-in virtual users: socket.io connected, GraphQL over keep-alive HTTP with think time (embedded default or DATABASE_URL)
+  users: async () => (await import('./scenarios/users.js')).run(),
   // the realtime scenarios run against DATABASE_URL (REDIS_URL optional) and print their own numbers
   // SQL statements and transactions per request, counted on the wire (needs DATABASE_URL)
   statements: async () => (await import('./scenarios/statements.js')).run(),
