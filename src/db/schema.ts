@@ -16,6 +16,7 @@ import { auditChainHeads, auditCheckpoints, auditEvents } from '../platform/audi
 import { auditModuleTables } from '../modules/audit/tables.js';
 import { billingTables } from '../modules/billing/tables.js';
 import { eprescribingTables } from '../modules/eprescribing/tables.js';
+import { prescriptionTables } from '../modules/eprescribing/prescription-tables.js';
 import { telehealthTables } from '../modules/telehealth/tables.js';
 
 export { tenants, idempotencyKeys };
@@ -30,6 +31,7 @@ export { auditEvents, auditChainHeads, auditCheckpoints };
 export * from '../modules/audit/tables.js';
 export * from '../modules/billing/tables.js';
 export * from '../modules/eprescribing/tables.js';
+export * from '../modules/eprescribing/prescription-tables.js';
 export * from '../modules/telehealth/tables.js';
 
-export const tables = { tenants, idempotencyKeys, cryptoKeys, cryptoIndexKeys, cryptoRotationJobs, outbox, processedJobs, tenantEntitlements, ...identityTables, rateLimits, ...accessTables, auditEvents, auditChainHeads, auditCheckpoints, ...auditModuleTables, ...patientsTables, ...eprescribingTables, ...telehealthTables, ...billingTables };
+export const tables = { tenants, idempotencyKeys, cryptoKeys, cryptoIndexKeys, cryptoRotationJobs, outbox, processedJobs, tenantEntitlements, ...identityTables, rateLimits, ...accessTables, auditEvents, auditChainHeads, auditCheckpoints, ...auditModuleTables, ...patientsTables, ...eprescribingTables, ...prescriptionTables, ...telehealthTables, ...billingTables };
