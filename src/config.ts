@@ -120,6 +120,31 @@ const envSchema = z.object({
   LIVEKIT_API_KEY: optionalString,
   LIVEKIT_API_SECRET: z.preprocess(emptyToUndefined, z.string().min(32, 'must be at least 32 characters').optional()),
   LIVEKIT_TOKEN_TTL_MINUTES: z.preprocess(emptyToUndefined, z.coerce.number().int().min(5).max(24 * 60).default(120)),
+  /** the pharmacy network's SCRIPT endpoint (unset: the in-repo pharmacy simulator, refused in production) */
+  PHARMACY_NETWORK_URL: optionalUrl(['http:', 'https:']),
+  /** shared secret(s) of the X-Script-Signature HMAC, comma list, the first signs (rotation: add the new one first) */
+  PHARMACY_NETWORK_SECRET: z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .refine((v) => v.split(',').every((s) => s.trim().length >= 32), 'must be a comma list of secrets of at least 32 characters')
+      .optional(),
+  ),
+  PHARMACY_NETWORK_TIMEOUT_MS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(500).max(60_000).default(8_000)),
+  STRIPE_SECRET_KEY: z.preprocess(emptyToUndefined, z.string().regex(/^(sk|rk)_(test|live)_[A-Za-z0-9]{8,}$/, 'must be a Stripe secret or restricted key (sk_test_..., sk_live_..., rk_...)').optional()),
+  STRIPE_WEBHOOK_SECRET: z.preprocess(emptyToUndefined, z.string().regex(/^whsec_[A-Za-z0-9]{16,}$/, 'must be a Stripe webhook signing secret (whsec_...)').optional()),
+  /** a Stripe-compatible API base URL (the standalone simulator, `npm run stripe:simulator`); unset: api.stripe.com with a key, else the embedded simulator */
+  STRIPE_API_URL: optionalUrl(['http:', 'https:']),
+  BILLING_DUNNING_RETRY_DAYS: z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .regex(/^\d{1,2}(,\d{1,2}){0,9}$/, 'must be a comma list of days after the first failed payment, e.g. 1,3,5')
+      .default('1,3,5')
+      .transform((v) => v.split(',').map(Number))
+      .refine((days) => days.every((d, i) => d >= 1 && (i === 0 || d > days[i - 1]!)), 'must be increasing days >= 1'),
+  ),
+  BILLING_UNPAID_AFTER_DAYS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1).max(90).default(10)),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -181,6 +206,15 @@ export interface Config {
   auditCheckpoints: { signingKey?: string; trustedKeys: string[]; intervalS: number };
   /** LiveKit for telehealth video (unset: the in-repo simulator); lifetime of join tokens */
   livekit: { url?: string; apiKey?: string; apiSecret?: string; tokenTtlMinutes: number };
+  /** e-prescribing: the pharmacy network's SCRIPT endpoint (unset: the simulator), HMAC secrets, answer timeout */
+  pharmacyNetwork: { url?: string; secrets: string[]; timeoutMs: number };
+  /**
+   * payments (billing module): a Stripe secret key (unset: the Stripe simulator), the webhook signing secret, an
+   * optional Stripe-compatible API URL (a standalone simulator); dunning: retry days after the first failure, and the
+   * days after which a past-due subscription becomes unpaid
+   */
+  stripe: { secretKey?: string; webhookSecret?: string; apiUrl?: string };
+  billing: { retryDays: number[]; unpaidAfterDays: number };
 }
 
 /**
@@ -219,6 +253,12 @@ export function loadConfig(env?: NodeJS.ProcessEnv): Config {
     const missing = !e.LIVEKIT_URL ? 'LIVEKIT_URL' : !e.LIVEKIT_API_KEY ? 'LIVEKIT_API_KEY' : 'LIVEKIT_API_SECRET';
     throw new ConfigError(missing, 'is required with the other LIVEKIT_* variables (set all three, or none for the simulator)');
   }
+  if (e.STRIPE_SECRET_KEY && !e.STRIPE_WEBHOOK_SECRET) throw new ConfigError('STRIPE_WEBHOOK_SECRET', 'is required with STRIPE_SECRET_KEY (the signing secret of the /webhooks/stripe endpoint)');
+  if (e.STRIPE_API_URL && e.STRIPE_SECRET_KEY?.includes('_live_')) throw new ConfigError('STRIPE_API_URL', 'cannot be used with a live Stripe key');
+  if (e.BILLING_UNPAID_AFTER_DAYS <= e.BILLING_DUNNING_RETRY_DAYS[e.BILLING_DUNNING_RETRY_DAYS.length - 1]!) {
+    throw new ConfigError('BILLING_UNPAID_AFTER_DAYS', 'must be after the last of BILLING_DUNNING_RETRY_DAYS');
+  }
+  if (e.PHARMACY_NETWORK_URL && !e.PHARMACY_NETWORK_SECRET) throw new ConfigError('PHARMACY_NETWORK_SECRET', 'is required with PHARMACY_NETWORK_URL (the X-Script-Signature shared secret)');
   if (e.RATE_LIMIT_STORE === 'redis' && !e.REDIS_URL) throw new ConfigError('RATE_LIMIT_STORE', 'is redis but REDIS_URL is not set');
   return {
     port: e.PORT,
@@ -259,5 +299,12 @@ export function loadConfig(env?: NodeJS.ProcessEnv): Config {
       intervalS: e.AUDIT_CHECKPOINT_INTERVAL_S,
     },
     livekit: { url: e.LIVEKIT_URL, apiKey: e.LIVEKIT_API_KEY, apiSecret: e.LIVEKIT_API_SECRET, tokenTtlMinutes: e.LIVEKIT_TOKEN_TTL_MINUTES },
+    pharmacyNetwork: {
+      url: e.PHARMACY_NETWORK_URL,
+      secrets: (e.PHARMACY_NETWORK_SECRET ?? '').split(',').map((x) => x.trim()).filter(Boolean),
+      timeoutMs: e.PHARMACY_NETWORK_TIMEOUT_MS,
+    },
+    stripe: { secretKey: e.STRIPE_SECRET_KEY, webhookSecret: e.STRIPE_WEBHOOK_SECRET, apiUrl: e.STRIPE_API_URL },
+    billing: { retryDays: e.BILLING_DUNNING_RETRY_DAYS, unpaidAfterDays: e.BILLING_UNPAID_AFTER_DAYS },
   };
 }

@@ -22,6 +22,10 @@ export const ErrorCode = {
   TIMEOUT: 'TIMEOUT',
   SERVER_BUSY: 'SERVER_BUSY',
   IDEMPOTENCY_KEY_REUSED: 'IDEMPOTENCY_KEY_REUSED',
+  /** a plan's provider seats are all in use (billing: adding a provider, a smaller plan) */
+  SEAT_LIMIT_REACHED: 'SEAT_LIMIT_REACHED',
+  /** a tenant's one free trial was already used (billing) */
+  TRIAL_ALREADY_USED: 'TRIAL_ALREADY_USED',
   INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -1,4 +1,5 @@
 import type { PermissionCatalog, PermissionVocabulary } from '../../platform/access/index.js';
+import type { ModuleInstances } from '../../platform/scope/index.js';
 import type { ModuleManifest } from '../../schema/index.js';
 import { apiKeyFromRequest, createApiKeyAuthenticator, type ApiKeyAuthenticator } from './api-keys.js';
 import { registerAccessSchema } from './schema.js';
@@ -19,6 +20,22 @@ export const ACCESS_PERMISSIONS: PermissionVocabulary = {
 };
 
 const ACCESS = 'access';
+
+/**
+ * Observers of authenticated API-key calls (manifest `provides: { [API_KEY_CALL]: observer }`), e.g. the billing
+ * module's usage metering. Called once per request whose API key authenticated, with ids only; the request waits
+ * for it (an observer batches its writes and must not throw: it logs its own failures).
+ */
+export const API_KEY_CALL = 'access:apiKeyCall';
+export interface ApiKeyCall {
+  tenantId: string;
+  apiKeyId: string;
+  /** the request id (X-Request-Id when the client sent a valid one): a retry with the same id is the same call */
+  requestId: string;
+  at: Date;
+}
+/** `instances`: the app's module instances (the observer's module reaches its own instance there) */
+export type ApiKeyCallObserver = (call: ApiKeyCall, instances: ModuleInstances) => Promise<void>;
 
 /** The access module's instance (one per app, returned by init). */
 export interface AccessInstance {
@@ -58,7 +75,13 @@ export function createAccessModule(opts: AccessModuleOptions = {}): ModuleManife
     async authenticate(req, deps) {
       const key = apiKeyFromRequest(req);
       if (key === undefined) return undefined;
-      return deps.instances.get<AccessInstance>(ACCESS).authenticator.authenticate(key, req.ip);
+      const principal = await deps.instances.get<AccessInstance>(ACCESS).authenticator.authenticate(key, req.ip);
+      const observers = deps.instances.provided<ApiKeyCallObserver>(API_KEY_CALL);
+      if (observers.length) {
+        const call: ApiKeyCall = { tenantId: principal.tenantId, apiKeyId: principal.id, requestId: String(req.id), at: now() };
+        await Promise.all(observers.map((observe) => observe(call, deps.instances)));
+      }
+      return principal;
     },
   };
 }

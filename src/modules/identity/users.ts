@@ -20,6 +20,7 @@ import {
 } from './constants.js';
 import { isUniqueViolation, loadTenant, requireUser, selectUsers, useTenant, userInTenant, userView, type UserView } from './common.js';
 import { recordEvent } from './events.js';
+import { checkUserChange, USER_CHANGE_GUARD, type UserChangeGuard } from './guards.js';
 import { hashPassword, passwordProblem, verifyPassword } from './passwords.js';
 import type { IdentityRuntime } from './runtime.js';
 import { invitations, sessions, users } from './tables.js';
@@ -182,7 +183,9 @@ export async function inviteUser(rt: IdentityRuntime, ctx: RequestContext, input
   const me = requireUser(ctx);
   const db = await ctx.db();
   const inv = await createInvitedUser(rt, db, me.tenantId, input, me.userId);
-  return { user: await userView(db, me.tenantId, inv.userId), invitationToken: inv.token, invitationExpiresAt: inv.expiresAt };
+  const user = await userView(db, me.tenantId, inv.userId);
+  await checkUserChange(ctx.provided<UserChangeGuard>(USER_CHANGE_GUARD), db, { tenantId: me.tenantId, userId: user.id, before: null, after: { roles: user.roles, status: user.status } });
+  return { user, invitationToken: inv.token, invitationExpiresAt: inv.expiresAt };
 }
 
 export async function resendInvitation(rt: IdentityRuntime, ctx: RequestContext, userId: string): Promise<Invitation> {
@@ -250,6 +253,7 @@ export async function setUserStatus(rt: IdentityRuntime, ctx: RequestContext, us
   } else if (user.status === 'deactivated') {
     const status = user.passwordHash ? 'active' : 'invited';
     await db.update(users).set({ status, updatedAt: now }).where(and(eq(users.tenantId, me.tenantId), eq(users.id, userId)));
+    await checkUserChange(ctx.provided<UserChangeGuard>(USER_CHANGE_GUARD), db, { tenantId: me.tenantId, userId, before: { roles: user.roles, status: user.status }, after: { roles: user.roles, status } });
     await recordEvent(db, me.tenantId, { type: 'user.reactivated', userId, actorId: me.userId, ip: ctx.ip });
   }
   return userView(db, me.tenantId, userId);
@@ -265,6 +269,7 @@ export async function setUserRoles(rt: IdentityRuntime, ctx: RequestContext, use
   const before = [...user.roles].sort();
   if (before.join(',') !== next.join(',')) {
     await db.update(users).set({ roles: next, updatedAt: rt.now() }).where(and(eq(users.tenantId, me.tenantId), eq(users.id, userId)));
+    await checkUserChange(ctx.provided<UserChangeGuard>(USER_CHANGE_GUARD), db, { tenantId: me.tenantId, userId, before: { roles: user.roles, status: user.status }, after: { roles: next, status: user.status } });
     await revokeSessions(rt, db, me.tenantId, { userId }, 'roles_changed', { actorId: me.userId, ip: ctx.ip });
     await recordEvent(db, me.tenantId, { type: 'user.roles_changed', userId, actorId: me.userId, ip: ctx.ip, details: { from: before, to: next } });
   }
