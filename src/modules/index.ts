@@ -9,5 +9,6 @@ import audit from './audit/index.js';
 import patients from './patients/index.js';
 import eprescribing from './eprescribing/index.js';
 import telehealth from './telehealth/index.js';
+import billing from './billing/index.js';
 
-export const modules: readonly ModuleManifest[] = [identity, access, audit, patients, eprescribing, telehealth];
+export const modules: readonly ModuleManifest[] = [identity, access, audit, patients, eprescribing, telehealth, billing];

@@ -153,7 +153,7 @@ describe('permission matrix', () => {
     }
     expect(permissionsForRoles(['NOT_A_ROLE']).size).toBe(0);
     // the platform declares no module's names: permissions of modules that do not exist are unknown
-    for (const p of ['rx:read', 'billing:read', 'appointment:read']) expect(catalog.isPermission(p), p).toBe(false);
+    for (const p of ['rx:read', 'claims:read', 'appointment:read']) expect(catalog.isPermission(p), p).toBe(false);
     // a module may grant only its own permissions, and a name is declared once
     const identity = allModules.find((m) => m.name === 'identity')!;
     expect(() => permissionCatalog([identity, { ...identity, name: 'copy', permissions: { permissions: { 'user:read': 'again' } } }])).toThrow(/declared by identity and copy/);
