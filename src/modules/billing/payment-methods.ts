@@ -65,8 +65,10 @@ export async function applySetupSucceeded(scope: RequestScope, db: Db, acct: Bil
   const pm = typeof si.payment_method === 'string' ? si.payment_method : si.payment_method?.id;
   if (!pm || !acct.customerId || si.customer !== acct.customerId) return 'ignored';
   if (acct.paymentMethodId === pm && acct.paymentMethodStatus === 'active') return 'already_applied';
-  // out of order: an older SetupIntent's success never replaces the card of a newer one
-  if (acct.setupEventCreated !== null && si.created < acct.setupEventCreated) return 'stale';
+  // out of order: with a card on file, only the setup started last (setupIntentId) or a newer one replaces it;
+  // an earlier setup's success arriving late is stale (Stripe's `created` has a resolution of one second, so the
+  // setup Carebase started last decides between two of the same second)
+  if (acct.paymentMethodStatus === 'active' && si.id !== acct.setupIntentId && acct.setupEventCreated !== null && si.created <= acct.setupEventCreated) return 'stale';
   const inst = instanceOf(scope);
   const card = await inst.payments.card(pm);
   await inst.payments.setDefaultPaymentMethod(acct.customerId, pm);
@@ -78,8 +80,9 @@ export async function applySetupSucceeded(scope: RequestScope, db: Db, acct: Bil
       paymentMethodBrand: card.brand.slice(0, 32),
       paymentMethodLast4: card.last4.slice(0, 4),
       paymentMethodExpires: card.expires.slice(0, 8),
-      setupIntentId: si.id,
-      setupEventCreated: si.created,
+      // the setup started last stays the reference (startPaymentMethodSetup sets it)
+      setupIntentId: acct.setupIntentId ?? si.id,
+      setupEventCreated: Math.max(si.created, acct.setupEventCreated ?? 0),
       updatedAt: inst.now(),
     })
     .where(eq(billingAccounts.tenantId, acct.tenantId));
