@@ -58,7 +58,7 @@ export async function markPaid(scope: RequestScope, db: Db, inv: Invoice, paymen
   assertTransition(inv.status, 'paid');
   await db
     .update(billingInvoices)
-    .set({ status: 'paid', paidAt: now, amountPaid: amount, amountDue: inv.amountDue - amount < 0 ? 0 : inv.amountDue - amount, nextPaymentAttempt: null, lastPaymentError: null, ...(paymentIntentId ? { paymentIntentId } : {}) })
+    .set({ status: 'paid', paidAt: now, amountPaid: amount, attemptCount: inv.attemptCount + (paymentIntentId ? 1 : 0), amountDue: inv.amountDue - amount < 0 ? 0 : inv.amountDue - amount, nextPaymentAttempt: null, lastPaymentError: null, ...(paymentIntentId ? { paymentIntentId } : {}) })
     .where(and(eq(billingInvoices.tenantId, inv.tenantId), eq(billingInvoices.id, inv.id)));
   await recoverIfSettled(scope, db, inv.tenantId, inv.attemptCount > 0 ? inv.id : null);
 }
