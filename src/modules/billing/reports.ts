@@ -19,7 +19,7 @@ export async function providerSeatsUsed(scope: RequestScope, tenantId: string): 
 
 /**
  * API-key usage of a billing period: CURRENT (so far) or PREVIOUS (what the last invoice billed). The plan and
- * interval are the subscription's now; an hour belongs to the period in which it starts.
+ * interval are the subscription's now; periods are counted in whole hours (usage.ts callsBetween).
  */
 export async function usageReport(scope: RequestScope, period: 'current' | 'previous'): Promise<UsageReport | null> {
   const tenantId = tenantOf(scope);

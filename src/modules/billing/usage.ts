@@ -111,8 +111,14 @@ export async function countCalls(tx: postgres.ReservedSql | postgres.Sql, tenant
   return rows[0]?.n ?? 0;
 }
 
-/** API-key calls of the tenant whose hour starts in [from, to): an hour belongs to the period in which it starts. */
-export async function callsBetween(db: Db, tenantId: string, from: Date, to: Date): Promise<number> {
+/**
+ * API-key calls of the tenant in the period [from, to), counted in whole hours: the period covers the hours from
+ * the hour of its start to the hour of its end (exclusive), so every hour belongs to exactly one period and the
+ * calls of the hour in which a period changes count in the new one.
+ */
+export async function callsBetween(db: Db, tenantId: string, periodStart: Date, periodEnd: Date): Promise<number> {
+  const from = hourOf(periodStart);
+  const to = hourOf(periodEnd);
   const [row] = await db
     .select({ n: sql<string>`coalesce(sum(${billingUsageHourly.calls}), 0)::text` })
     .from(billingUsageHourly)
@@ -120,8 +126,10 @@ export async function callsBetween(db: Db, tenantId: string, from: Date, to: Dat
   return Number(row?.n ?? 0);
 }
 
-/** Per-hour totals (all keys) of [from, to), oldest first. */
-export async function hourlyCalls(db: Db, tenantId: string, from: Date, to: Date): Promise<{ hour: Date; calls: number }[]> {
+/** Per-hour totals (all keys) of the period's hours (as callsBetween counts them), oldest first. */
+export async function hourlyCalls(db: Db, tenantId: string, periodStart: Date, periodEnd: Date): Promise<{ hour: Date; calls: number }[]> {
+  const from = hourOf(periodStart);
+  const to = hourOf(periodEnd);
   const rows = await db
     .select({ hour: billingUsageHourly.hour, calls: sql<string>`sum(${billingUsageHourly.calls})::text` })
     .from(billingUsageHourly)
