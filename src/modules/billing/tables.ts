@@ -14,7 +14,7 @@ export const SUBSCRIPTION_STATUSES = ['trialing', 'active', 'past_due', 'unpaid'
 export type SubscriptionStatus = (typeof SUBSCRIPTION_STATUSES)[number];
 export const INVOICE_STATUSES = ['draft', 'open', 'paid', 'void', 'uncollectible'] as const;
 export type InvoiceStatus = (typeof INVOICE_STATUSES)[number];
-export const LINE_KINDS = ['plan', 'seats', 'proration', 'usage', 'tax'] as const;
+export const LINE_KINDS = ['plan', 'seats', 'proration', 'usage', 'balance', 'tax'] as const;
 export type LineKind = (typeof LINE_KINDS)[number];
 export const PAYMENT_METHOD_STATUSES = ['none', 'pending', 'active', 'failed'] as const;
 export type PaymentMethodStatus = (typeof PAYMENT_METHOD_STATUSES)[number];
@@ -37,6 +37,11 @@ export const billingAccounts = pgTable(
     setupIntentId: text('setup_intent_id'),
     /** provider `created` (epoch seconds) of the last SetupIntent event applied: older events are not applied */
     setupEventCreated: bigint('setup_event_created', { mode: 'number' }),
+    /**
+     * owed amounts carried to the next invoice: an invoice below the card network's minimum charge (Stripe: $0.50)
+     * is settled by moving its amount here, as Stripe does with a customer balance
+     */
+    balance: money('balance').notNull().default(0),
     /** last invoice number issued (invoices are numbered per tenant) */
     invoiceSeq: integer('invoice_seq').notNull().default(0),
     createdAt: tstz('created_at').notNull().defaultNow(),
@@ -102,6 +107,8 @@ export const billingInvoices = pgTable(
     total: money('total').notNull().default(0),
     amountPaid: money('amount_paid').notNull().default(0),
     amountDue: money('amount_due').notNull().default(0),
+    /** what was moved to the account balance (below the minimum charge) instead of charged */
+    amountCarried: money('amount_carried').notNull().default(0),
     /** collection attempts so far, when the next one is due (dunning), the first failure */
     attemptCount: integer('attempt_count').notNull().default(0),
     nextPaymentAttempt: tstz('next_payment_attempt'),
@@ -146,7 +153,7 @@ export const billingInvoiceLines = pgTable(
   },
   (t) => [
     unique('billing_invoice_lines_position_key').on(t.tenantId, t.invoiceId, t.position),
-    check('billing_invoice_lines_kind_check', sql`${t.kind} in ('plan', 'seats', 'proration', 'usage', 'tax')`),
+    check('billing_invoice_lines_kind_check', sql`${t.kind} in ('plan', 'seats', 'proration', 'usage', 'balance', 'tax')`),
   ],
 );
 
