@@ -1,10 +1,10 @@
-import { and, eq, inArray, isNotNull, lte, ne } from 'drizzle-orm';
+import { and, eq, inArray, isNotNull, lte, ne, sql } from 'drizzle-orm';
 import type { Db } from '../../platform/db/index.js';
 import { conflict } from '../../platform/errors.js';
 import type { RequestScope } from '../../platform/scope/index.js';
 import { DAY_MS, ensureAccount, instanceOf, loadSubscription, notifyAdmins, saveSubscription, tenantOf } from './common.js';
-import { assertTransition, enqueueCollection, findInvoice } from './invoices.js';
-import { billingInvoices, type Invoice } from './tables.js';
+import { assertTransition, enqueueCollection, findInvoice, MIN_CHARGE } from './invoices.js';
+import { billingAccounts, billingInvoices, type Invoice } from './tables.js';
 
 /**
  * Collecting invoices and dunning. An open invoice is charged by the
@@ -28,6 +28,15 @@ export async function collectInvoice(scope: RequestScope, invoiceId: string, att
   if (!inv || (inv.status !== 'open' && inv.status !== 'uncollectible') || inv.attemptCount + 1 !== attempt) return 'skipped';
   if (inv.amountDue === 0) {
     await markPaid(scope, db, inv, null, 0);
+    return 'paid';
+  }
+  if (inv.amountDue < (MIN_CHARGE[inv.currency] ?? 0)) {
+    // below the minimum card charge: settled by carrying the amount to the next invoice (Stripe's customer balance)
+    await db
+      .update(billingInvoices)
+      .set({ status: 'paid', paidAt: inst.now(), amountCarried: inv.amountDue, amountDue: 0, nextPaymentAttempt: null })
+      .where(and(eq(billingInvoices.tenantId, tenantId), eq(billingInvoices.id, inv.id)));
+    await db.update(billingAccounts).set({ balance: sql`${billingAccounts.balance} + ${inv.amountDue}`, updatedAt: inst.now() }).where(eq(billingAccounts.tenantId, tenantId));
     return 'paid';
   }
   if (acct.paymentMethodStatus !== 'active' || !acct.paymentMethodId || !acct.customerId) {

@@ -14,6 +14,8 @@ export const COLLECT_JOB = 'billing.collect';
 export const PROVIDER_ROLE = 'PROVIDER';
 /** the placeholder tax rate (basis points) until a tax provider is connected: a tax line of 0 on every invoice */
 export const TAX_RATE_BPS = 0;
+/** the smallest amount a card network charges (Stripe's minimum per currency); less is carried to the next invoice */
+export const MIN_CHARGE: Readonly<Record<string, number>> = { usd: 50 };
 
 export interface LineInput {
   kind: LineKind;
@@ -107,13 +109,18 @@ export async function issueInvoice(
   const now = instanceOf(scope).now();
   const tenantId = sub.tenantId;
   const currency = PLANS.get(sub.planId as PlanId)!.prices.month.currency;
+  // the number, and the balance carried from invoices below the minimum charge (taken into this one)
+  const [prev] = await db.select({ balance: billingAccounts.balance }).from(billingAccounts).where(eq(billingAccounts.tenantId, tenantId)).for('update');
+  if (!prev) throw new Error('billing account missing');
   const [acct] = await db
     .update(billingAccounts)
-    .set({ invoiceSeq: sql`${billingAccounts.invoiceSeq} + 1`, updatedAt: now })
+    .set({ invoiceSeq: sql`${billingAccounts.invoiceSeq} + 1`, balance: 0, updatedAt: now })
     .where(eq(billingAccounts.tenantId, tenantId))
     .returning({ seq: billingAccounts.invoiceSeq });
-  if (!acct) throw new Error('billing account missing');
-  const seq = acct.seq;
+  const seq = acct!.seq;
+  if (prev.balance > 0) {
+    input = { ...input, lines: [...input.lines, { kind: 'balance', description: 'Balance carried from earlier invoices (below the minimum card charge)', quantity: 1, unitAmount: prev.balance, amount: prev.balance }] };
+  }
   const number = `CB-${tenantId.slice(0, 8).toUpperCase()}-${String(seq).padStart(5, '0')}`;
   const subtotal = input.lines.reduce((s, l) => s + minorUnits(l.amount, 'lines.amount'), 0);
   const tax = Math.round((Math.max(0, subtotal) * TAX_RATE_BPS) / 10_000);
@@ -222,7 +229,8 @@ ${rows}
 <tr><td colspan="3">Subtotal</td><td class="n">${m(inv.subtotal)}</td></tr>
 <tr><td colspan="3">Tax</td><td class="n">${m(inv.tax)}</td></tr>
 <tr><th colspan="3">Total (${esc(inv.currency.toUpperCase())})</th><th class="n">${m(inv.total)}</th></tr>
-<tr><td colspan="3">Amount paid</td><td class="n">${m(inv.amountPaid)}</td></tr>
+<tr><td colspan="3">Amount paid</td><td class="n">${m(inv.amountPaid)}</td></tr>${inv.amountCarried ? `
+<tr><td colspan="3">Carried to the next invoice (below the minimum card charge)</td><td class="n">${m(inv.amountCarried)}</td></tr>` : ''}
 <tr><th colspan="3">Amount due</th><th class="n">${m(inv.status === 'paid' || inv.status === 'void' ? 0 : inv.amountDue)}</th></tr>
 </tfoot></table>
 </body></html>`;

@@ -28,7 +28,7 @@ export function registerBillingSchema(builder: Builder): void {
   const InvoiceStatus = builder.enumType('BillingInvoiceStatus', { values: upperEnum(INVOICE_STATUSES) });
   const PaymentMethodStatus = builder.enumType('BillingPaymentMethodStatus', { values: upperEnum(PAYMENT_METHOD_STATUSES) });
   const Interval = builder.enumType('BillingInterval', { values: upperEnum(['month', 'year'] as const) });
-  const LineKind = builder.enumType('BillingInvoiceLineKind', { values: upperEnum(['plan', 'seats', 'proration', 'usage', 'tax'] as const) });
+  const LineKind = builder.enumType('BillingInvoiceLineKind', { values: upperEnum(['plan', 'seats', 'proration', 'usage', 'balance', 'tax'] as const) });
   const Effective = builder.enumType('BillingChangeEffective', { description: 'When a plan change applies', values: upperEnum(['now', 'period_end'] as const) });
   const UsagePeriod = builder.enumType('BillingUsagePeriod', { values: upperEnum(['current', 'previous'] as const) });
 
@@ -111,6 +111,7 @@ export function registerBillingSchema(builder: Builder): void {
       total: t.field({ type: Money, resolve: (i) => money(i.total, i.currency) }),
       amountPaid: t.field({ type: Money, resolve: (i) => money(i.amountPaid, i.currency) }),
       amountDue: t.field({ type: Money, resolve: (i) => money(i.amountDue, i.currency) }),
+      amountCarried: t.field({ type: Money, description: 'moved to the next invoice instead of charged (below the minimum card charge)', resolve: (i) => money(i.amountCarried, i.currency) }),
       attemptCount: t.exposeInt('attemptCount'),
       nextPaymentAttempt: t.field({ type: 'DateTime', nullable: true, resolve: (i) => i.nextPaymentAttempt }),
       lastPaymentError: t.string({ nullable: true, description: 'decline code of the last failed attempt', resolve: (i) => i.lastPaymentError }),

@@ -340,6 +340,28 @@ describe('period end (2027-04-01): renewal, trial expiry and conversion', () => 
   });
 });
 
+describe('below the minimum card charge', () => {
+  it('carries an upgrade invoice of a few cents to the next invoice instead of charging it', async () => {
+    // A: Starter, period 2027-04-01 .. 2027-05-01 (30 days = 43,200 minutes); one minute left at 23:59:00
+    //   credit: 49,900 x 1 / 43,200 = 1.16 -> -1; charge: 149,900 x 1 / 43,200 = 3.47 -> 3; total 2 cents (< $0.50)
+    clock.set('2027-04-30T23:59:00Z');
+    const d = await gqlOk<{ changeBillingPlan: { invoice: InvoiceView } }>(t, CHANGE, { priceId: 'professional_monthly' }, a.headers);
+    expect(d.changeBillingPlan.invoice.total.amount).toBe(2);
+    const carried = await paid(a, d.changeBillingPlan.invoice.id);
+    expect([carried.amountPaid.amount, carried.amountCarried.amount, carried.amountDue.amount]).toEqual([0, 2, 0]);
+    clock.set('2027-05-01T00:00:30Z');
+    const renewal = await until(async () => (await invoices(t, a.headers)).find((i) => i.reason === 'subscription_cycle' && i.lines.some((l) => l.kind === 'BALANCE')));
+    expect(renewal.lines.map((l) => [l.kind, l.amount.amount])).toEqual([
+      ['PLAN', 149_900],
+      ['SEATS', 0],
+      ['USAGE', 0],
+      ['BALANCE', 2],
+      ['TAX', 0],
+    ]);
+    expect((await paid(a, renewal.id)).amountPaid.amount).toBe(149_902);
+  });
+});
+
 describe('logs', () => {
   it('logged no error, no secret and no card data', () => {
     const errors = t.logs.filter((l) => Number(l.level) >= 50);

@@ -81,7 +81,7 @@ export async function addCard(t: TestApp, headers: Record<string, string>, card 
 
 export const SUB_FIELDS = 'id status interval plan { id } trialEnd currentPeriodStart currentPeriodEnd cancelAtPeriodEnd pendingPlan { id } pendingInterval providerSeatsUsed version endReason pastDueSince';
 export const INVOICE_FIELDS =
-  'id number status reason total { amount currency } amountDue { amount } amountPaid { amount } attemptCount nextPaymentAttempt lastPaymentError lines { kind description quantity unitAmount { amount } amount { amount currency } }';
+  'id number status reason total { amount currency } amountDue { amount } amountPaid { amount } amountCarried { amount } attemptCount nextPaymentAttempt lastPaymentError lines { kind description quantity unitAmount { amount } amount { amount currency } }';
 
 export interface SubView {
   id: string;
@@ -108,6 +108,7 @@ export interface InvoiceView {
   total: { amount: number; currency: string };
   amountDue: { amount: number };
   amountPaid: { amount: number };
+  amountCarried: { amount: number };
   attemptCount: number;
   nextPaymentAttempt: string | null;
   lastPaymentError: string | null;
