@@ -18,6 +18,12 @@
 import type { ModuleManifest } from '../../schema/index.js';
 import { EPRESCRIBING_PERMISSIONS, EPRESCRIBING_PHI_CATEGORIES } from './permissions.js';
 import type { Builder } from '../../schema/index.js';
+import { authenticateInbound, inboundRoute, SCRIPT_CONTENT_TYPES } from './inbound.js';
+import { closeLifecycleRuntime, createLifecycleRuntime, pointSimulatorAtApp, type LifecycleOptions } from './lifecycle.js';
+import { mergeVocabularies, PRESCRIPTION_PERMISSIONS } from './prescription-permissions.js';
+import { prescriptionRoom, rxQueueRoom } from './prescription-rooms.js';
+import { registerPrescriptionSchema } from './prescription-schema.js';
+import type { LifecycleHolder } from './rx-common.js';
 
 export const EPRESCRIBING = 'eprescribing';
 /** The key a plan sells (tenant_entitlements.modules). */
@@ -25,19 +31,49 @@ export const EPRESCRIBING_ENTITLEMENT = 'eprescribing';
 
 export { EPRESCRIBING_PERMISSIONS, EPRESCRIBING_PHI_CATEGORIES, RX_PERMISSIONS_CATALOG } from './permissions.js';
 export * from './tables.js';
+export * from './prescription-tables.js';
+export { PRESCRIPTION_PERMISSIONS } from './prescription-permissions.js';
+export { INBOUND_PATH, type LifecycleRuntime, type LifecycleOptions } from './lifecycle.js';
+export { PharmacySimulator, TEST_PHARMACIES, type SimDelivery } from './pharmacy-simulator/server.js';
+export { HttpPharmacyNetwork, type PharmacyNetwork, type NetworkExchange } from './network/adapter.js';
+export { signScriptBody, checkScriptSignature, SIGNATURE_HEADER } from './network/signature.js';
+export { TRANSITIONS as PRESCRIPTION_TRANSITIONS, type PrescriptionSafety, type SafetyAlertRef } from './prescriptions.js';
 
 /** GraphQL registrars of the module's parts (catalog, medication list/allergies, safety checks, lifecycle...). */
-const schemaParts: ((builder: Builder) => void)[] = [];
+const schemaParts: ((builder: Builder) => void)[] = [registerPrescriptionSchema];
 
-export function createEprescribingModule(): ModuleManifest {
+/** The module's options (tests pass a clock, a pharmacy network, the safety checks). */
+export type EprescribingOptions = LifecycleOptions;
+
+export function createEprescribingModule(options: EprescribingOptions = {}): ModuleManifest {
   return {
     name: EPRESCRIBING,
     phase: 2,
     description: 'e-Prescribing: medication catalog (RxNorm), medication lists and allergies, safety checks, prescriptions over NCPDP SCRIPT, EPCS',
     dependsOn: ['identity', 'access', 'audit', 'patients'],
     entitlement: EPRESCRIBING_ENTITLEMENT,
-    permissions: EPRESCRIBING_PERMISSIONS,
+    permissions: mergeVocabularies(EPRESCRIBING_PERMISSIONS, PRESCRIPTION_PERMISSIONS),
     phiCategories: EPRESCRIBING_PHI_CATEGORIES,
+    // prescription:<id> (its patient's readers), rxQueue:<userId> (a prescriber's own queue)
+    roomAccess: { prescription: prescriptionRoom, rxQueue: rxQueueRoom },
+    // the pharmacy network's inbound SCRIPT: verified by this hook (signature on the raw body), then run as the prescription's tenant
+    authenticate: authenticateInbound,
+    async routes(app, deps) {
+      // SCRIPT bodies stay strings: the signature covers the exact bytes
+      const missing = SCRIPT_CONTENT_TYPES.filter((t) => !app.hasContentTypeParser(t));
+      if (missing.length) app.addContentTypeParser(missing, { parseAs: 'string' }, (_req, body, done) => done(null, body));
+      pointSimulatorAtApp(app, deps.instances.get<LifecycleHolder>(EPRESCRIBING).lifecycle);
+      deps.route!(inboundRoute);
+    },
+    async init(deps) {
+      const lifecycle = await createLifecycleRuntime(deps, options);
+      return {
+        lifecycle,
+        async close() {
+          await closeLifecycleRuntime(lifecycle);
+        },
+      };
+    },
     schema: (builder) => {
       for (const register of schemaParts) register(builder);
     },
