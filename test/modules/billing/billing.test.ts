@@ -324,6 +324,10 @@ describe('period end (2027-04-01): renewal, trial expiry and conversion', () => 
     expect(s.endReason).toBe('trial_expired');
     expect(await entitlementsOf(t, B.id)).toEqual([]);
     expect(code((await fixture(b)).body)).toBe('FEATURE_NOT_ENTITLED');
+    // a real module the plan sold is gated too (patients), while A (subscribed) still reaches it
+    const q = 'query ($id: UUID!) { patient(id: $id) { id } }';
+    expect(code((await t.gql(q, { id: randomUUID() }, b.headers)).body)).toBe('FEATURE_NOT_ENTITLED');
+    expect((await t.gql(q, { id: randomUUID() }, a.headers)).body.errors?.[0]?.extensions?.code).not.toBe('FEATURE_NOT_ENTITLED');
     // billing stays reachable (core) and the trial cannot be started again
     expect(code((await t.gql(TRIAL, {}, b.headers)).body)).toBe('TRIAL_ALREADY_USED');
   });

@@ -2,7 +2,10 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPaymentAdapter, SIMULATOR_KEY } from '../../../src/modules/billing/payments.js';
 import { StripeSimulator } from '../../../src/modules/billing/stripe-simulator/server.js';
+import { loadConfig } from '../../../src/config.js';
+import { createLogger } from '../../../src/platform/logger.js';
 import { until } from '../../helpers/realtime.js';
 
 /**
@@ -117,5 +120,37 @@ describe('Stripe simulator through the stripe SDK', () => {
     const t = Number(/t=(\d+)/.exec(got.signature)![1]);
     expect(stripe.webhooks.generateTestHeaderString({ payload: got.body, secret: ep.secret!, timestamp: t })).toBe(got.signature);
     await stripe.webhookEndpoints.del(ep.id);
+  });
+});
+
+describe('payment adapter selection', () => {
+  const log = createLogger('silent');
+
+  it('uses Stripe with STRIPE_SECRET_KEY, and refuses the simulator in production', async () => {
+    const live = await createPaymentAdapter(loadConfig({ NODE_ENV: 'test', STRIPE_SECRET_KEY: 'sk_test_abcdefgh1234', STRIPE_WEBHOOK_SECRET: 'whsec_abcdefghijklmnop1234' }), log);
+    expect([live.mode, live.simulator, live.webhookSecret]).toEqual(['stripe', undefined, 'whsec_abcdefghijklmnop1234']);
+    await live.close();
+    await expect(createPaymentAdapter(loadConfig({ NODE_ENV: 'production', KMS_KEY_ID: 'k', DATABASE_URL: 'postgres://x@h/db' }), log)).rejects.toThrow(/STRIPE_SECRET_KEY is required when NODE_ENV=production/);
+    expect(() => loadConfig({ STRIPE_SECRET_KEY: 'sk_test_abcdefgh1234' })).toThrow(/STRIPE_WEBHOOK_SECRET/);
+    expect(() => loadConfig({ STRIPE_SECRET_KEY: 'pk_test_notasecret' })).toThrow(/STRIPE_SECRET_KEY/);
+  });
+
+  it('talks to a standalone simulator at STRIPE_API_URL with the configured endpoint secret', async () => {
+    const standalone = new StripeSimulator({ secretKey: SIMULATOR_KEY, endpointSecret: 'whsec_standalone0123456789abcd' });
+    const url = await standalone.listen();
+    try {
+      const adapter = await createPaymentAdapter(loadConfig({ NODE_ENV: 'test', STRIPE_API_URL: url, STRIPE_WEBHOOK_SECRET: 'whsec_standalone0123456789abcd' }), log);
+      expect([adapter.mode, adapter.simulator]).toEqual(['simulator', undefined]);
+      const customer = await adapter.createCustomer('00000000-0000-4000-8000-000000000001', 'Clinic');
+      expect(customer).toMatch(/^cus_/);
+      // the same tenant gets the same customer (idempotency key)
+      expect(await adapter.createCustomer('00000000-0000-4000-8000-000000000001', 'Clinic')).toBe(customer);
+      const payload = JSON.stringify({ id: 'evt_1', object: 'event', type: 'customer.updated', data: { object: { id: customer } } });
+      const header = StripeSimulator.signature(payload, 'whsec_standalone0123456789abcd', Math.floor(Date.now() / 1000));
+      expect(adapter.constructEvent(payload, header).id).toBe('evt_1');
+      await adapter.close();
+    } finally {
+      await standalone.close();
+    }
   });
 });

@@ -175,6 +175,12 @@ export class StripeSimulator {
     for (const send of order === 'reverse' ? held.reverse() : held) send();
   }
 
+  /** Registers a webhook endpoint without the API (the standalone CLI's --webhook-url); returns its id and secret. */
+  addEndpoint(url: string, events: readonly string[]): { id: string; secret: string } {
+    const ep = this.createEndpoint({ url, enabled_events: [...events] });
+    return { id: ep.id, secret: String(ep.secret) };
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     for (const t of this.timers) clearTimeout(t);
