@@ -211,6 +211,8 @@ export const rxPrescriptions = pgTable(
     /** base64 sha256 of the canonical prescription that was signed */
     signedDigest: text('signed_digest'),
     signingKeyId: uuid('signing_key_id'),
+    /** EPCS: the DEA registration number the prescription was signed under (SCRIPT Prescriber/DEANumber) */
+    deaNumber: text('dea_number'),
     /** sha256 of the DEA attestation text the prescriber confirmed */
     attestationSha256: text('attestation_sha256'),
     transmittedAt: tstz('transmitted_at'),
@@ -240,6 +242,7 @@ export const rxPrescriptions = pgTable(
     check('rx_prescriptions_quantity_check', sql`${t.quantity} ~ '^[0-9]{1,11}(\\.[0-9]{1,5})?$' and ${t.quantity}::numeric > 0`),
     check('rx_prescriptions_order_check', sql`${t.orderNumber} ~ '^[0-9a-f]{32}$'`),
     check('rx_prescriptions_epcs_check', sql`${t.deaSchedule} is null or ${t.status} in ('draft', 'checked') or (${t.epcs} and ${t.signature} is not null)`),
+    check('rx_prescriptions_epcs_dea_check', sql`not ${t.epcs} or ${t.deaNumber} is not null`),
   ],
 );
 
@@ -381,6 +384,25 @@ export const rxEpcsLog = pgTable(
   (t) => [index('rx_epcs_log_at_idx').on(t.tenantId, t.at)],
 );
 
+/** The daily EPCS activity report of a tenant (21 CFR 1311.215): counts by event and outcome, and the prescriptions signed. */
+export const rxEpcsReports = pgTable(
+  'rx_epcs_reports',
+  {
+    id: id(),
+    tenantId: tenantId(),
+    /** the UTC day reported on */
+    day: date('day', { mode: 'string' }).notNull(),
+    /** { "<event>:<outcome>": count } */
+    counts: jsonb('counts').$type<Record<string, number>>().notNull(),
+    /** controlled-substance prescriptions signed that day: [{ prescriptionId, prescriberId, schedule }] */
+    signed: jsonb('signed').$type<{ prescriptionId: string; prescriberId: string; schedule: string | null }[]>().notNull(),
+    /** refused attempts (two-factor failures, missing DEA schedule or access) that day */
+    refusals: integer('refusals').notNull(),
+    generatedAt: tstz('generated_at').notNull().defaultNow(),
+  },
+  (t) => [unique('rx_epcs_reports_tenant_day_key').on(t.tenantId, t.day)],
+);
+
 export const PRIOR_AUTH_STATUSES = ['required', 'requested', 'pending', 'more_info', 'approved', 'denied', 'appealed', 'cancelled'] as const;
 export type PriorAuthStatus = (typeof PRIOR_AUTH_STATUSES)[number];
 
@@ -422,6 +444,7 @@ export type RenewalRequest = typeof rxRenewalRequests.$inferSelect;
 export type ChangeRequest = typeof rxChangeRequests.$inferSelect;
 export type EpcsLogEntry = typeof rxEpcsLog.$inferSelect;
 export type PriorAuth = typeof rxPriorAuths.$inferSelect;
+export type EpcsReport = typeof rxEpcsReports.$inferSelect;
 
 /** The lifecycle's tables (tables.ts's eprescribingTables spreads them too, through index.ts / src/db/schema.ts). */
 export const prescriptionTables = {
@@ -436,5 +459,6 @@ export const prescriptionTables = {
   rxRenewalRequests,
   rxChangeRequests,
   rxEpcsLog,
+  rxEpcsReports,
   rxPriorAuths,
 };
