@@ -7,6 +7,7 @@ import { emitEvent } from '../../platform/jobs/index.js';
 import type { RequestScope } from '../../platform/scope/index.js';
 import { BILLING_ROOM, ensureAccount, instanceOf, tenantOf } from './common.js';
 import { retryFailedNow } from './collection.js';
+import { providerUnavailable } from './payments.js';
 import { billingAccounts, type BillingAccount } from './tables.js';
 
 /**
@@ -52,7 +53,7 @@ export async function confirmPaymentMethodSetup(scope: RequestScope, setupIntent
     .payments.stripe.setupIntents.retrieve(setupIntentId)
     .catch((e: { statusCode?: number }) => {
       if (e.statusCode === 404) return null;
-      throw e;
+      throw providerUnavailable(e, scope.env.log, 'setupIntents.retrieve');
     });
   if (!si || !acct.customerId || si.customer !== acct.customerId) throw notFound('SetupIntent');
   if (si.status === 'succeeded') await applySetupSucceeded(scope, db, acct, si);

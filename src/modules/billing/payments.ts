@@ -3,6 +3,7 @@ import path from 'node:path';
 import Stripe from 'stripe';
 import type { Config } from '../../config.js';
 import { ConfigError } from '../../config.js';
+import { AppError, ErrorCode } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import { StripeSimulator } from './stripe-simulator/server.js';
 
@@ -65,12 +66,12 @@ function client(secretKey: string, apiUrl?: string): Stripe {
 /** Chooses and starts the adapter (once per process, at the billing module's init). */
 export async function createPaymentAdapter(config: Config, log: Logger): Promise<PaymentAdapter> {
   const { secretKey, webhookSecret, apiUrl } = config.stripe;
-  if (secretKey) return new StripeAdapter('stripe', client(secretKey, apiUrl), webhookSecret!);
+  if (secretKey) return new StripeAdapter('stripe', client(secretKey, apiUrl), webhookSecret!, log);
   if (config.isProduction) throw new ConfigError('STRIPE_SECRET_KEY', 'is required when NODE_ENV=production (the Stripe simulator is refused)');
   if (apiUrl) {
     // a standalone simulator (npm run stripe:simulator): its key and endpoint secret are configured alike on both sides
     if (!webhookSecret) throw new ConfigError('STRIPE_WEBHOOK_SECRET', 'is required with STRIPE_API_URL (the endpoint secret the simulator signs with)');
-    return new StripeAdapter('simulator', client(SIMULATOR_KEY, apiUrl), webhookSecret);
+    return new StripeAdapter('simulator', client(SIMULATOR_KEY, apiUrl), webhookSecret, log);
   }
   const secret = webhookSecret ?? `whsec_${randomBytes(24).toString('hex')}`;
   const simulator = new StripeSimulator({
@@ -82,32 +83,53 @@ export async function createPaymentAdapter(config: Config, log: Logger): Promise
   });
   const url = await simulator.listen(0, '127.0.0.1');
   log.info({ url }, 'billing: Stripe simulator started (set STRIPE_SECRET_KEY for Stripe)');
-  return new StripeAdapter('simulator', client(SIMULATOR_KEY, url), secret, simulator);
+  return new StripeAdapter('simulator', client(SIMULATOR_KEY, url), secret, log, simulator);
 }
 
 export const SIMULATOR_KEY = 'sk_test_carebasesimulator';
+
+/**
+ * A provider failure other than a card decline (connection, Stripe 5xx, rate limit, a refused request) becomes
+ * PROVIDER_UNAVAILABLE: the caller's transaction rolls back (nothing changed), a job retries. The log line names
+ * the Stripe error type and code only.
+ */
+export function providerUnavailable(e: unknown, log: Logger, op: string): AppError {
+  const err = e as { type?: string; code?: string; statusCode?: number; requestId?: string };
+  log.warn({ op, stripeErrorType: err?.type, stripeCode: err?.code, status: err?.statusCode, stripeRequestId: err?.requestId }, 'billing: payment provider call failed');
+  return new AppError(ErrorCode.PROVIDER_UNAVAILABLE, 'The payment provider did not answer; nothing was changed', { provider: 'stripe' });
+}
 
 class StripeAdapter implements PaymentAdapter {
   constructor(
     readonly mode: 'stripe' | 'simulator',
     readonly stripe: Stripe,
     readonly webhookSecret: string,
+    private readonly log: Logger,
     readonly simulator?: StripeSimulator,
   ) {}
 
+  private async call<T>(op: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      if (e instanceof AppError) throw e;
+      throw providerUnavailable(e, this.log, op);
+    }
+  }
+
   async createCustomer(tenantId: string, name: string): Promise<string> {
     // one customer per tenant even if the transaction that records it is retried
-    const c = await this.stripe.customers.create({ name, metadata: { tenant_id: tenantId } }, { idempotencyKey: `carebase-customer-${tenantId}` });
+    const c = await this.call('customers.create', () => this.stripe.customers.create({ name, metadata: { tenant_id: tenantId } }, { idempotencyKey: `carebase-customer-${tenantId}` }));
     return c.id;
   }
 
   async createSetupIntent(customerId: string, tenantId: string, idempotencyKey: string) {
-    const si = await this.stripe.setupIntents.create({ customer: customerId, usage: 'off_session', metadata: { tenant_id: tenantId } }, { idempotencyKey });
+    const si = await this.call('setupIntents.create', () => this.stripe.setupIntents.create({ customer: customerId, usage: 'off_session', metadata: { tenant_id: tenantId } }, { idempotencyKey }));
     return { id: si.id, clientSecret: si.client_secret ?? '', status: si.status };
   }
 
   async card(paymentMethodId: string): Promise<CardDetails> {
-    const pm = await this.stripe.paymentMethods.retrieve(paymentMethodId);
+    const pm = await this.call('paymentMethods.retrieve', () => this.stripe.paymentMethods.retrieve(paymentMethodId));
     const card = pm.card;
     return {
       id: pm.id,
@@ -118,7 +140,7 @@ class StripeAdapter implements PaymentAdapter {
   }
 
   async setDefaultPaymentMethod(customerId: string, paymentMethodId: string): Promise<void> {
-    await this.stripe.customers.update(customerId, { invoice_settings: { default_payment_method: paymentMethodId } });
+    await this.call('customers.update', () => this.stripe.customers.update(customerId, { invoice_settings: { default_payment_method: paymentMethodId } }));
   }
 
   async charge(input: Parameters<PaymentAdapter['charge']>[0]): Promise<ChargeResult> {
@@ -144,7 +166,7 @@ class StripeAdapter implements PaymentAdapter {
         const pi = (e.raw as { payment_intent?: { id?: string; created?: number } }).payment_intent;
         return { status: 'failed', paymentIntentId: pi?.id ?? null, declineCode: e.decline_code ?? e.code ?? 'card_declined', created: pi?.created ?? Math.floor(Date.now() / 1000) };
       }
-      throw e;
+      throw providerUnavailable(e, this.log, 'paymentIntents.create');
     }
   }
 

@@ -115,6 +115,8 @@ describe('Stripe simulator through the stripe SDK', () => {
     const event = stripe.webhooks.constructEvent(got.body, got.signature, ep.secret!);
     expect(event).toMatchObject({ type: 'customer.created', object: 'event', data: { object: { id: customer.id } } });
     expect(() => stripe.webhooks.constructEvent(got.body.replace('Hooked', 'Hacked'), got.signature, ep.secret!)).toThrow(Stripe.errors.StripeSignatureVerificationError);
+    // the delivery is recorded once its response is read
+    await until(() => sim.deliveries.filter((d) => d.eventId === event.id).length === 2);
     expect(sim.deliveries.filter((d) => d.eventId === event.id).map((d) => d.status)).toEqual([500, 200]);
     // the SDK's own test header matches what the simulator sends
     const t = Number(/t=(\d+)/.exec(got.signature)![1]);
@@ -133,6 +135,13 @@ describe('payment adapter selection', () => {
     await expect(createPaymentAdapter(loadConfig({ NODE_ENV: 'production', KMS_KEY_ID: 'k', DATABASE_URL: 'postgres://x@h/db' }), log)).rejects.toThrow(/STRIPE_SECRET_KEY is required when NODE_ENV=production/);
     expect(() => loadConfig({ STRIPE_SECRET_KEY: 'sk_test_abcdefgh1234' })).toThrow(/STRIPE_WEBHOOK_SECRET/);
     expect(() => loadConfig({ STRIPE_SECRET_KEY: 'pk_test_notasecret' })).toThrow(/STRIPE_SECRET_KEY/);
+  });
+
+  it('turns a provider that does not answer into PROVIDER_UNAVAILABLE (a typed error, logged by type only)', async () => {
+    const adapter = await createPaymentAdapter(loadConfig({ NODE_ENV: 'test', STRIPE_API_URL: 'http://127.0.0.1:1', STRIPE_WEBHOOK_SECRET: 'whsec_standalone0123456789abcd' }), log);
+    const err = (await adapter.createCustomer('00000000-0000-4000-8000-000000000002', 'Clinic').catch((e: unknown) => e)) as { extensions?: { code?: string } };
+    expect(err.extensions?.code).toBe('PROVIDER_UNAVAILABLE');
+    await adapter.close();
   });
 
   it('talks to a standalone simulator at STRIPE_API_URL with the configured endpoint secret', async () => {
