@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import type { Builder } from '../../schema/index.js';
+import type { Builder, RequestContext } from '../../schema/index.js';
+import { tenantOf } from './common.js';
 import { retryInvoicePayment, voidInvoice } from './collection.js';
 import { findInvoice, linesOf, listInvoices } from './invoices.js';
 import { formatMoney } from './money.js';
@@ -118,7 +119,15 @@ export function registerBillingSchema(builder: Builder): void {
       createdAt: t.field({ type: 'DateTime', resolve: (i) => i.createdAt }),
       paidAt: t.field({ type: 'DateTime', nullable: true, resolve: (i) => i.paidAt }),
       htmlUrl: t.string({ description: 'GET with the same credentials: the invoice as HTML', resolve: (i) => `/billing/invoices/${i.id}.html` }),
-      lines: t.field({ type: [Line], resolve: async (i, _a, ctx) => (await linesOf(await ctx.db(), i.tenantId, [i.id])).get(i.id) ?? [] }),
+      // one query for the lines of every invoice of a list (dataloader)
+      lines: t.loadableList({
+        type: Line,
+        resolve: (i) => i.id,
+        load: async (ids: string[], ctx: RequestContext) => {
+          const byInvoice = await linesOf(await ctx.db(), tenantOf(ctx), ids);
+          return ids.map((id) => byInvoice.get(id) ?? []);
+        },
+      }),
     }),
   });
 
