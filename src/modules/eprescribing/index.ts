@@ -23,6 +23,8 @@ import { closeLifecycleRuntime, createLifecycleRuntime, pointSimulatorAtApp, typ
 import { mergeVocabularies, PRESCRIPTION_PERMISSIONS } from './prescription-permissions.js';
 import { prescriptionRoom, rxQueueRoom } from './prescription-rooms.js';
 import { registerPrescriptionSchema } from './prescription-schema.js';
+import { registerEpcsSchema } from './epcs-schema.js';
+import { EPCS_DAILY_JOB, EPCS_TENANT_REPORT_JOB, epcsDailySchedule, epcsTenantReportJob } from './epcs.js';
 import type { LifecycleHolder } from './rx-common.js';
 
 export const EPRESCRIBING = 'eprescribing';
@@ -37,10 +39,11 @@ export { INBOUND_PATH, type LifecycleRuntime, type LifecycleOptions } from './li
 export { PharmacySimulator, TEST_PHARMACIES, type SimDelivery } from './pharmacy-simulator/server.js';
 export { HttpPharmacyNetwork, type PharmacyNetwork, type NetworkExchange } from './network/adapter.js';
 export { signScriptBody, checkScriptSignature, SIGNATURE_HEADER } from './network/signature.js';
+export { EPCS_ATTESTATION_TEXT, EPCS_ATTESTATION_SHA256, canonicalPrescription, EPCS_DAILY_JOB, EPCS_TENANT_REPORT_JOB } from './epcs.js';
 export { TRANSITIONS as PRESCRIPTION_TRANSITIONS, type PrescriptionSafety, type SafetyAlertRef } from './prescriptions.js';
 
 /** GraphQL registrars of the module's parts (catalog, medication list/allergies, safety checks, lifecycle...). */
-const schemaParts: ((builder: Builder) => void)[] = [registerPrescriptionSchema];
+const schemaParts: ((builder: Builder) => void)[] = [registerPrescriptionSchema, registerEpcsSchema];
 
 /** The module's options (tests pass a clock, a pharmacy network, the safety checks). */
 export type EprescribingOptions = LifecycleOptions;
@@ -65,6 +68,8 @@ export function createEprescribingModule(options: EprescribingOptions = {}): Mod
       pointSimulatorAtApp(app, deps.instances.get<LifecycleHolder>(EPRESCRIBING).lifecycle);
       deps.route!(inboundRoute);
     },
+    // EPCS: the daily activity report (00:05 UTC), one job per tenant with activity
+    jobs: { [EPCS_DAILY_JOB]: epcsDailySchedule, [EPCS_TENANT_REPORT_JOB]: epcsTenantReportJob },
     async init(deps) {
       const lifecycle = await createLifecycleRuntime(deps, options);
       return {

@@ -5,6 +5,7 @@ import type { FieldCrypto } from '../../platform/crypto/index.js';
 import type { Database } from '../../platform/db/index.js';
 import type { ModuleDeps } from '../../schema/index.js';
 import { HttpPharmacyNetwork, type PharmacyNetwork } from './network/adapter.js';
+import { epcsSignatureHeader, signControlled } from './epcs.js';
 import { PharmacySimulator } from './pharmacy-simulator/server.js';
 import type { Prescription } from './prescription-tables.js';
 import type { ControlledSigner, PrescriptionSafety } from './prescriptions.js';
@@ -52,7 +53,7 @@ export interface LifecycleOptions {
 }
 
 export async function createLifecycleRuntime(deps: ModuleDeps, options: LifecycleOptions = {}): Promise<LifecycleRuntime> {
-  const base = { database: deps.database, crypto: deps.crypto, now: options.now ?? Date.now, inbound: new WeakMap<object, ScriptMessage>(), safety: options.safety };
+  const base = { database: deps.database, crypto: deps.crypto, now: options.now ?? Date.now, inbound: new WeakMap<object, ScriptMessage>(), safety: options.safety, signControlled, epcsSignatureHeader };
   if (options.network) return { ...base, network: options.network };
   const cfg = deps.config.pharmacyNetwork;
   if (cfg.url) {

@@ -561,7 +561,7 @@ export async function signPrescription(scope: RequestScope, idArg: unknown, inpu
     if (!signer) throw forbiddenWith('Electronic prescribing of controlled substances is not available', 'EPCS_UNAVAILABLE');
     set = await signer(scope, db, rx, prescriber, pharmacy, input);
   }
-  return transition(scope, db, rx, 'sign', { ...set, signedAt: new Date(now), signedBy: p.id, newRxMessageId: newMessageId() }, { detail: { epcs: !!rx.deaSchedule }, fields: ['Prescription.signature'] });
+  return transition(scope, db, rx, 'sign', { signedAt: new Date(now), signedBy: p.id, newRxMessageId: newMessageId(), ...set }, { detail: { epcs: !!rx.deaSchedule }, fields: ['Prescription.signature'] });
 }
 
 // ------------------------------------------------------------------ SCRIPT content

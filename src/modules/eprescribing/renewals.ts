@@ -189,7 +189,7 @@ export async function approveRenewal(scope: RequestScope, idArg: unknown, input:
     if (!lc.signControlled) throw new AppError(ErrorCode.FORBIDDEN, 'Electronic prescribing of controlled substances is not available', { reason: 'EPCS_UNAVAILABLE' });
     signedSet = await lc.signControlled(scope, db, renewed!, parties.prescriberRow, parties.pharmacyRow, input);
   }
-  let current = await transition(scope, db, renewed!, 'sign', { ...signedSet, signedAt: new Date(now), signedBy: p.id, newRxMessageId: newMessageId() }, { detail: { epcs: !!renewed!.deaSchedule, renewal: true } });
+  let current = await transition(scope, db, renewed!, 'sign', { signedAt: new Date(now), signedBy: p.id, newRxMessageId: newMessageId(), ...signedSet }, { detail: { epcs: !!renewed!.deaSchedule, renewal: true } });
   const signature = current.epcs && lc.epcsSignatureHeader ? await lc.epcsSignatureHeader(db, current) : undefined;
   const medication: ScriptMedication = scriptMedication(current);
   const message: ScriptMessage = {
@@ -248,6 +248,7 @@ export async function approveChange(scope: RequestScope, idArg: unknown, optionA
   if (option === null && options.length) throw badInputWith('Choose one of the proposed medications', 'option', 'OPTION_REQUIRED');
   if (option !== null && !options.length) throw badInputWith('The request proposes no medication', 'option', 'NO_OPTIONS');
   const chosen = option === null ? null : options[option]!;
+  if (chosen && rx.epcs) throw badInputWith('A signed controlled-substance prescription cannot be changed: deny the request and write a new prescription', 'option', 'CONTROLLED_CHANGE');
   const now = lifecycleOf(scope).now();
   const medication = chosen ? { ...chosen, writtenDate: isoDate(now), numberOfRefills: chosen.numberOfRefills ?? rx.refills } : scriptMedication(rx);
   if (rx.deaSchedule === 'CII' && (medication.numberOfRefills ?? 0) > 0) medication.numberOfRefills = 0;

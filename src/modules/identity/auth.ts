@@ -248,7 +248,7 @@ function matchingStep(secretBase32: string, code: string, nowMs: number): number
 }
 
 /** Accepts a code of the user's confirmed (or, for enrolment, pending) factor once: its step must be newer than the last one used. */
-async function useTotpCode(rt: IdentityRuntime, db: Db, tenantId: string, userId: string, code: string, pending = false): Promise<boolean> {
+export async function useTotpCode(rt: IdentityRuntime, db: Db, tenantId: string, userId: string, code: string, pending = false): Promise<boolean> {
   const [row] = await db.select().from(userTotp).where(and(eq(userTotp.tenantId, tenantId), eq(userTotp.userId, userId)));
   if (!row || (pending ? row.confirmedAt !== null : row.confirmedAt === null)) return false;
   const { secret } = await rt.crypto.decryptFields(userTotp, tenantId, { secret: row.secret });

@@ -15,6 +15,8 @@ export type SecurityEventType =
   | 'mfa.reset'
   | 'mfa.recovery_code_used'
   | 'mfa.recovery_codes_regenerated'
+  | 'reauth.succeeded'
+  | 'reauth.failed'
   | 'refresh.reuse_detected'
   | 'session.revoked'
   | 'session.idle_timeout'

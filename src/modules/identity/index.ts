@@ -10,6 +10,8 @@ export { provisionTenant, invitePlatformAdmin, seedActiveUser, type ProvisionInp
 export { securityEvents, users, sessions, identityTables } from './tables.js';
 export type { IdentityOptions, IdentityRuntime } from './runtime.js';
 export type { SecurityEventType } from './events.js';
+/** Two-factor re-authentication (password + unused TOTP code) of the signed-in user at a sensitive act, e.g. EPCS signing. */
+export { reauthenticate, type ReauthResult } from './reauth.js';
 export { USER_CHANGE_GUARD, countUsersWithRole, type UserChange, type UserChangeGuard, type UserStatus } from './guards.js';
 
 /** The identity module's permissions and the roles that hold them (PLATFORM_ADMIN: users of the platform tenant only). */

@@ -3,7 +3,7 @@ import { expect } from 'vitest';
 import accessModule from '../../../src/modules/access/index.js';
 import auditModule from '../../../src/modules/audit/index.js';
 import { createEprescribingModule, PharmacySimulator, TEST_PHARMACIES, type EprescribingOptions, type PrescriptionSafety, type SafetyAlertRef } from '../../../src/modules/eprescribing/index.js';
-import identityModule from '../../../src/modules/identity/index.js';
+import { createIdentityModule, type IdentityOptions } from '../../../src/modules/identity/index.js';
 import patientsModule from '../../../src/modules/patients/index.js';
 import type { ModuleManifest } from '../../../src/schema/index.js';
 import { startTestApp, type GqlResponse, type TestApp } from '../../helpers/app.js';
@@ -39,7 +39,7 @@ export class ScriptedSafety implements PrescriptionSafety {
   }
 }
 
-export const rxModules = (options: EprescribingOptions = {}): ModuleManifest[] => [identityModule, accessModule, auditModule, patientsModule, createEprescribingModule(options)];
+export const rxModules = (options: EprescribingOptions = {}, identity: IdentityOptions = {}): ModuleManifest[] => [createIdentityModule(identity), accessModule, auditModule, patientsModule, createEprescribingModule(options)];
 
 export const rxTestEnv = {
   RATE_LIMIT_AUTH_IP_PER_MINUTE: '100000',
@@ -64,10 +64,10 @@ export function errorOf(res: GqlResponse): { code: unknown; message: string; ext
 }
 
 /** A pharmacy simulator and an app whose PHARMACY_NETWORK_URL points at it (and the simulator back at the app). */
-export async function startRxApp(options: EprescribingOptions = {}): Promise<{ t: TestApp; sim: PharmacySimulator; secret: string }> {
+export async function startRxApp(options: EprescribingOptions = {}, identity: IdentityOptions = {}): Promise<{ t: TestApp; sim: PharmacySimulator; secret: string }> {
   const secret = randomBytes(32).toString('base64url');
   const sim = await PharmacySimulator.start({ secret });
-  const t = await startTestApp({ modules: rxModules(options), env: { ...rxTestEnv, PHARMACY_NETWORK_URL: sim.url, PHARMACY_NETWORK_SECRET: secret } });
+  const t = await startTestApp({ modules: rxModules(options, identity), env: { ...rxTestEnv, PHARMACY_NETWORK_URL: sim.url, PHARMACY_NETWORK_SECRET: secret } });
   sim.callbackUrl = `${t.url}/eprescribing/network/inbound`;
   await seedDrugs(t);
   return { t, sim, secret };
@@ -95,15 +95,15 @@ export const CREATE_PHARMACY = 'mutation($i: PharmacyInput!) { createPharmacy(in
 export const practice = { addressLine1: '5 Clinic Way', city: 'Springfield', state: 'IL', postalCode: '62702', phone: '2175550199' };
 
 /** A clinic: admin, a provider registered as prescriber (on the patient's care team), a nurse, a patient with an account, a pharmacy of the simulator. */
-export async function createRxClinic(t: TestApp, opts: { npi?: string; ncpdpId?: string } = {}): Promise<RxClinic> {
+export async function createRxClinic(t: TestApp, opts: { npi?: string; ncpdpId?: string; now?: () => number } = {}): Promise<RxClinic> {
   const tenant = await createTenantWithAdmin(t);
   const admin = await adminSession(t, tenant);
   const providerUser = await createUser(t, tenant, 'PROVIDER', { displayName: 'Dr Rx' });
-  const provider = await loginAs(t, providerUser);
+  const provider = await loginAs(t, providerUser, { now: opts.now });
   const nurseUser = await createUser(t, tenant, 'NURSE');
-  const nurse = await loginAs(t, nurseUser);
+  const nurse = await loginAs(t, nurseUser, { now: opts.now });
   const patientAccount = await createUser(t, tenant, 'PATIENT');
-  const patientUser = await loginAs(t, patientAccount);
+  const patientUser = await loginAs(t, patientAccount, { now: opts.now });
   const as = { admin: gqlAs(t, admin.headers), provider: gqlAs(t, provider.headers), nurse: gqlAs(t, nurse.headers), patient: gqlAs(t, patientUser.headers) };
   const patientId = ok(
     await as.admin<{ createPatient: { id: string } }>(CREATE_PATIENT, {
