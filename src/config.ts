@@ -131,17 +131,6 @@ const envSchema = z.object({
       .optional(),
   ),
   PHARMACY_NETWORK_TIMEOUT_MS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(500).max(60_000).default(8_000)),
-  /** the pharmacy network's SCRIPT endpoint (unset: the in-repo pharmacy simulator, refused in production) */
-  PHARMACY_NETWORK_URL: optionalUrl(['http:', 'https:']),
-  /** shared secret(s) of the X-Script-Signature HMAC, comma list, the first signs (rotation: add the new one first) */
-  PHARMACY_NETWORK_SECRET: z.preprocess(
-    emptyToUndefined,
-    z
-      .string()
-      .refine((v) => v.split(',').every((s) => s.trim().length >= 32), 'must be a comma list of secrets of at least 32 characters')
-      .optional(),
-  ),
-  PHARMACY_NETWORK_TIMEOUT_MS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(500).max(60_000).default(8_000)),
   STRIPE_SECRET_KEY: z.preprocess(emptyToUndefined, z.string().regex(/^(sk|rk)_(test|live)_[A-Za-z0-9]{8,}$/, 'must be a Stripe secret or restricted key (sk_test_..., sk_live_..., rk_...)').optional()),
   STRIPE_WEBHOOK_SECRET: z.preprocess(emptyToUndefined, z.string().regex(/^whsec_[A-Za-z0-9]{16,}$/, 'must be a Stripe webhook signing secret (whsec_...)').optional()),
   /** a Stripe-compatible API base URL (the standalone simulator, `npm run stripe:simulator`); unset: api.stripe.com with a key, else the embedded simulator */
@@ -219,8 +208,6 @@ export interface Config {
   livekit: { url?: string; apiKey?: string; apiSecret?: string; tokenTtlMinutes: number };
   /** e-prescribing: the pharmacy network's SCRIPT endpoint (unset: the simulator), HMAC secrets, answer timeout */
   pharmacyNetwork: { url?: string; secrets: string[]; timeoutMs: number };
-  /** e-prescribing: the pharmacy network's SCRIPT endpoint (unset: the simulator), HMAC secrets, answer timeout */
-  pharmacyNetwork: { url?: string; secrets: string[]; timeoutMs: number };
   /**
    * payments (billing module): a Stripe secret key (unset: the Stripe simulator), the webhook signing secret, an
    * optional Stripe-compatible API URL (a standalone simulator); dunning: retry days after the first failure, and the
@@ -272,7 +259,6 @@ export function loadConfig(env?: NodeJS.ProcessEnv): Config {
     throw new ConfigError('BILLING_UNPAID_AFTER_DAYS', 'must be after the last of BILLING_DUNNING_RETRY_DAYS');
   }
   if (e.PHARMACY_NETWORK_URL && !e.PHARMACY_NETWORK_SECRET) throw new ConfigError('PHARMACY_NETWORK_SECRET', 'is required with PHARMACY_NETWORK_URL (the X-Script-Signature shared secret)');
-  if (e.PHARMACY_NETWORK_URL && !e.PHARMACY_NETWORK_SECRET) throw new ConfigError('PHARMACY_NETWORK_SECRET', 'is required with PHARMACY_NETWORK_URL (the X-Script-Signature shared secret)');
   if (e.RATE_LIMIT_STORE === 'redis' && !e.REDIS_URL) throw new ConfigError('RATE_LIMIT_STORE', 'is redis but REDIS_URL is not set');
   return {
     port: e.PORT,
@@ -313,11 +299,6 @@ export function loadConfig(env?: NodeJS.ProcessEnv): Config {
       intervalS: e.AUDIT_CHECKPOINT_INTERVAL_S,
     },
     livekit: { url: e.LIVEKIT_URL, apiKey: e.LIVEKIT_API_KEY, apiSecret: e.LIVEKIT_API_SECRET, tokenTtlMinutes: e.LIVEKIT_TOKEN_TTL_MINUTES },
-    pharmacyNetwork: {
-      url: e.PHARMACY_NETWORK_URL,
-      secrets: (e.PHARMACY_NETWORK_SECRET ?? '').split(',').map((x) => x.trim()).filter(Boolean),
-      timeoutMs: e.PHARMACY_NETWORK_TIMEOUT_MS,
-    },
     pharmacyNetwork: {
       url: e.PHARMACY_NETWORK_URL,
       secrets: (e.PHARMACY_NETWORK_SECRET ?? '').split(',').map((x) => x.trim()).filter(Boolean),
