@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createDrizzle, createPool } from '../../src/platform/db/index.js';
 import { dbAppError } from '../../src/platform/db/errors.js';
 import { apolloLogger } from '../../src/platform/http/apollo-logger.js';
@@ -76,6 +76,61 @@ describe('a connection that dies under a transaction', () => {
     for (const c of both) c.release();
     const results = await Promise.all([1, 2, 3, 4].map((n) => db.sql`select ${n}::int as n`));
     expect(results.map((r) => r[0]!.n)).toEqual([1, 2, 3, 4]);
+  });
+});
+
+describe('a reservation waiting when a connection closes', () => {
+  it('is served by the reconnected connection (postgres-js hands it to the reconnect and then drops it)', async () => {
+    const url = new URL(inject('pgAdminUrl'));
+    url.pathname = `/${db.name}`;
+    const pool = createPool(url.toString(), 1);
+    try {
+      const held = await pool.reserve();
+      const [{ pid }] = (await held`select pg_backend_pid() as pid`) as unknown as [{ pid: number }];
+      // the only connection is reserved: this reservation waits in the pool's queue
+      const waiting = pool.reserve();
+      await new Promise((r) => setTimeout(r, 50));
+      // PostgreSQL ends the session (a restart, an administrator): the pool reconnects with the waiting reservation
+      await db.owner`select pg_terminate_backend(${pid})`;
+      const never = Symbol('never served');
+      const served = await Promise.race([waiting, new Promise<symbol>((r) => setTimeout(() => r(never), 15_000))]);
+      expect(served).not.toBe(never);
+      const next = served as Awaited<typeof waiting>;
+      const [{ pid: nextPid }] = (await next`select pg_backend_pid() as pid`) as unknown as [{ pid: number }];
+      expect(nextPid).not.toBe(pid);
+      next.release();
+      held.release();
+    } finally {
+      await pool.end({ timeout: 5 });
+    }
+  });
+});
+
+describe('a connection given back with a statement in flight', () => {
+  it('is ended, not handed to the next reservation (which would wait behind the statement)', async () => {
+    const url = new URL(inject('pgAdminUrl'));
+    url.pathname = `/${db.name}`;
+    const pool = createPool(url.toString(), 1);
+    try {
+      const conn = await pool.reserve();
+      await conn`begin`;
+      const [{ pid }] = (await conn`select pg_backend_pid() as pid`) as unknown as [{ pid: number }];
+      // a COMMIT or query abandoned on its deadline: still running when the connection is released
+      const abandoned = conn`select pg_sleep(3)`.then(
+        () => undefined,
+        (e: { code?: string }) => e,
+      );
+      await until(async () => (await db.owner`select 1 from pg_stat_activity where pid = ${pid} and query like 'select pg_sleep%'`).length > 0);
+      conn.release();
+      expect((await abandoned)?.code).toBe('CONNECTION_DESTROYED');
+      // the next reservation gets a new session, never the one still running the abandoned statement
+      const next = await pool.reserve();
+      const [{ pid: nextPid }] = (await next`select pg_backend_pid() as pid`) as unknown as [{ pid: number }];
+      expect(nextPid).not.toBe(pid); // a new session, not the one inside the abandoned transaction
+      next.release();
+    } finally {
+      await pool.end({ timeout: 5 });
+    }
   });
 });
 

@@ -30,13 +30,27 @@ export function guardPool(pool: postgres.Sql): postgres.Sql {
     suspect = true;
     return Promise.reject(e);
   };
+  // reserve(), marking the synchronous part in which the pool may connect a closed connection for this reservation
+  const queue = () => {
+    reserving = true;
+    try {
+      return reserve();
+    } finally {
+      reserving = false;
+    }
+  };
   const guardedReserve = async () => {
     if (suspect) {
       await pool`select 1`.catch(failed);
       suspect = false;
     }
-    // a stale report (see absorbStaleReport) that reached a reservation: nothing was sent for it, so it is retried once
-    const conn = await reserve().catch((e: { code?: unknown }) => (STALE.has(String(e?.code)) ? reserve() : Promise.reject(e))).catch(failed);
+    // a stale report (see absorbStaleReport) that reached a reservation: nothing was sent for it, so it is retried once;
+    // a reservation handed to a reconnecting connection (see absorbStaleReport) is queued again, as often as that happens
+    const requeued = (e: { code?: unknown }): Promise<postgres.ReservedSql> => (e?.code === REQUEUE ? queue().catch(requeued) : Promise.reject(e));
+    const conn = await queue()
+      .catch(requeued)
+      .catch((e: { code?: unknown }) => (STALE.has(String(e?.code)) ? queue().catch(requeued) : Promise.reject(e)))
+      .catch(failed);
     return guardReserved(conn, () => (suspect = true));
   };
   const begin = async (options: unknown, fn?: unknown) => {
@@ -60,6 +74,10 @@ export function guardPool(pool: postgres.Sql): postgres.Sql {
 
 /** The server terminated the session (admin shutdown: a restart, pg_terminate_backend; crash shutdown). */
 const STALE = new Set(['57P01', '57P02']);
+/** A reservation the pool handed to a reconnecting connection, given back to be queued again (see absorbStaleReport). */
+const REQUEUE = 'CAREBASE_RESERVATION_REQUEUED';
+/** true while reserve() runs synchronously (a connection it connects is for that reservation, which stays queued) */
+let reserving = false;
 
 /** What the guard reads of postgres-js 3.4.9 internals (src/connection.js, src/index.js, src/query.js). */
 interface PgConnection {
@@ -69,6 +87,8 @@ interface PgConnection {
   /** (re)connects with a first request: a query, or a reservation `{ reserve, reject }` */
   connect(first: PgQuery | PgReservation | undefined): void;
   end(): unknown;
+  /** rejects what is in flight with CONNECTION_DESTROYED and closes the socket */
+  terminate(): void;
 }
 interface PgQuery {
   handler(q: PgQuery): unknown;
@@ -94,6 +114,16 @@ function absorbStaleReport(c: PgConnection) {
   const connect = c.connect;
   c.connect = (first) => {
     const reject = first?.reject;
+    if (first && reject && 'reserve' in first && !reserving) {
+      // The pool connects a connection that closed with the next waiting request (its onclose). A reservation taken
+      // from the queue that way is lost: postgres-js serves reservations only from the queue once the new session is
+      // ready (a request that would wait forever when PostgreSQL restarts with reservations waiting). It is given
+      // back to be queued again (guardedReserve), and the connection connects on its own; the queue is served when it
+      // is ready.
+      reject(Object.assign(new Error('reservation queued again'), { code: REQUEUE }));
+      connect(undefined);
+      return;
+    }
     if (first && reject && 'reserve' in first) {
       const reserve = first.reserve;
       let failed = false;
@@ -162,7 +192,12 @@ function guardReserved(conn: postgres.ReservedSql, died: () => void): postgres.R
   const unsafe = (...args: Parameters<postgres.ReservedSql['unsafe']>) => guard(conn.unsafe(...args));
   const release = () => {
     if (connection && onClose.get(connection.id) === rejectPending) onClose.delete(connection.id);
-    if (alive()) conn.release();
+    if (!alive()) return;
+    // a statement still in flight (a COMMIT that timed out, a query abandoned on a deadline): the connection's state is
+    // unknown and the next reservation would queue behind it, so it is ended instead of given back (its statements
+    // fail with CONNECTION_DESTROYED; the pool reconnects on demand once the socket has closed)
+    if (pending.size && connection) connection.terminate();
+    else conn.release();
   };
   return new Proxy(conn, {
     apply: (target, self, args) => guard(Reflect.apply(target, self, args)),
