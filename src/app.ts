@@ -180,10 +180,14 @@ async function startServer(parts: Parts): Promise<App> {
 
   // ---- operations endpoints ----
   server.get('/healthz', async () => ({ status: 'ok' }));
+  // readiness asks the database on a connection of its own: behind a busy request pool the probe would wait for a free
+  // connection and report a working, merely loaded server as not ready (and so take it out of the load balancer)
+  const probe = database.appPool(1);
+  boot.onClose('readiness probe', () => probe.end({ timeout: 1 }));
   server.get('/readyz', async (_req, reply) => {
     try {
       // bounded: a probe answers whatever the database does (a connection attempt may wait up to connect_timeout)
-      const query = database.sql<{ n: number }[]>`select count(*)::int as n from drizzle.__drizzle_migrations`.execute();
+      const query = probe<{ n: number }[]>`select count(*)::int as n from drizzle.__drizzle_migrations`.execute();
       if (!(await settledWithin(query, 1_000))) return reply.code(503).send({ status: 'not ready', reason: 'database did not answer' });
       const [row] = await query;
       const applied = row?.n ?? 0;

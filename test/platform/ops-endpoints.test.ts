@@ -61,3 +61,22 @@ describe('operational endpoints while Redis is down', () => {
     expect(text).toContain('carebase_jobs_counts_stale 0');
   });
 });
+
+describe('/readyz while the request pool is busy', () => {
+  it('answers ready: the probe has a connection of its own, a loaded server is not reported down', { timeout: 30_000 }, async () => {
+    // every connection of the request pool held (a burst of requests, a restart's reconnect backlog)
+    const held: Awaited<ReturnType<typeof t.db.sql.reserve>>[] = [];
+    const taking = Array.from({ length: 10 }, () => t.db.sql.reserve().then((c) => held.push(c)));
+    await Promise.all(taking);
+    try {
+      const waiting = t.db.sql`select 1`.execute(); // queued behind them
+      const res = await get('/readyz');
+      expect(res.status, await res.clone().text()).toBe(200);
+      expect(await res.json()).toMatchObject({ status: 'ready' });
+      for (const c of held.splice(0)) c.release();
+      await waiting;
+    } finally {
+      for (const c of held) c.release();
+    }
+  });
+});

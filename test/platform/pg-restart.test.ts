@@ -201,7 +201,7 @@ describe('PostgreSQL restart under 16 concurrent writes', () => {
 
     // /readyz answers ready
     const ready = await fetch(`${base}/readyz`);
-    expect(ready.status).toBe(200);
+    expect(ready.status, await ready.clone().text()).toBe(200);
     expect(await ready.json()).toMatchObject({ status: 'ready' });
 
     stopping = true;
