@@ -1,12 +1,13 @@
 import { and, eq, sql } from 'drizzle-orm';
 import type { Db } from '../../platform/db/index.js';
-import { AppError, ErrorCode, badInput, notFound } from '../../platform/errors.js';
+import { AppError, ErrorCode, notFound } from '../../platform/errors.js';
 import { emitEvent } from '../../platform/jobs/index.js';
 import type { RequestScope } from '../../platform/scope/index.js';
 import type { UsageMeter } from './usage.js';
 import type { PaymentAdapter } from './payments.js';
 import { PLANS, type PlanId } from './plans.js';
 import { billingAccounts, billingNotifications, billingSubscriptions, type BillingAccount, type Subscription } from './tables.js';
+export { isUuid, uuidArg } from '../../platform/args.js';
 
 export const BILLING = 'billing';
 export const BILLING_ROOM = 'billing';
@@ -22,14 +23,6 @@ export interface BillingInstance {
 
 export const instanceOf = (scope: RequestScope): BillingInstance => scope.module<BillingInstance>(BILLING);
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-export function uuidArg(v: unknown, field: string): string {
-  if (typeof v !== 'string' || !UUID.test(v)) throw badInput(`${field} must be a uuid`, field);
-  return v.toLowerCase();
-}
-
-export const isUuid = (v: unknown): v is string => typeof v === 'string' && UUID.test(v);
 
 export function tenantOf(scope: RequestScope): string {
   return scope.requirePermission(null).tenantId;

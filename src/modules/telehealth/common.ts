@@ -1,12 +1,14 @@
-import { and, eq, sql } from 'drizzle-orm';
+import { and, eq } from 'drizzle-orm';
 import type { AccessPrincipal } from '../../platform/access/index.js';
 import type { FieldCrypto } from '../../platform/crypto/index.js';
 import type { Db } from '../../platform/db/index.js';
-import { AppError, ErrorCode, badInput } from '../../platform/errors.js';
+import { AppError, ErrorCode } from '../../platform/errors.js';
 import type { ModuleInstance, RequestScope, ScopePrincipal } from '../../platform/scope/index.js';
 import { patients } from '../patients/index.js';
 import type { VideoProvider } from './video/provider.js';
 import type { LiveKitSimulator } from './video/simulator.js';
+export { isUuid, uuidArg, textArg } from '../../platform/args.js';
+export { inSavepoint } from '../../platform/db/index.js';
 
 export const TELEHEALTH = 'telehealth';
 
@@ -26,17 +28,6 @@ export function instanceOf(scope: RequestScope): TelehealthInstance {
   return scope.module<TelehealthInstance>(TELEHEALTH);
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-export function isUuid(v: unknown): v is string {
-  return typeof v === 'string' && UUID.test(v);
-}
-
-/** A uuid argument, lower-cased; BAD_USER_INPUT naming the field otherwise. */
-export function uuidArg(v: unknown, field: string): string {
-  if (!isUuid(v)) throw badInput(`${field} must be a uuid`, field);
-  return v.toLowerCase();
-}
 
 /** The scope's principal (UNAUTHENTICATED without one; FORBIDDEN without `permission`). */
 export function principalOf(scope: RequestScope, permission: string | null = null): ScopePrincipal {
@@ -92,31 +83,4 @@ export function pgConstraint(e: unknown): string | undefined {
   return undefined;
 }
 
-/** Runs `fn` in a savepoint: a failed statement (e.g. an exclusion violation) rolls back only the savepoint, and the request transaction stays usable. */
-export async function inSavepoint<T>(db: Db, fn: () => Promise<T>): Promise<T> {
-  const name = `th_${Math.random().toString(36).slice(2, 10)}`;
-  await db.execute(sql.raw(`savepoint ${name}`));
-  try {
-    const out = await fn();
-    await db.execute(sql.raw(`release savepoint ${name}`));
-    return out;
-  } catch (e) {
-    await db.execute(sql.raw(`rollback to savepoint ${name}`));
-    throw e;
-  }
-}
 
-/** A bounded free-text argument (trimmed; no control characters). */
-export function textArg(v: unknown, field: string, opts: { min?: number; max: number; optional?: boolean }): string | null {
-  if (v === undefined || v === null || (typeof v === 'string' && v.trim() === '' && opts.optional)) {
-    if (opts.optional) return null;
-    throw badInput(`${field} is required`, field);
-  }
-  if (typeof v !== 'string') throw badInput(`${field} must be a string`, field);
-  const s = v.trim();
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/.test(s)) throw badInput(`${field} contains control characters`, field);
-  if (s.length < (opts.min ?? 1)) throw badInput(`${field} must be at least ${opts.min ?? 1} characters`, field);
-  if (s.length > opts.max) throw badInput(`${field} must be at most ${opts.max} characters`, field);
-  return s;
-}

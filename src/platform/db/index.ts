@@ -11,6 +11,7 @@ import { ensureDatabase, expectedMigrationCount, runMigrations } from './migrate
 
 export { runMigrations, ensureDatabase, expectedMigrationCount, MIGRATIONS_FOLDER } from './migrate.js';
 export { RequestTransaction, withTenant, type Db, type TenantTransactionOptions } from './tenancy.js';
+export { inSavepoint } from './savepoint.js';
 
 export interface Database {
   /** postgres-js pool connected as carebase_app (RLS applies) */
