@@ -146,7 +146,9 @@ describe('database outage (a proxy in front of PostgreSQL is cut, like a restart
     const target = new URL(db.appUrl);
     proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
     const proxied = createPool(proxy.url(db.appUrl), 5, 2);
-    t = await startTestApp({ db: { ...db, sql: proxied }, modules: [notesModule], env: { DATABASE_CONNECT_TIMEOUT_S: '2' } });
+    // every pool of the app goes through the proxy (the request pool, the audit writer's, the readiness probe's)
+    const viaProxy = (max: number) => createPool(proxy.url(db.appUrl), max, 2);
+    t = await startTestApp({ db: { ...db, sql: proxied, appPool: viaProxy }, modules: [notesModule], env: { DATABASE_CONNECT_TIMEOUT_S: '2' } });
     who = { 'x-test-principal': `${await tenantIn(db)}:${randomUUID()}` };
   });
   afterAll(async () => {

@@ -10,7 +10,7 @@ export interface Deadlines {
 }
 const DEFAULT_DEADLINES: Deadlines = { statementTimeoutMs: 10_000, lockTimeoutMs: 3_000 };
 /** After a connection failure, fail fast for this long instead of queueing on a dead server. */
-const OPEN_CIRCUIT_MS = 1_000;
+const OPEN_CIRCUIT_MS = 500;
 
 /** A drizzle client bound to one connection inside one transaction. */
 export type Db = ReturnType<typeof bind>;
