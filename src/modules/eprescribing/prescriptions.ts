@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { and, desc, eq, inArray, lt, or, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../../platform/db/index.js';
+import { resourceExists } from '../../platform/access/index.js';
 import { AppError, ErrorCode, badInput, conflict, forbidden, notFound } from '../../platform/errors.js';
 import { emitEvent } from '../../platform/jobs/index.js';
 import type { RequestScope, ScopePrincipal } from '../../platform/scope/index.js';
@@ -102,7 +103,7 @@ export const TRANSITIONS: Readonly<Partial<Record<PrescriptionAction, { from: re
   changeRequested: { from: ['transmitted', 'accepted', 'dispensed'] },
   changeApproved: { from: ['transmitted', 'accepted', 'dispensed'] },
   changeDenied: { from: ['transmitted', 'accepted', 'dispensed', 'cancelled'] },
-  priorAuth: { from: ['transmitted', 'accepted', 'dispensed', 'error'] },
+  priorAuth: { from: ['checked', 'signed', 'transmitted', 'accepted', 'dispensed', 'error', 'cancel_requested', 'cancelled'] },
 };
 
 export const invalidTransition = (from: PrescriptionStatus, action: PrescriptionAction) =>
@@ -202,6 +203,8 @@ export async function listPrescriptions(scope: RequestScope, f: PrescriptionFilt
   const conds: (SQL | undefined)[] = [eq(rxPrescriptions.tenantId, p.tenantId)];
   if (f.patientId !== undefined && f.patientId !== null) {
     const patientId = uuidArg(f.patientId, 'patientId');
+    // a patient the tenant does not have: NOT_FOUND before the access rules say anything about it
+    if (!(await resourceExists(scope, 'patient', db, patientId))) throw notFound('Patient');
     await requirePatientAccess(scope, db, patientId, 'clinical:read');
     conds.push(eq(rxPrescriptions.patientId, patientId));
   }
@@ -431,17 +434,23 @@ export async function createPrescription(scope: RequestScope, input: DraftInput)
   const p = principalOf(scope, 'rx:prescription:write');
   const db = await scope.db();
   const patientId = uuidArg(input.patientId, 'patientId');
+  const given = (v: unknown, field: string) => (v === undefined || v === null ? null : uuidArg(v, field));
+  const prescriberId = given(input.prescriberId, 'prescriberId');
+  const pharmacyId = given(input.pharmacyId, 'pharmacyId');
+  const encounterId = given(input.encounterId, 'encounterId');
+  // every id names a row of the caller's tenant (NOT_FOUND otherwise) before the access rules say anything about the patient
   await livePatient(db, p.tenantId, patientId);
+  let prescriber = prescriberId ? await findPrescriber(db, p.tenantId, prescriberId) : undefined;
+  const pharmacy = pharmacyId ? await findPharmacy(db, p.tenantId, pharmacyId) : null;
+  // the visit it is written in: a record of the module that provides encounters (telehealth appointments); none enabled: unknown
+  if (encounterId && !(await resourceExists(scope, 'encounter', db, encounterId))) throw notFound('Encounter');
   await requirePatientAccess(scope, db, patientId, 'clinical:write');
-  let prescriber: Prescriber | undefined;
-  if (input.prescriberId !== undefined && input.prescriberId !== null) prescriber = await findPrescriber(db, p.tenantId, uuidArg(input.prescriberId, 'prescriberId'));
-  else if (userIdOf(p)) prescriber = await prescriberOfUser(db, p.tenantId, p.id);
+  if (!prescriber && userIdOf(p)) prescriber = await prescriberOfUser(db, p.tenantId, p.id);
   if (!prescriber) throw badInputWith('Name the prescriber (the caller is not a registered prescriber)', 'prescriberId', 'PRESCRIBER_REQUIRED');
   if (!prescriber.active) throw badInputWith('The prescriber is not active', 'prescriberId', 'PRESCRIBER_INACTIVE');
   const drug = await findDrug(db, input.drugRxcui);
   if (!drug.active) throw badInputWith('The drug is no longer offered', 'drugRxcui', 'DRUG_INACTIVE');
-  const pharmacy = input.pharmacyId === undefined || input.pharmacyId === null ? null : await activePharmacy(db, p.tenantId, input.pharmacyId);
-  const encounterId = input.encounterId === undefined || input.encounterId === null ? null : uuidArg(input.encounterId, 'encounterId');
+  if (pharmacy && !pharmacy.active) throw badInputWith('The pharmacy is not active in the directory', 'pharmacyId', 'PHARMACY_INACTIVE');
   const now = lifecycleOf(scope).now();
   const [rx] = await db
     .insert(rxPrescriptions)

@@ -1,7 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import { eq } from 'drizzle-orm';
+import { resourceLookupKey, type ResourceLookup } from '../../platform/access/index.js';
 import type { ModuleManifest } from '../../schema/index.js';
-import { TELEHEALTH, type TelehealthInstance } from './common.js';
+import { telehealthAppointments } from './tables.js';
+import { isUuid, TELEHEALTH, type TelehealthInstance } from './common.js';
 import { LiveKitVideoProvider } from './video/livekit.js';
 import type { VideoProvider } from './video/provider.js';
 import { LiveKitSimulator } from './video/simulator.js';
@@ -59,6 +62,12 @@ async function videoProvider(config: Parameters<NonNullable<ModuleManifest['init
   return { simulator, video: new LiveKitVideoProvider({ url: simulator.url, apiKey, apiSecret, kind: 'development' }) };
 }
 
+const encounterLookup: ResourceLookup = async (db, id) => {
+  if (!isUuid(id)) return false;
+  const [row] = await db.select({ id: telehealthAppointments.id }).from(telehealthAppointments).where(eq(telehealthAppointments.id, id)).limit(1);
+  return !!row;
+};
+
 export function createTelehealthModule(options: TelehealthOptions = {}): ModuleManifest {
   return {
     name: TELEHEALTH,
@@ -69,6 +78,8 @@ export function createTelehealthModule(options: TelehealthOptions = {}): ModuleM
     permissions: TELEHEALTH_PERMISSIONS,
     phiCategories: TELEHEALTH_PHI_CATEGORIES,
     schema: registerTelehealthSchema,
+    // encounters other modules link to (a prescription's visit): an appointment of the current tenant (RLS)
+    provides: { [resourceLookupKey('encounter')]: encounterLookup },
     // socket rooms: visit:<appointmentId> (its patient, the tenant's staff), waitingRoom:<providerId> (staff with telehealth:queue:read)
     roomAccess: { visit: visitRoom, waitingRoom: waitingRoomRoom },
     socketHandlers: waitingRoomHandlers,
