@@ -8,7 +8,7 @@ import { INBOUND_PATH, type LifecycleRuntime } from './lifecycle.js';
 import { answerHeader, newMessageId } from './network/adapter.js';
 import { rxChangeRequests, rxPrescriptions, rxRenewalRequests, rxScriptMessages, type Prescription } from './prescription-tables.js';
 import { applyNetworkAnswer, loadPrescription, transition } from './prescriptions.js';
-import { createPriorAuthFromChange } from './prior-auth.js';
+import { applyPaMessage, createPriorAuthFromChange } from './prior-auth.js';
 import { EPRESCRIBING_MODULE, inSavepoint, principalOf, type LifecycleHolder } from './rx-common.js';
 import { buildScriptMessage, parseScriptMessage, type ErrorMessage, type ScriptMessage, type StatusMessage } from './script/index.js';
 
@@ -207,6 +207,11 @@ async function apply(scope: RequestScope, db: Db, rx: Prescription, m: ScriptMes
       // about another message (a CancelRx, a response): kept with the traffic, the prescription does not change
       return;
     case 'Verify':
+      return;
+    case 'PAInitiationResponse':
+    case 'PAResponse':
+    case 'PAAppealResponse':
+      await applyPaMessage(scope, db, rx, m);
       return;
     default:
       throw new AppError(ErrorCode.BAD_USER_INPUT, `${m.type} is not accepted from the pharmacy network`, { reason: 'SCRIPT_DIRECTION' });

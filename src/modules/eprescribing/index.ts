@@ -24,6 +24,7 @@ import { mergeVocabularies, PRESCRIPTION_PERMISSIONS } from './prescription-perm
 import { prescriptionRoom, rxQueueRoom } from './prescription-rooms.js';
 import { registerPrescriptionSchema } from './prescription-schema.js';
 import { registerEpcsSchema } from './epcs-schema.js';
+import { registerPriorAuthSchema } from './prior-auth-schema.js';
 import { EPCS_DAILY_JOB, EPCS_TENANT_REPORT_JOB, epcsDailySchedule, epcsTenantReportJob } from './epcs.js';
 import type { LifecycleHolder } from './rx-common.js';
 
@@ -36,14 +37,14 @@ export * from './tables.js';
 export * from './prescription-tables.js';
 export { PRESCRIPTION_PERMISSIONS } from './prescription-permissions.js';
 export { INBOUND_PATH, type LifecycleRuntime, type LifecycleOptions } from './lifecycle.js';
-export { PharmacySimulator, TEST_PHARMACIES, type SimDelivery } from './pharmacy-simulator/server.js';
+export { PharmacySimulator, TEST_PHARMACIES, PAYER_QUESTION_SET, PAYER_FOLLOW_UP_SET, PAYER_DENIAL_CODES, type SimDelivery, type PayerDecision } from './pharmacy-simulator/server.js';
 export { HttpPharmacyNetwork, type PharmacyNetwork, type NetworkExchange } from './network/adapter.js';
 export { signScriptBody, checkScriptSignature, SIGNATURE_HEADER } from './network/signature.js';
 export { EPCS_ATTESTATION_TEXT, EPCS_ATTESTATION_SHA256, canonicalPrescription, EPCS_DAILY_JOB, EPCS_TENANT_REPORT_JOB } from './epcs.js';
 export { TRANSITIONS as PRESCRIPTION_TRANSITIONS, type PrescriptionSafety, type SafetyAlertRef } from './prescriptions.js';
 
 /** GraphQL registrars of the module's parts (catalog, medication list/allergies, safety checks, lifecycle...). */
-const schemaParts: ((builder: Builder) => void)[] = [registerPrescriptionSchema, registerEpcsSchema];
+const schemaParts: ((builder: Builder) => void)[] = [registerPrescriptionSchema, registerEpcsSchema, registerPriorAuthSchema];
 
 /** The module's options (tests pass a clock, a pharmacy network, the safety checks). */
 export type EprescribingOptions = LifecycleOptions;

@@ -280,7 +280,8 @@ export interface ChangeRecord {
 export async function recordChange(scope: RequestScope, db: Db, rx: Prescription, c: ChangeRecord): Promise<void> {
   const p = principalOf(scope);
   const detail = c.detail ?? {};
-  await db.insert(rxPrescriptionEvents).values({ tenantId: rx.tenantId, prescriptionId: rx.id, fromStatus: c.from, toStatus: rx.status, action: c.action, actor: actorOf(p), detail });
+  // clock_timestamp(): several changes in one transaction (transmit, then accept) keep their order (now() is the transaction's start)
+  await db.insert(rxPrescriptionEvents).values({ tenantId: rx.tenantId, prescriptionId: rx.id, fromStatus: c.from, toStatus: rx.status, action: c.action, actor: actorOf(p), detail, at: sql`clock_timestamp()` });
   const prescriber = await findPrescriber(db, rx.tenantId, rx.prescriberId);
   const type = EVENT_OF[c.action];
   if (type) {

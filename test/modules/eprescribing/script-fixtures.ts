@@ -1,4 +1,5 @@
 import type {
+  PAQuestionSet,
   ScriptHeader,
   ScriptMedication,
   ScriptMessage,
@@ -69,6 +70,18 @@ export function header(over: Partial<ScriptHeader> = {}): ScriptHeader {
   };
 }
 
+export function questionSet(answers?: string[]): PAQuestionSet {
+  const qs: PAQuestionSet = {
+    id: 'QS-1',
+    questions: [
+      { id: 'Q1', text: 'Has the patient tried and failed a formulary alternative?', type: 'Select', required: true, choices: [{ id: 'yes', text: 'Yes' }, { id: 'no', text: 'No' }] },
+      { id: 'Q2', text: 'Diagnosis (ICD-10)', type: 'FreeText', required: true },
+    ],
+  };
+  if (answers) qs.questions.forEach((q, i) => (q.answer = answers[i]));
+  return qs;
+}
+
 /** One valid message of every type. */
 export function sampleMessages(): Record<ScriptMessageType, ScriptMessage> {
   const parties = { patient, pharmacy, prescriber };
@@ -105,5 +118,48 @@ export function sampleMessages(): Record<ScriptMessageType, ScriptMessage> {
     Status: { type: 'Status', header: reply, code: '010', description: 'Accepted by pharmacy' },
     Error: { type: 'Error', header: reply, code: '900', descriptionCode: '210', description: 'Prescriber unknown' },
     Verify: { type: 'Verify', header: reply, code: '010', description: 'Received and processed' },
+    PAInitiationRequest: { type: 'PAInitiationRequest', header: header({ messageId: 'PA-1', to: { qualifier: 'ZZ', id: 'PAYER01' } }), paReferenceId: 'PAREF-1', patient, prescriber, medication },
+    PAInitiationResponse: {
+      type: 'PAInitiationResponse',
+      header: { ...reply, from: { qualifier: 'ZZ', id: 'PAYER01' }, relatesToMessageId: 'PA-1' },
+      paReferenceId: 'PAREF-1',
+      response: { status: 'Open', caseId: 'CASE-9', questionSet: questionSet() },
+    },
+    PARequest: {
+      type: 'PARequest',
+      header: header({ messageId: 'PA-2', to: { qualifier: 'ZZ', id: 'PAYER01' } }),
+      paReferenceId: 'PAREF-1',
+      caseId: 'CASE-9',
+      patient,
+      prescriber,
+      medication,
+      questionSet: questionSet(['yes', 'I10']),
+      attachments: [{ controlNumber: 'a'.repeat(64), fileName: 'notes.pdf', mimeType: 'application/pdf', sizeBytes: 52311, description: 'Chart notes' }],
+    },
+    PAResponse: {
+      type: 'PAResponse',
+      header: { ...reply, from: { qualifier: 'ZZ', id: 'PAYER01' }, relatesToMessageId: 'PA-2' },
+      paReferenceId: 'PAREF-1',
+      caseId: 'CASE-9',
+      response: { status: 'Approved', effectiveDate: '2026-12-01', expirationDate: '2027-11-30', note: 'Approved for 12 months' },
+    },
+    PAAppealRequest: {
+      type: 'PAAppealRequest',
+      header: header({ messageId: 'PA-3', to: { qualifier: 'ZZ', id: 'PAYER01' } }),
+      paReferenceId: 'PAREF-1',
+      caseId: 'CASE-9',
+      patient,
+      prescriber,
+      medication,
+      reason: 'Formulary alternative caused angioedema',
+      attachments: [],
+    },
+    PAAppealResponse: {
+      type: 'PAAppealResponse',
+      header: { ...reply, from: { qualifier: 'ZZ', id: 'PAYER01' }, relatesToMessageId: 'PA-3' },
+      paReferenceId: 'PAREF-1',
+      caseId: 'CASE-9',
+      response: { status: 'Denied', reasonCode: 'NC', note: 'Not covered' },
+    },
   };
 }

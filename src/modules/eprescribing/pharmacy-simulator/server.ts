@@ -12,6 +12,7 @@ import {
   type ErrorMessage,
   type FillStatus,
   type NewRxMessage,
+  type PAQuestionSet,
   type ScriptHeader,
   type ScriptMedication,
   type ScriptMessage,
@@ -38,8 +39,49 @@ import {
  *   /simulator/fill|renewal|change` with JSON `{ "prescriberOrderNumber" }`)
  *   make the pharmacy send RxFill, RxRenewalRequest and RxChangeRequest.
  *
+ * - It is also the payer (PBM) of electronic prior authorization: a message
+ *   addressed to qualifier ZZ (PAInitiationRequest, PARequest,
+ *   PAAppealRequest) is answered synchronously with Status 010 (Error 900 for
+ *   an unknown PA reference or case), and the payer's decision follows on the
+ *   inbound URL: a PAInitiationResponse Open with the question set
+ *   (`PAYER_QUESTION_SET`), then for the answers a PAResponse (rules in
+ *   `decide()`: Approved, Denied, or Pended with a follow-up question set),
+ *   and for an appeal a PAAppealResponse (Approved). `payerNext()` scripts the
+ *   next decision instead (Closed, Denied, Pended, Approved).
+ *
  * It keeps what it received in memory. Never used in production.
  */
+
+/** The payer's first question set (PAInitiationResponse Open). */
+export const PAYER_QUESTION_SET: PAQuestionSet = {
+  id: 'QS-STEP-1',
+  questions: [
+    { id: 'Q1', text: 'Has the patient tried and failed a formulary alternative?', type: 'Select', required: true, choices: [{ id: 'yes', text: 'Yes' }, { id: 'no', text: 'No' }] },
+    { id: 'Q2', text: 'Diagnosis (ICD-10-CM code)', type: 'FreeText', required: true },
+    { id: 'Q3', text: 'Date the formulary alternative was started', type: 'Date', required: false },
+  ],
+};
+/** The follow-up question set of a Pended PAResponse (Q1 yes without Q3). */
+export const PAYER_FOLLOW_UP_SET: PAQuestionSet = {
+  id: 'QS-STEP-2',
+  questions: [{ id: 'Q4', text: 'How many days was the formulary alternative taken?', type: 'Numeric', required: true }],
+};
+/** Denial reason codes the simulated payer uses. */
+export const PAYER_DENIAL_CODES = { stepTherapy: 'ST', tooShort: 'TS', appeal: 'AD' } as const;
+
+/** A decision `payerNext()` scripts for the next PA response (initiation: Open or Closed; determination; appeal). */
+export type PayerDecision = { status: 'Approved'; note?: string } | { status: 'Denied'; reasonCode?: string; note?: string } | { status: 'Pended'; questionSet?: PAQuestionSet; note?: string } | { status: 'Closed'; reasonCode?: string; note?: string };
+
+export interface SimPaCase {
+  paReferenceId: string;
+  caseId: string;
+  prescriberOrderNumber: string;
+  status: 'open' | 'pended' | 'approved' | 'denied' | 'appealed' | 'closed';
+  /** the question set the payer is waiting answers to */
+  openSet?: PAQuestionSet;
+  answers: Record<string, string>;
+  attachments: number;
+}
 
 export interface PharmacySimulatorOptions {
   /** shared secret: verifies what it receives, signs what it sends */
@@ -123,6 +165,12 @@ export class PharmacySimulator {
   private readonly answers = new Map<string, { status: number; xml: string }>();
   private readonly renewalRequests = new Map<string, string>();
   private readonly changeRequests = new Map<string, string>();
+  /** the payer's ePA cases by PAReferenceID */
+  readonly paCases = new Map<string, SimPaCase>();
+  private payerDecisions: PayerDecision[] = [];
+  private nextCase = 1;
+  /** a payer response to post once the synchronous answer is sent */
+  private followUp: ScriptMessage | undefined;
   private readonly pharmacies: Map<string, ScriptPharmacy>;
   private queue: Promise<unknown> = Promise.resolve();
   private nextRx = 1000;
@@ -185,6 +233,11 @@ export class PharmacySimulator {
   /** The next message received is refused with this SCRIPT Error (e.g. 601 receiver unable to process). */
   failNext(error: { code: '600' | '601' | '602' | '900'; descriptionCode?: string; description: string }): void {
     this.failures.push(error);
+  }
+
+  /** The payer's next PA response follows this decision instead of its rules. */
+  payerNext(decision: PayerDecision): void {
+    this.payerDecisions.push(decision);
   }
 
   /** The next post is answered with this HTTP status and no SCRIPT (an outage). */
@@ -276,6 +329,9 @@ export class PharmacySimulator {
     for (const w of this.waiters.filter((w) => w.type === msg.type)) w.resolve(msg);
     this.waiters = this.waiters.filter((w) => w.type !== msg.type);
     if (msg.type === 'CancelRx' && answer.type === 'Status') this.enqueue(() => this.answerCancel(msg));
+    const followUp = this.followUp;
+    this.followUp = undefined;
+    if (followUp && answer.type === 'Status') void this.deliver(followUp).catch(() => undefined);
   }
 
   private status(to: ScriptHeader, code = '010', description = 'Accepted by pharmacy'): StatusMessage {
@@ -360,8 +416,89 @@ export class PharmacySimulator {
         }
         return this.verify(msg.header);
       }
+      case 'PAInitiationRequest':
+      case 'PARequest':
+      case 'PAAppealRequest':
+        return this.payer(msg);
       default:
         return this.error(msg.header, `${msg.type} is not accepted by this pharmacy`);
+    }
+  }
+
+  // ------------------------------------------------------------ the payer (ePA)
+
+  private payer(msg: Extract<ScriptMessage, { type: 'PAInitiationRequest' | 'PARequest' | 'PAAppealRequest' }>): Answer {
+    if (msg.header.to.qualifier !== 'ZZ') return this.error(msg.header, 'Prior authorization messages go to the payer');
+    const scripted = this.payerDecisions[0];
+    const header = answerHeader(msg.header);
+    if (msg.type === 'PAInitiationRequest') {
+      if (this.paCases.has(msg.paReferenceId)) return this.error(msg.header, 'Duplicate PA reference');
+      const order = msg.header.prescriberOrderNumber!;
+      if (scripted?.status === 'Closed') {
+        this.payerDecisions.shift();
+        this.paCases.set(msg.paReferenceId, { paReferenceId: msg.paReferenceId, caseId: '', prescriberOrderNumber: order, status: 'closed', answers: {}, attachments: 0 });
+        this.followUp = { type: 'PAInitiationResponse', header, paReferenceId: msg.paReferenceId, response: { status: 'Closed', reasonCode: scripted.reasonCode ?? 'NR', note: scripted.note ?? 'No prior authorization required for this medication' } };
+        return this.status(msg.header, '010', 'Received by payer');
+      }
+      const c: SimPaCase = { paReferenceId: msg.paReferenceId, caseId: `CASE${this.nextCase++}`, prescriberOrderNumber: order, status: 'open', openSet: PAYER_QUESTION_SET, answers: {}, attachments: 0 };
+      this.paCases.set(msg.paReferenceId, c);
+      this.followUp = { type: 'PAInitiationResponse', header, paReferenceId: c.paReferenceId, response: { status: 'Open', caseId: c.caseId, questionSet: PAYER_QUESTION_SET } };
+      return this.status(msg.header, '010', 'Received by payer');
+    }
+    const c = this.paCases.get(msg.paReferenceId);
+    if (!c || c.caseId !== msg.caseId) return this.error(msg.header, 'Prior authorization case not found');
+    if (msg.type === 'PARequest') {
+      if ((c.status !== 'open' && c.status !== 'pended') || !c.openSet) return this.error(msg.header, 'The case is not waiting for answers');
+      if (msg.questionSet.id !== c.openSet.id) return this.error(msg.header, 'Answers to another question set');
+      for (const q of msg.questionSet.questions) if (q.answer !== undefined) c.answers[q.id] = q.answer;
+      const missing = c.openSet.questions.filter((q) => q.required && c.answers[q.id] === undefined);
+      if (missing.length) return this.error(msg.header, `Required question ${missing[0]!.id} not answered`);
+      c.attachments += msg.attachments.length;
+      const d = this.payerDecisions.shift() ?? this.decide(c);
+      this.followUp = { type: 'PAResponse', header, paReferenceId: c.paReferenceId, caseId: c.caseId, response: this.determination(c, d) };
+      return this.status(msg.header, '010', 'Received by payer');
+    }
+    // PAAppealRequest
+    if (c.status !== 'denied') return this.error(msg.header, 'Only a denied case can be appealed');
+    c.attachments += msg.attachments.length;
+    const d = this.payerDecisions.shift();
+    const r = this.determination(c, d?.status === 'Denied' ? d : { status: 'Approved', note: d?.note ?? 'Approved on appeal' });
+    this.followUp = { type: 'PAAppealResponse', header, paReferenceId: c.paReferenceId, caseId: c.caseId, response: r as Extract<typeof r, { status: 'Approved' | 'Denied' }> };
+    return this.status(msg.header, '010', 'Received by payer');
+  }
+
+  /**
+   * The payer's rules: no formulary alternative tried (Q1 no) -> Denied ST (step therapy); tried, with the start date
+   * (Q3) -> Approved; tried without it -> Pended with the follow-up set (Q4: days taken): 30 or more -> Approved, else
+   * Denied TS.
+   */
+  private decide(c: SimPaCase): PayerDecision {
+    if (c.answers.Q1 === 'no') return { status: 'Denied', reasonCode: PAYER_DENIAL_CODES.stepTherapy, note: 'A formulary alternative must be tried first' };
+    if (c.answers.Q4 !== undefined) return Number(c.answers.Q4) >= 30 ? { status: 'Approved' } : { status: 'Denied', reasonCode: PAYER_DENIAL_CODES.tooShort, note: 'The alternative was not taken for 30 days' };
+    if (c.answers.Q3 === undefined) return { status: 'Pended', questionSet: PAYER_FOLLOW_UP_SET, note: 'More information needed' };
+    return { status: 'Approved' };
+  }
+
+  private determination(c: SimPaCase, d: PayerDecision): Extract<ScriptMessage, { type: 'PAResponse' }>['response'] {
+    const start = today();
+    const end = new Date(Date.parse(`${start}T00:00:00Z`) + 364 * 86_400_000).toISOString().slice(0, 10);
+    switch (d.status) {
+      case 'Approved':
+        c.status = 'approved';
+        c.openSet = undefined;
+        return { status: 'Approved', effectiveDate: start, expirationDate: end, note: d.note ?? 'Approved for 12 months' };
+      case 'Denied':
+        c.status = 'denied';
+        c.openSet = undefined;
+        return { status: 'Denied', reasonCode: d.reasonCode ?? PAYER_DENIAL_CODES.appeal, ...(d.note ? { note: d.note } : {}) };
+      case 'Pended':
+        c.status = 'pended';
+        c.openSet = d.questionSet ?? PAYER_FOLLOW_UP_SET;
+        return { status: 'Pended', questionSet: c.openSet, ...(d.note ? { note: d.note } : {}) };
+      case 'Closed':
+        c.status = 'closed';
+        c.openSet = undefined;
+        return { status: 'Closed', reasonCode: d.reasonCode ?? 'CL', ...(d.note ? { note: d.note } : {}) };
     }
   }
 

@@ -3,6 +3,9 @@ import {
   NCI_DEA_SCHEDULE,
   type ChangeRequestCode,
   type FillStatus,
+  type PAAttachment,
+  type PAQuestion,
+  type PAQuestionSet,
   type ScriptAddress,
   type ScriptHeader,
   type ScriptMedication,
@@ -126,6 +129,24 @@ function responseTree(r: ScriptResponse<string>): XmlElement {
   return { [r.status]: inner };
 }
 
+function questionSetTree(q: PAQuestionSet): XmlElement {
+  return {
+    QuestionSetID: q.id,
+    Question: q.questions.map((x) => ({
+      QuestionID: x.id,
+      QuestionText: x.text,
+      QuestionType: x.type,
+      Required: String(x.required),
+      Choice: x.choices?.length ? x.choices.map((c) => ({ ChoiceID: c.id, ChoiceText: c.text })) : undefined,
+      Answer: x.answer,
+    })),
+  };
+}
+function attachmentsTree(list: PAAttachment[]): XmlElement[] | undefined {
+  return list.length ? list.map((a) => ({ AttachmentControlNumber: a.controlNumber, FileName: a.fileName, MIMEType: a.mimeType, Size: String(a.sizeBytes), Description: a.description })) : undefined;
+}
+const dateTree = (d: string) => ({ Date: d });
+
 function codeTree(code: string, descriptionCode?: string, description?: string): XmlElement {
   return { Code: code, DescriptionCode: descriptionCode, Description: description };
 }
@@ -181,6 +202,60 @@ export function toTree(m: ScriptMessage): { header: XmlElement; body: XmlElement
     case 'Verify':
       body = { VerifyStatus: { Code: m.code, Description: m.description } };
       break;
+    case 'PAInitiationRequest':
+      body = { PAReferenceID: m.paReferenceId, Patient: patientTree(m.patient), Prescriber: prescriberTree(m.prescriber), MedicationPrescribed: medicationTree(m.medication) };
+      break;
+    case 'PAInitiationResponse':
+      body = {
+        PAReferenceID: m.paReferenceId,
+        Response:
+          m.response.status === 'Open'
+            ? { Open: { PACaseID: m.response.caseId, QuestionSet: questionSetTree(m.response.questionSet) } }
+            : { Closed: { ReasonCode: m.response.reasonCode, PANote: m.response.note } },
+      };
+      break;
+    case 'PARequest':
+      body = {
+        PAReferenceID: m.paReferenceId,
+        PACaseID: m.caseId,
+        Patient: patientTree(m.patient),
+        Prescriber: prescriberTree(m.prescriber),
+        MedicationPrescribed: medicationTree(m.medication),
+        QuestionSet: questionSetTree(m.questionSet),
+        Attachment: attachmentsTree(m.attachments),
+      };
+      break;
+    case 'PAResponse': {
+      const r = m.response;
+      const inner =
+        r.status === 'Approved'
+          ? { EffectiveDate: dateTree(r.effectiveDate), ExpirationDate: dateTree(r.expirationDate), PANote: r.note }
+          : r.status === 'Pended'
+            ? { QuestionSet: questionSetTree(r.questionSet), PANote: r.note }
+            : { ReasonCode: r.reasonCode, PANote: r.note };
+      body = { PAReferenceID: m.paReferenceId, PACaseID: m.caseId, Response: { [r.status]: inner } };
+      break;
+    }
+    case 'PAAppealRequest':
+      body = {
+        PAReferenceID: m.paReferenceId,
+        PACaseID: m.caseId,
+        Patient: patientTree(m.patient),
+        Prescriber: prescriberTree(m.prescriber),
+        MedicationPrescribed: medicationTree(m.medication),
+        AppealReason: m.reason,
+        Attachment: attachmentsTree(m.attachments),
+      };
+      break;
+    case 'PAAppealResponse': {
+      const r = m.response;
+      body = {
+        PAReferenceID: m.paReferenceId,
+        PACaseID: m.caseId,
+        Response: { [r.status]: r.status === 'Approved' ? { EffectiveDate: dateTree(r.effectiveDate), ExpirationDate: dateTree(r.expirationDate), PANote: r.note } : { ReasonCode: r.reasonCode, PANote: r.note } },
+      };
+      break;
+    }
   }
   return { header, body: { [m.type]: body } };
 }
@@ -324,6 +399,27 @@ function medications(node: XmlNode | XmlNode[] | undefined): ScriptMedication[] 
   return (Array.isArray(node) ? node : [node]).map(medicationOf);
 }
 
+function list(node: XmlNode | XmlNode[] | undefined): XmlNode[] {
+  return node === undefined ? [] : Array.isArray(node) ? node : [node];
+}
+function questionSetOf(q: XmlNode | undefined): PAQuestionSet {
+  const questions = list(typeof q === 'object' ? q.Question : undefined).map((x): PAQuestion => {
+    const choices = list(typeof x === 'object' ? x.Choice : undefined).map((c) => ({ id: req(text(c, 'ChoiceID')), text: req(text(c, 'ChoiceText')) }));
+    return strip({
+      id: req(text(x, 'QuestionID')),
+      text: req(text(x, 'QuestionText')),
+      type: req(text(x, 'QuestionType')) as PAQuestion['type'],
+      required: text(x, 'Required') === 'true',
+      choices: choices.length ? choices : undefined,
+      answer: text(x, 'Answer'),
+    });
+  });
+  return { id: req(text(q, 'QuestionSetID')), questions };
+}
+function attachmentsOf(node: XmlNode | XmlNode[] | undefined): PAAttachment[] {
+  return list(node).map((a) => strip({ controlNumber: req(text(a, 'AttachmentControlNumber')), fileName: req(text(a, 'FileName')), mimeType: req(text(a, 'MIMEType')), sizeBytes: Number(req(text(a, 'Size'))), description: text(a, 'Description') }));
+}
+
 /** A typed message from a validated Header and Body/<type> element. */
 export function fromTree(type: ScriptMessageType, headerNode: XmlNode, bodyNode: XmlNode): ScriptMessage {
   const header = headerOf(headerNode);
@@ -379,5 +475,57 @@ export function fromTree(type: ScriptMessageType, headerNode: XmlNode, bodyNode:
       return strip({ type, header, code: req(text(bodyNode, 'Code')), descriptionCode: text(bodyNode, 'DescriptionCode'), description: text(bodyNode, 'Description') });
     case 'Verify':
       return strip({ type, header, code: req(text(bodyNode, 'VerifyStatus', 'Code')), description: text(bodyNode, 'VerifyStatus', 'Description') });
+    case 'PAInitiationRequest':
+      return { type, header, paReferenceId: req(text(bodyNode, 'PAReferenceID')), patient: patientOf(child(bodyNode, 'Patient')), prescriber: prescriberOf(child(bodyNode, 'Prescriber')), medication: medicationOf(child(bodyNode, 'MedicationPrescribed')) };
+    case 'PAInitiationResponse': {
+      const r = child(bodyNode, 'Response');
+      const open = child(r, 'Open');
+      const closed = child(r, 'Closed');
+      return {
+        type,
+        header,
+        paReferenceId: req(text(bodyNode, 'PAReferenceID')),
+        response: open !== undefined ? { status: 'Open', caseId: req(text(open, 'PACaseID')), questionSet: questionSetOf(child(open, 'QuestionSet')) } : strip({ status: 'Closed' as const, reasonCode: req(text(closed, 'ReasonCode')), note: text(closed, 'PANote') }),
+      };
+    }
+    case 'PARequest':
+      return {
+        type,
+        header,
+        paReferenceId: req(text(bodyNode, 'PAReferenceID')),
+        caseId: req(text(bodyNode, 'PACaseID')),
+        patient: patientOf(child(bodyNode, 'Patient')),
+        prescriber: prescriberOf(child(bodyNode, 'Prescriber')),
+        medication: medicationOf(child(bodyNode, 'MedicationPrescribed')),
+        questionSet: questionSetOf(child(bodyNode, 'QuestionSet')),
+        attachments: attachmentsOf(typeof bodyNode === 'object' ? bodyNode.Attachment : undefined),
+      };
+    case 'PAResponse':
+    case 'PAAppealResponse': {
+      const r = child(bodyNode, 'Response');
+      const approved = child(r, 'Approved');
+      const pended = child(r, 'Pended');
+      const denied = child(r, 'Denied');
+      const closed = child(r, 'Closed');
+      const response =
+        approved !== undefined
+          ? strip({ status: 'Approved' as const, effectiveDate: dateOf(child(approved, 'EffectiveDate')), expirationDate: dateOf(child(approved, 'ExpirationDate')), note: text(approved, 'PANote') })
+          : pended !== undefined
+            ? strip({ status: 'Pended' as const, questionSet: questionSetOf(child(pended, 'QuestionSet')), note: text(pended, 'PANote') })
+            : strip({ status: denied !== undefined ? ('Denied' as const) : ('Closed' as const), reasonCode: req(text(denied ?? closed, 'ReasonCode')), note: text(denied ?? closed, 'PANote') });
+      return { type, header, paReferenceId: req(text(bodyNode, 'PAReferenceID')), caseId: req(text(bodyNode, 'PACaseID')), response } as ScriptMessage;
+    }
+    case 'PAAppealRequest':
+      return {
+        type,
+        header,
+        paReferenceId: req(text(bodyNode, 'PAReferenceID')),
+        caseId: req(text(bodyNode, 'PACaseID')),
+        patient: patientOf(child(bodyNode, 'Patient')),
+        prescriber: prescriberOf(child(bodyNode, 'Prescriber')),
+        medication: medicationOf(child(bodyNode, 'MedicationPrescribed')),
+        reason: req(text(bodyNode, 'AppealReason')),
+        attachments: attachmentsOf(typeof bodyNode === 'object' ? bodyNode.Attachment : undefined),
+      };
   }
 }

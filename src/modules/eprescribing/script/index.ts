@@ -53,6 +53,9 @@ export class ScriptParseError extends AppError {
   }
 }
 
+/** Elements that may repeat: always arrays, also when there is one. */
+const REPEATED = new Set(['MedicationRequested', 'Question', 'Choice', 'Attachment']);
+
 const builder = new XMLBuilder({ ignoreAttributes: false, attributeNamePrefix: '@_', textNodeName: '#text', suppressEmptyNode: true, format: false, processEntities: true });
 const parser = new XMLParser({
   ignoreAttributes: false,
@@ -65,7 +68,7 @@ const parser = new XMLParser({
   ignoreDeclaration: true,
   ignorePiTags: true,
   htmlEntities: true,
-  isArray: (name) => name === 'MedicationRequested',
+  isArray: (name) => REPEATED.has(name),
 });
 
 /** Rules across elements that a structure cannot say (21 CFR 1306 / 1311, SCRIPT implementation guide). */

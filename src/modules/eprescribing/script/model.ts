@@ -26,6 +26,12 @@ export const SCRIPT_MESSAGE_TYPES = [
   'Status',
   'Error',
   'Verify',
+  'PAInitiationRequest',
+  'PAInitiationResponse',
+  'PARequest',
+  'PAResponse',
+  'PAAppealRequest',
+  'PAAppealResponse',
 ] as const;
 export type ScriptMessageType = (typeof SCRIPT_MESSAGE_TYPES)[number];
 
@@ -274,7 +280,98 @@ export interface VerifyMessage {
   description?: string;
 }
 
+// ---------------------------------------------------------------- electronic prior authorization (ePA)
+
+/** A question of a payer's question set (and the prescriber's answer, in a PARequest). */
+export interface PAQuestion {
+  id: string;
+  text: string;
+  type: 'FreeText' | 'Numeric' | 'Date' | 'Select' | 'Boolean';
+  required: boolean;
+  /** Select: the choices offered */
+  choices?: { id: string; text: string }[];
+  /** the answer (PARequest) */
+  answer?: string;
+}
+export interface PAQuestionSet {
+  id: string;
+  questions: PAQuestion[];
+}
+/** Attachment metadata (the document itself travels by the payer's upload channel, named by its control number). */
+export interface PAAttachment {
+  /** sha256 of the document, hex */
+  controlNumber: string;
+  fileName: string;
+  mimeType: string;
+  sizeBytes: number;
+  description?: string;
+}
+
+interface PAParties {
+  patient: ScriptPatient;
+  prescriber: ScriptPrescriber;
+  medication: ScriptMedication;
+}
+
+/** Prescriber -> payer: a prior authorization is needed for this medication. */
+export interface PAInitiationRequestMessage extends PAParties {
+  type: 'PAInitiationRequest';
+  header: ScriptHeader;
+  /** the prescriber system's id of the PA (echoed in every PA message) */
+  paReferenceId: string;
+}
+/** Payer -> prescriber: the case is open with a question set, or closed (no PA needed, not covered). */
+export interface PAInitiationResponseMessage {
+  type: 'PAInitiationResponse';
+  header: ScriptHeader;
+  paReferenceId: string;
+  response: { status: 'Open'; caseId: string; questionSet: PAQuestionSet } | { status: 'Closed'; reasonCode: string; note?: string };
+}
+/** Prescriber -> payer: the answers (and attachment metadata). */
+export interface PARequestMessage extends PAParties {
+  type: 'PARequest';
+  header: ScriptHeader;
+  paReferenceId: string;
+  caseId: string;
+  questionSet: PAQuestionSet;
+  attachments: PAAttachment[];
+}
+/** Payer -> prescriber: the determination. Pended: more information (another question set). */
+export interface PAResponseMessage {
+  type: 'PAResponse';
+  header: ScriptHeader;
+  paReferenceId: string;
+  caseId: string;
+  response:
+    | { status: 'Approved'; effectiveDate: string; expirationDate: string; note?: string }
+    | { status: 'Denied'; reasonCode: string; note?: string }
+    | { status: 'Pended'; questionSet: PAQuestionSet; note?: string }
+    | { status: 'Closed'; reasonCode: string; note?: string };
+}
+/** Prescriber -> payer: an appeal of a denial. */
+export interface PAAppealRequestMessage extends PAParties {
+  type: 'PAAppealRequest';
+  header: ScriptHeader;
+  paReferenceId: string;
+  caseId: string;
+  reason: string;
+  attachments: PAAttachment[];
+}
+export interface PAAppealResponseMessage {
+  type: 'PAAppealResponse';
+  header: ScriptHeader;
+  paReferenceId: string;
+  caseId: string;
+  response: { status: 'Approved'; effectiveDate: string; expirationDate: string; note?: string } | { status: 'Denied'; reasonCode: string; note?: string };
+}
+
 export type ScriptMessage =
+  | PAInitiationRequestMessage
+  | PAInitiationResponseMessage
+  | PARequestMessage
+  | PAResponseMessage
+  | PAAppealRequestMessage
+  | PAAppealResponseMessage
   | NewRxMessage
   | CancelRxMessage
   | CancelRxResponseMessage

@@ -202,6 +202,36 @@ const responseSpec = (choices: readonly string[]) =>
 
 const codeDescription = () => [leaf('Code', true, DIGITS(3, 3)), leaf('DescriptionCode', false, DIGITS(3, 3)), leaf('Description', false, undefined, 140)];
 
+// ---- ePA (prior authorization) parts
+const questionSetSpec = (required: boolean) =>
+  el('QuestionSet', required, [
+    leaf('QuestionSetID', true, ID35),
+    el(
+      'Question',
+      true,
+      [
+        leaf('QuestionID', true, ID35),
+        leaf('QuestionText', true, undefined, 500),
+        leaf('QuestionType', true, /^(FreeText|Numeric|Date|Select|Boolean)$/),
+        leaf('Required', true, /^(true|false)$/),
+        el('Choice', false, [leaf('ChoiceID', true, ID35), leaf('ChoiceText', true, undefined, 200)], { repeat: true }),
+        leaf('Answer', false, undefined, 2000),
+      ],
+      { repeat: true },
+    ),
+  ]);
+const attachmentSpec = el(
+  'Attachment',
+  false,
+  [leaf('AttachmentControlNumber', true, /^[0-9a-f]{64}$/), leaf('FileName', true, undefined, 255), leaf('MIMEType', true, /^[A-Za-z]+\/[A-Za-z0-9.+-]+$/), leaf('Size', true, DIGITS(1, 10)), leaf('Description', false, undefined, 200)],
+  { repeat: true },
+);
+const paNote = leaf('PANote', false, undefined, 500);
+const paReasonCode = leaf('ReasonCode', true, /^[A-Z0-9]{1,3}$/);
+const approvedPeriod = el('Approved', false, [dateChoice('EffectiveDate', true), dateChoice('ExpirationDate', true), paNote]);
+const deniedPA = el('Denied', false, [paReasonCode, paNote]);
+const paParties = [patientSpec, prescriberSpec, medicationSpec('MedicationPrescribed', true)];
+
 const BODIES: Record<ScriptMessageType, { header: ElementSpec; body: ElementSpec }> = {
   NewRx: {
     header: headerSpec({ orderNumber: true }),
@@ -241,6 +271,37 @@ const BODIES: Record<ScriptMessageType, { header: ElementSpec; body: ElementSpec
       medicationSpec('MedicationPrescribed', false),
       medicationSpec('MedicationDispensed', true, { lastFill: true }),
     ]),
+  },
+  PAInitiationRequest: {
+    header: headerSpec({ orderNumber: true }),
+    body: el('PAInitiationRequest', true, [leaf('PAReferenceID', true, ID35), ...paParties]),
+  },
+  PAInitiationResponse: {
+    header: headerSpec({ relatesTo: true }),
+    body: el('PAInitiationResponse', true, [
+      leaf('PAReferenceID', true, ID35),
+      el('Response', true, [el('Open', false, [leaf('PACaseID', true, ID35), questionSetSpec(true)]), el('Closed', false, [paReasonCode, paNote])], { choice: true }),
+    ]),
+  },
+  PARequest: {
+    header: headerSpec({ orderNumber: true }),
+    body: el('PARequest', true, [leaf('PAReferenceID', true, ID35), leaf('PACaseID', true, ID35), ...paParties, questionSetSpec(true), attachmentSpec]),
+  },
+  PAResponse: {
+    header: headerSpec({ relatesTo: true }),
+    body: el('PAResponse', true, [
+      leaf('PAReferenceID', true, ID35),
+      leaf('PACaseID', true, ID35),
+      el('Response', true, [approvedPeriod, deniedPA, el('Pended', false, [questionSetSpec(true), paNote]), el('Closed', false, [paReasonCode, paNote])], { choice: true }),
+    ]),
+  },
+  PAAppealRequest: {
+    header: headerSpec({ orderNumber: true }),
+    body: el('PAAppealRequest', true, [leaf('PAReferenceID', true, ID35), leaf('PACaseID', true, ID35), ...paParties, leaf('AppealReason', true, undefined, 2000), attachmentSpec]),
+  },
+  PAAppealResponse: {
+    header: headerSpec({ relatesTo: true }),
+    body: el('PAAppealResponse', true, [leaf('PAReferenceID', true, ID35), leaf('PACaseID', true, ID35), el('Response', true, [approvedPeriod, deniedPA], { choice: true })]),
   },
   Status: { header: headerSpec({ relatesTo: true }), body: el('Status', true, codeDescription()) },
   Error: { header: headerSpec({ relatesTo: true }), body: el('Error', true, codeDescription()) },
