@@ -232,3 +232,72 @@ describe('NCPDP SCRIPT 2017071 messages', () => {
     expect(isValidDeaNumber('A11234563')).toBe(false);
   });
 });
+
+describe('electronic prior authorization (ePA) messages', () => {
+  const samples = sampleMessages();
+  type PA<T extends ScriptMessage['type']> = Extract<ScriptMessage, { type: T }>;
+  const roundTrip = (m: ScriptMessage) => {
+    expect(validateScriptMessage(m)).toEqual([]);
+    const xml = buildScriptMessage(m);
+    expect(parseScriptMessage(xml)).toEqual(m);
+    return xml;
+  };
+
+  it('PARequest: the element structure and order, question set with answers, attachment metadata', () => {
+    const doc = plain.parse(buildScriptMessage(samples.PARequest)).Message;
+    expect(doc.Header.To).toEqual({ '#text': 'PAYER01', '@_Qualifier': 'ZZ' });
+    const body = doc.Body.PARequest;
+    expect(Object.keys(body)).toEqual(['PAReferenceID', 'PACaseID', 'Patient', 'Prescriber', 'MedicationPrescribed', 'QuestionSet', 'Attachment']);
+    expect(body.QuestionSet.QuestionSetID).toBe('QS-1');
+    expect(body.QuestionSet.Question[0]).toEqual({ QuestionID: 'Q1', QuestionText: 'Has the patient tried and failed a formulary alternative?', QuestionType: 'Select', Required: 'true', Choice: [{ ChoiceID: 'yes', ChoiceText: 'Yes' }, { ChoiceID: 'no', ChoiceText: 'No' }], Answer: 'yes' });
+    expect(body.QuestionSet.Question[1]).toEqual({ QuestionID: 'Q2', QuestionText: 'Diagnosis (ICD-10)', QuestionType: 'FreeText', Required: 'true', Answer: 'I10' });
+    expect(body.Attachment).toEqual({ AttachmentControlNumber: 'a'.repeat(64), FileName: 'notes.pdf', MIMEType: 'application/pdf', Size: '52311', Description: 'Chart notes' });
+  });
+
+  it('every response choice round-trips: initiation Open/Closed, determination Approved/Denied/Pended/Closed, appeal Approved/Denied', () => {
+    const init = samples.PAInitiationResponse as PA<'PAInitiationResponse'>;
+    expect(roundTrip({ ...init, response: { status: 'Closed', reasonCode: 'NR', note: 'No PA required' } })).toContain('<Response><Closed><ReasonCode>NR</ReasonCode><PANote>No PA required</PANote></Closed></Response>');
+    const det = samples.PAResponse as PA<'PAResponse'>;
+    // one question with one choice stays a list when parsed back
+    const oneQuestion = { id: 'QS-2', questions: [{ id: 'Q4', text: 'Days on the alternative', type: 'Select' as const, required: true, choices: [{ id: '30', text: '30 days or more' }] }] };
+    for (const response of [
+      { status: 'Approved' as const, effectiveDate: '2026-12-01', expirationDate: '2027-11-30' },
+      { status: 'Denied' as const, reasonCode: 'ST', note: 'Step therapy required' },
+      { status: 'Pended' as const, questionSet: oneQuestion, note: 'More information needed' },
+      { status: 'Closed' as const, reasonCode: 'CL' },
+    ]) {
+      const xml = roundTrip({ ...det, response });
+      expect(Object.keys(plain.parse(xml).Message.Body.PAResponse.Response)).toEqual([response.status]);
+    }
+    const appeal = samples.PAAppealResponse as PA<'PAAppealResponse'>;
+    expect(roundTrip({ ...appeal, response: { status: 'Approved', effectiveDate: '2026-12-01', expirationDate: '2027-05-31', note: 'Approved on appeal' } })).toContain('<EffectiveDate><Date>2026-12-01</Date></EffectiveDate>');
+    const req = samples.PAAppealRequest as PA<'PAAppealRequest'>;
+    roundTrip({ ...req, attachments: [{ controlNumber: 'b'.repeat(64), fileName: 'allergy.png', mimeType: 'image/png', sizeBytes: 1 }] });
+  });
+
+  it('refuses PA messages without their required elements or with malformed values, naming the paths', () => {
+    const noCase = structuredClone(samples.PARequest) as PA<'PARequest'>;
+    noCase.caseId = '';
+    noCase.questionSet.questions[1]!.text = '';
+    expect(expectInvalid(() => buildScriptMessage(noCase)).missing.sort()).toEqual(['Message/Body/PARequest/PACaseID', 'Message/Body/PARequest/QuestionSet/Question[2]/QuestionText'].sort());
+    const badAttachment = structuredClone(samples.PARequest) as PA<'PARequest'>;
+    badAttachment.attachments[0]!.controlNumber = 'not-a-digest';
+    expect(expectInvalid(() => buildScriptMessage(badAttachment)).invalid).toEqual(['Message/Body/PARequest/Attachment/AttachmentControlNumber']);
+    const badType = structuredClone(samples.PAInitiationResponse) as PA<'PAInitiationResponse'>;
+    (badType.response as { questionSet: { questions: { type: string }[] } }).questionSet.questions[0]!.type = 'Essay';
+    expect(expectInvalid(() => buildScriptMessage(badType)).invalid).toEqual(['Message/Body/PAInitiationResponse/Response/Open/QuestionSet/Question[1]/QuestionType']);
+    const noQuestions = structuredClone(samples.PAInitiationResponse) as PA<'PAInitiationResponse'>;
+    (noQuestions.response as { questionSet: { questions: unknown[] } }).questionSet.questions = [];
+    expect(expectInvalid(() => buildScriptMessage(noQuestions)).missing).toEqual(['Message/Body/PAInitiationResponse/Response/Open/QuestionSet/Question']);
+    const noReason = { ...samples.PAAppealRequest, reason: '' } as ScriptMessage;
+    expect(expectInvalid(() => buildScriptMessage(noReason)).missing).toEqual(['Message/Body/PAAppealRequest/AppealReason']);
+    // an answer must relate to the request (relates-to), and a response names its PA reference
+    const unrelated = { ...samples.PAResponse, header: { ...samples.PAResponse.header, relatesToMessageId: undefined } } as ScriptMessage;
+    expect(expectInvalid(() => buildScriptMessage(unrelated)).missing).toEqual(['Message/Header/RelatesToMessageID']);
+  });
+
+  it('parses an inbound PAResponse whose Response has no choice as invalid (nothing applied)', () => {
+    const xml = buildScriptMessage(samples.PAResponse).replace(/<Response>.*<\/Response>/, '<Response></Response>');
+    expect(() => parseScriptMessage(xml)).toThrow(ScriptValidationError);
+  });
+});
