@@ -251,6 +251,8 @@ export async function applyPaMessage(scope: RequestScope, db: Db, rx: Prescripti
     | { status: 'Approved'; expirationDate: string }
     | { status: 'Pended'; questionSet: PAQuestionSet };
   if (r.status === 'Open') {
+    // a case opens once
+    if (pa.caseId) throw new AppError(ErrorCode.INVALID_STATE_TRANSITION, 'The payer case is already open', { from: pa.status, action: 'open' });
     action = 'open';
     set = { caseId: r.caseId, questionSets: [...(pa.questionSets as PAQuestionSet[]), r.questionSet] };
   } else if (r.status === 'Approved') {

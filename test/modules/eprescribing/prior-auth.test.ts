@@ -236,5 +236,13 @@ describe('prior authorization', () => {
     const early = await sim.deliver({ type: 'PAResponse', header: { ...header, messageId: newMessageId() }, paReferenceId: pa.id.replace(/-/g, ''), caseId: 'CASE999', response: { status: 'Approved', effectiveDate: '2026-12-01', expirationDate: '2027-11-30' } });
     expect(early).toMatchObject({ status: 409, answer: { type: 'Error', code: '900' } });
     expect(await getPa(pa.id)).toEqual(pa);
+    // a case opens once: a second PAInitiationResponse Open (another case, other questions) is refused
+    ok(await c.as.provider(REQUEST, { id: pa.id }));
+    await sim.idle();
+    const opened = await getPa(pa.id);
+    expect(opened).toMatchObject({ status: 'REQUESTED', awaitingAnswers: true });
+    const again = await sim.deliver({ type: 'PAInitiationResponse', header: { ...header, messageId: newMessageId() }, paReferenceId: pa.id.replace(/-/g, ''), response: { status: 'Open', caseId: 'CASE-OTHER', questionSet: PAYER_FOLLOW_UP_SET } });
+    expect(again).toMatchObject({ status: 409, answer: { type: 'Error', code: '900' } });
+    expect(await getPa(pa.id)).toEqual(opened);
   });
 });
