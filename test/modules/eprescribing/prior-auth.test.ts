@@ -158,6 +158,9 @@ describe('prior authorization', () => {
     const audit = await t.db.owner<{ detail: unknown }[]>`select detail from audit_events where tenant_id = ${c.tenant.id} and resource_id = ${rx.id} and detail->>'transition' = 'priorAuth'`;
     expect(audit.length).toBeGreaterThanOrEqual(5);
     expect(JSON.stringify(audit)).not.toContain('I10');
+    // reading a PA's PHI fields is audited as a read of the PriorAuthorization
+    const reads = await t.db.owner<{ n: number }[]>`select count(*)::int as n from audit_events where tenant_id = ${c.tenant.id} and resource_type = 'PriorAuthorization' and resource_id = ${required!.id} and action = 'read'`;
+    expect(reads[0]!.n).toBeGreaterThan(0);
   });
 
   it('denied → appeal → approved on appeal', async () => {
