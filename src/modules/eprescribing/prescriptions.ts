@@ -476,12 +476,17 @@ export async function createPrescription(scope: RequestScope, input: DraftInput)
 
 /** Changes a draft (or a checked prescription, which then needs a new check). */
 export async function updatePrescription(scope: RequestScope, idArg: unknown, version: unknown, input: DraftInput): Promise<Prescription> {
-  const rx = await authorizePrescription(scope, idArg, 'clinical:write', 'rx:prescription:write', { forUpdate: true });
+  const p = principalOf(scope, 'rx:prescription:write');
+  const db = await scope.db();
+  const rx = await loadPrescription(db, p.tenantId, uuidArg(idArg, 'id'), { forUpdate: true });
+  // a pharmacy the tenant does not have: NOT_FOUND before the access rules say anything
+  const pharmacy = input.pharmacyId === undefined || input.pharmacyId === null ? null : await findPharmacy(db, rx.tenantId, uuidArg(input.pharmacyId, 'pharmacyId'));
+  await requirePatientAccess(scope, db, rx.patientId, 'clinical:write');
   if (rx.version !== version) throw conflict('The prescription was changed by someone else; reload it');
   nextStatus(rx.status, 'update');
-  const db = await scope.db();
   const drug = await findDrug(db, input.drugRxcui ?? rx.drugRxcui);
-  const pharmacyId = input.pharmacyId === undefined ? rx.pharmacyId : input.pharmacyId === null ? null : (await activePharmacy(db, rx.tenantId, input.pharmacyId)).id;
+  if (pharmacy && !pharmacy.active) throw badInputWith('The pharmacy is not active in the directory', 'pharmacyId', 'PHARMACY_INACTIVE');
+  const pharmacyId = input.pharmacyId === undefined ? rx.pharmacyId : (pharmacy?.id ?? null);
   return transition(scope, db, rx, 'update', { ...clinicalValues(drug, input, rx), pharmacyId, checkResult: null, checkedAt: null }, { fields: ['Prescription.drug', 'Prescription.sig', 'Prescription.quantity'] });
 }
 

@@ -5,6 +5,7 @@ import { signScriptBody, type PharmacySimulator } from '../../../src/modules/epr
 import { buildScriptMessage, type ScriptMessage } from '../../../src/modules/eprescribing/script/index.js';
 import { withTenant } from '../../../src/platform/db/index.js';
 import type { TestApp } from '../../helpers/app.js';
+import { createUser, loginAs } from '../../helpers/auth.js';
 import { connect, request, until } from '../../helpers/realtime.js';
 import {
   CANCEL_RX,
@@ -17,6 +18,7 @@ import {
   createRxClinic,
   draftInput,
   errorOf,
+  gqlAs,
   getRx,
   ok,
   signedRx,
@@ -284,6 +286,23 @@ describe('bad input and isolation', () => {
     expect(errorOf(await c.as.provider(CREATE_RX, { i: draftInput(c, { quantityUnit: 'MILLILITER' }) })).extensions.reason).toBe('DOSE_FORM_MISMATCH');
     expect(errorOf(await c.as.provider(CREATE_RX, { i: draftInput(c, { drugRxcui: DRUGS.oxycodone.rxcui, refills: 1 }) })).extensions.reason).toBe('SCHEDULE_II_REFILLS');
     expect(errorOf(await c.as.provider(CREATE_RX, { i: draftInput(c, { quantity: '-3' }) })).extensions.reason).toBe('INVALID_QUANTITY');
+  });
+
+  it('an id naming no row of the tenant is NOT_FOUND before the patient-access rule answers FORBIDDEN', async () => {
+    // a provider of the clinic who is not on the patient's care team
+    const outsider = gqlAs(t, (await loginAs(t, await createUser(t, c.tenant, 'PROVIDER'))).headers);
+    const random = '00000000-0000-4000-8000-000000000001';
+    for (const over of [{ pharmacyId: other.pharmacyId }, { pharmacyId: random }, { prescriberId: other.prescriberId }, { encounterId: random }, { patientId: other.patientId }]) {
+      expect(errorOf(await outsider(CREATE_RX, { i: draftInput(c, over) })).code, JSON.stringify(over)).toBe('NOT_FOUND');
+    }
+    expect(errorOf(await outsider(CREATE_RX, { i: draftInput(c) }))).toMatchObject({ code: 'FORBIDDEN', extensions: { reason: 'PATIENT_ACCESS' } });
+    const draft = ok(await c.as.provider<{ createPrescription: RxView }>(CREATE_RX, { i: draftInput(c) })).createPrescription;
+    const UPDATE = 'mutation($id: UUID!, $v: Int!, $i: UpdatePrescriptionInput!) { updatePrescription(id: $id, version: $v, input: $i) { id version } }';
+    expect(errorOf(await outsider(UPDATE, { id: draft.id, v: draft.version, i: { pharmacyId: other.pharmacyId } })).code).toBe('NOT_FOUND');
+    expect(errorOf(await outsider(UPDATE, { id: draft.id, v: draft.version, i: { pharmacyId: c.pharmacyId } }))).toMatchObject({ code: 'FORBIDDEN', extensions: { reason: 'PATIENT_ACCESS' } });
+    expect(errorOf(await c.as.provider(UPDATE, { id: draft.id, v: draft.version, i: { pharmacyId: other.pharmacyId } })).code).toBe('NOT_FOUND');
+    expect((await getRx(c.as.provider, draft.id)).version).toBe(draft.version);
+    expect(errorOf(await outsider('query($p: UUID!) { prescriptions(patientId: $p) { items { id } } }', { p: other.patientId })).code).toBe('NOT_FOUND');
   });
 
   it('another tenant’s patient, prescription or pharmacy is not found; RLS alone hides the rows', async () => {
