@@ -24,6 +24,8 @@ import { mergeVocabularies, PRESCRIPTION_PERMISSIONS } from './prescription-perm
 import { prescriptionRoom, rxQueueRoom } from './prescription-rooms.js';
 import { registerPrescriptionSchema } from './prescription-schema.js';
 import { registerEpcsSchema } from './epcs-schema.js';
+import { registerMedicationsSchema } from './medications-schema.js';
+import { loadCatalogSeed } from './catalog/loader.js';
 import { registerPriorAuthSchema } from './prior-auth-schema.js';
 import { EPCS_DAILY_JOB, EPCS_TENANT_REPORT_JOB, epcsDailySchedule, epcsTenantReportJob } from './epcs.js';
 import type { LifecycleHolder } from './rx-common.js';
@@ -44,7 +46,7 @@ export { EPCS_ATTESTATION_TEXT, EPCS_ATTESTATION_SHA256, canonicalPrescription, 
 export { TRANSITIONS as PRESCRIPTION_TRANSITIONS, type PrescriptionSafety, type SafetyAlertRef } from './prescriptions.js';
 
 /** GraphQL registrars of the module's parts (catalog, medication list/allergies, safety checks, lifecycle...). */
-const schemaParts: ((builder: Builder) => void)[] = [registerPrescriptionSchema, registerEpcsSchema, registerPriorAuthSchema];
+const schemaParts: ((builder: Builder) => void)[] = [registerMedicationsSchema, registerPrescriptionSchema, registerEpcsSchema, registerPriorAuthSchema];
 
 /** The module's options (tests pass a clock, a pharmacy network, the safety checks). */
 export type EprescribingOptions = LifecycleOptions;
@@ -72,6 +74,8 @@ export function createEprescribingModule(options: EprescribingOptions = {}): Mod
     // EPCS: the daily activity report (00:05 UTC), one job per tenant with activity
     jobs: { [EPCS_DAILY_JOB]: epcsDailySchedule, [EPCS_TENANT_REPORT_JOB]: epcsTenantReportJob },
     async init(deps) {
+      // the curated catalog seed (skipped when this exact seed is loaded)
+      await loadCatalogSeed(deps.database.ownerUrl);
       const lifecycle = await createLifecycleRuntime(deps, options);
       return {
         lifecycle,

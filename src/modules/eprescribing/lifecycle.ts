@@ -1,3 +1,4 @@
+import { catalogSafety } from './safety.js';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
@@ -53,7 +54,7 @@ export interface LifecycleOptions {
 }
 
 export async function createLifecycleRuntime(deps: ModuleDeps, options: LifecycleOptions = {}): Promise<LifecycleRuntime> {
-  const base = { database: deps.database, crypto: deps.crypto, now: options.now ?? Date.now, inbound: new WeakMap<object, ScriptMessage>(), safety: options.safety, signControlled, epcsSignatureHeader };
+  const base = { database: deps.database, crypto: deps.crypto, now: options.now ?? Date.now, inbound: new WeakMap<object, ScriptMessage>(), safety: options.safety ?? catalogSafety, signControlled, epcsSignatureHeader };
   if (options.network) return { ...base, network: options.network };
   const cfg = deps.config.pharmacyNetwork;
   if (cfg.url) {

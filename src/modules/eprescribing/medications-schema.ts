@@ -1,0 +1,166 @@
+import type { Builder } from '../../schema/index.js';
+import { addPatientAllergy, addPatientMedication, patientAllergies, patientMedications, searchDrugs, setPatientAllergyStatus, setPatientMedicationStatus, type MedicationEntry } from './medications.js';
+import { medicationSafetyCheck, type SafetyAlert } from './safety.js';
+import { ALLERGEN_KINDS, ALLERGY_SEVERITIES, ALLERGY_STATUSES, ALLERGY_TYPES, MEDICATION_SOURCES, MEDICATION_STATUSES, type PatientAllergy, type RxDrug } from './tables.js';
+
+/**
+ * GraphQL of the medication catalog search, the patient's medication list and allergies, and the on-demand safety
+ * check: thin fields over medications.ts and safety.ts. List entries and allergies are PHI (audited per field).
+ */
+const upperEnum = <T extends string>(values: readonly T[]) => Object.fromEntries(values.map((v) => [v.toUpperCase(), { value: v }])) as Record<Uppercase<T>, { value: T }>;
+
+export function registerMedicationsSchema(builder: Builder): void {
+  const MedStatus = builder.enumType('MedicationStatus', { values: upperEnum(MEDICATION_STATUSES) });
+  const MedSource = builder.enumType('MedicationSource', { values: upperEnum(MEDICATION_SOURCES) });
+  const AllergenKind = builder.enumType('AllergenKind', { description: 'DRUG (an RxCUI of the catalog), INGREDIENT (an ingredient RxCUI) or CLASS (a class id)', values: upperEnum(ALLERGEN_KINDS) });
+  const AllergySeverity = builder.enumType('AllergySeverity', { values: upperEnum(ALLERGY_SEVERITIES) });
+  const AllergyStatus = builder.enumType('AllergyStatus', { values: upperEnum(ALLERGY_STATUSES) });
+  const AllergyType = builder.enumType('AllergyType', { values: upperEnum(ALLERGY_TYPES) });
+
+  const DrugRef = builder.objectRef<RxDrug>('Drug').implement({
+    description: 'A prescribable drug of the catalog (RxNorm clinical or branded drug)',
+    fields: (t) => ({
+      rxcui: t.exposeString('rxcui'),
+      name: t.exposeString('name'),
+      strength: t.exposeString('strength', { nullable: true }),
+      doseForm: t.exposeString('doseForm'),
+      route: t.exposeString('route'),
+      brandName: t.exposeString('brandName', { nullable: true }),
+      controlledSchedule: t.exposeString('deaSchedule', { nullable: true, description: 'CII to CV, or null' }),
+    }),
+  });
+
+  const MedicationRef = builder.objectRef<MedicationEntry>('PatientMedication').implement({
+    description: "An entry of a patient's medication list",
+    phiResource: { patientId: (m) => m.patientId, resourceType: 'MedicationStatement' },
+    fields: (t) => ({
+      id: t.field({ type: 'UUID', resolve: (m) => m.id }),
+      patientId: t.field({ type: 'UUID', resolve: (m) => m.patientId }),
+      version: t.exposeInt('version'),
+      drug: t.field({ type: DrugRef, phi: 'medications', resolve: (m) => m.drug }),
+      status: t.field({ type: MedStatus, phi: 'medications', resolve: (m) => m.status }),
+      source: t.field({ type: MedSource, phi: 'medications', resolve: (m) => m.source }),
+      sig: t.string({ nullable: true, phi: 'medications', resolve: (m) => m.sig }),
+      doseAmount: t.float({ nullable: true, phi: 'medications', resolve: (m) => m.doseAmount }),
+      doseUnit: t.string({ nullable: true, phi: 'medications', resolve: (m) => m.doseUnit }),
+      frequencyPerDay: t.int({ nullable: true, phi: 'medications', resolve: (m) => m.frequencyPerDay }),
+      startedOn: t.string({ nullable: true, phi: 'medications', resolve: (m) => m.startedOn }),
+      stoppedOn: t.string({ nullable: true, phi: 'medications', resolve: (m) => m.stoppedOn }),
+      note: t.string({ nullable: true, phi: 'medications', resolve: (m) => m.note }),
+    }),
+  });
+
+  const AllergyRef = builder.objectRef<PatientAllergy>('PatientAllergy').implement({
+    description: "A patient's drug allergy or intolerance",
+    phiResource: { patientId: (a) => a.patientId, resourceType: 'AllergyIntolerance' },
+    fields: (t) => ({
+      id: t.field({ type: 'UUID', resolve: (a) => a.id }),
+      patientId: t.field({ type: 'UUID', resolve: (a) => a.patientId }),
+      version: t.exposeInt('version'),
+      allergenKind: t.field({ type: AllergenKind, phi: 'allergies', resolve: (a) => a.allergenKind }),
+      allergenCode: t.string({ phi: 'allergies', resolve: (a) => a.allergenCode }),
+      allergenName: t.string({ phi: 'allergies', resolve: (a) => a.allergenName }),
+      type: t.field({ type: AllergyType, phi: 'allergies', resolve: (a) => a.type }),
+      reaction: t.string({ nullable: true, phi: 'allergies', resolve: (a) => a.reaction }),
+      severity: t.field({ type: AllergySeverity, phi: 'allergies', resolve: (a) => a.severity }),
+      status: t.field({ type: AllergyStatus, phi: 'allergies', resolve: (a) => a.status }),
+      onsetOn: t.string({ nullable: true, phi: 'allergies', resolve: (a) => a.onsetOn }),
+      note: t.string({ nullable: true, phi: 'allergies', resolve: (a) => a.note }),
+    }),
+  });
+
+  const AlertRef = builder.objectRef<SafetyAlert>('SafetyAlert').implement({
+    description: 'A prescribing safety alert (the query that returns it is audited as a read of the patient)',
+    fields: (t) => ({
+      key: t.exposeString('key', { description: 'stable key: name it in a checkPrescription override' }),
+      kind: t.exposeString('kind', { description: 'interaction, allergy, duplicate_therapy, dose or age' }),
+      severity: t.exposeString('severity', { description: 'contraindicated, major, moderate or minor' }),
+      message: t.exposeString('message'),
+      management: t.exposeString('management', { nullable: true }),
+      codes: t.exposeStringList('codes', { description: 'RxCUIs and class ids the alert is about' }),
+    }),
+  });
+
+  const MedicationInput = builder.inputType('PatientMedicationInput', {
+    fields: (t) => ({
+      patientId: t.field({ type: 'UUID', required: true }),
+      drugRxcui: t.string({ required: true }),
+      sig: t.string(),
+      doseAmount: t.float({ description: 'units of the dose form per administration' }),
+      doseUnit: t.string(),
+      frequencyPerDay: t.int(),
+      startedOn: t.string({ description: 'YYYY-MM-DD' }),
+      source: t.field({ type: MedSource }),
+      note: t.string(),
+    }),
+  });
+  const AllergyInput = builder.inputType('PatientAllergyInput', {
+    fields: (t) => ({
+      patientId: t.field({ type: 'UUID', required: true }),
+      allergenKind: t.field({ type: AllergenKind, required: true }),
+      allergenCode: t.string({ required: true, description: 'a drug or ingredient RxCUI, or a class id (e.g. penicillins)' }),
+      type: t.field({ type: AllergyType }),
+      reaction: t.string(),
+      severity: t.field({ type: AllergySeverity, required: true }),
+      onsetOn: t.string({ description: 'YYYY-MM-DD' }),
+      note: t.string(),
+    }),
+  });
+
+  builder.queryField('drugs', (t) =>
+    t.field({
+      type: [DrugRef],
+      description: 'catalog search by generic or brand name prefix',
+      authScopes: { permission: 'rx:catalog:read' },
+      args: { search: t.arg.string({ required: true }), first: t.arg.int({ required: false }) },
+      resolve: (_r, args, ctx) => searchDrugs(ctx, args),
+    }),
+  );
+  builder.queryField('patientMedications', (t) =>
+    t.field({
+      type: [MedicationRef],
+      authScopes: { permission: 'rx:medication:read' },
+      args: { patientId: t.arg({ type: 'UUID', required: true }), includeInactive: t.arg.boolean({ required: false }) },
+      resolve: (_r, args, ctx) => patientMedications(ctx, args),
+    }),
+  );
+  builder.queryField('patientAllergies', (t) =>
+    t.field({
+      type: [AllergyRef],
+      authScopes: { permission: 'rx:allergy:read' },
+      args: { patientId: t.arg({ type: 'UUID', required: true }), includeInactive: t.arg.boolean({ required: false }) },
+      resolve: (_r, args, ctx) => patientAllergies(ctx, args),
+    }),
+  );
+  builder.queryField('medicationSafetyCheck', (t) =>
+    t.field({
+      type: [AlertRef],
+      description: 'the safety alerts for prescribing a drug to the patient now (interactions, allergies, duplicate therapy, dose, age)',
+      authScopes: { permission: 'rx:check' },
+      args: { patientId: t.arg({ type: 'UUID', required: true }), drugRxcui: t.arg.string({ required: true }), doseAmount: t.arg.float({ required: false }), frequencyPerDay: t.arg.int({ required: false }) },
+      resolve: (_r, args, ctx) => medicationSafetyCheck(ctx, args),
+    }),
+  );
+  builder.mutationField('addPatientMedication', (t) =>
+    t.field({ type: MedicationRef, authScopes: { permission: 'rx:medication:write' }, args: { input: t.arg({ type: MedicationInput, required: true }) }, resolve: (_r, args, ctx) => addPatientMedication(ctx, args.input) }),
+  );
+  builder.mutationField('setPatientMedicationStatus', (t) =>
+    t.field({
+      type: MedicationRef,
+      authScopes: { permission: 'rx:medication:write' },
+      args: { id: t.arg({ type: 'UUID', required: true }), version: t.arg.int({ required: true }), status: t.arg({ type: MedStatus, required: true }), stoppedOn: t.arg.string({ required: false }) },
+      resolve: (_r, args, ctx) => setPatientMedicationStatus(ctx, args),
+    }),
+  );
+  builder.mutationField('addPatientAllergy', (t) =>
+    t.field({ type: AllergyRef, authScopes: { permission: 'rx:allergy:write' }, args: { input: t.arg({ type: AllergyInput, required: true }) }, resolve: (_r, args, ctx) => addPatientAllergy(ctx, args.input) }),
+  );
+  builder.mutationField('setPatientAllergyStatus', (t) =>
+    t.field({
+      type: AllergyRef,
+      authScopes: { permission: 'rx:allergy:write' },
+      args: { id: t.arg({ type: 'UUID', required: true }), version: t.arg.int({ required: true }), status: t.arg({ type: AllergyStatus, required: true }) },
+      resolve: (_r, args, ctx) => setPatientAllergyStatus(ctx, args),
+    }),
+  );
+}
