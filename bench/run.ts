@@ -22,6 +22,8 @@ const scenarios: Record<string, () => Promise<unknown>> = {
   'patient-create': async () => (await import('./scenarios/app.js')).patientCreate(),
   'patient-search': async () => (await import('./scenarios/app.js')).patientSearch(),
   'audited-read': async () => (await import('./scenarios/app.js')).auditedRead(),
+  // e-prescribing safety check for a patient on 10 medications with 5 allergies, against an audited read
+  'rx-check': async () => (await import('./scenarios/app.js')).rxCheck(),
   'audit-report': async () => (await import('./scenarios/audit-report.js')).auditReport(),
   'audit-seed': async () => (await import('./scenarios/audit-report.js')).auditSeed(),
   // 1,000 signed-in virtual users: socket.io connected, GraphQL over keep-alive HTTP with think time (embedded default or DATABASE_URL)

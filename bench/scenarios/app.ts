@@ -177,3 +177,29 @@ export async function patientSearch() {
   });
   return compare([mk(10_000, '.data/bench-search-10k'), mk(big, '.data/bench-search-big')]);
 }
+
+/**
+ * rx-check: the prescribing safety check (`medicationSafetyCheck`, fluconazole for a patient on 10 medications with 5
+ * allergies: interaction, allergy, duplicate-therapy, dose and age rules) against an audited `patient(id)` read of the
+ * same patients by the same signed-in provider on the same server.
+ */
+export async function rxCheck() {
+  const env = { BENCH_PATIENTS: '200', BENCH_ROLE: 'PROVIDER', BENCH_RX: '1' };
+  const READ = 'Carebase patient(id) (provider, care team)';
+  const check = (id: string) => JSON.stringify({ query: 'query Check($p: UUID!) { medicationSafetyCheck(patientId: $p, drugRxcui: "197698") { key severity } }', variables: { p: id } });
+  return compare([
+    { name: READ, script: SEEDED, env, prepare: async (_u, info) => ({ headers: bearer(info), requests: rotating(cycle(info.rxIds.map(patientReadBody))) }) },
+    {
+      name: 'Carebase medicationSafetyCheck (10 meds, 5 allergies)',
+      script: SEEDED,
+      sameServerAs: READ,
+      prepare: async (baseUrl, info) => {
+        // one answer checked before the load: alerts, not errors (a GraphQL error is an HTTP 200)
+        const res = (await (await fetch(`${baseUrl}/graphql`, { method: 'POST', headers: { ...bearer(info), 'x-forwarded-proto': 'https' }, body: check(info.rxIds[0]) })).json()) as { data?: { medicationSafetyCheck: { key: string }[] }; errors?: unknown };
+        if (!res.data?.medicationSafetyCheck?.length) throw new Error(`rx-check: unexpected answer ${JSON.stringify(res).slice(0, 300)}`);
+        console.log(`rx-check: ${res.data.medicationSafetyCheck.length} alerts per check (${res.data.medicationSafetyCheck.map((a) => a.key).join(', ')})`);
+        return { headers: bearer(info), requests: rotating(cycle(info.rxIds.map(check))) };
+      },
+    },
+  ]);
+}

@@ -80,6 +80,28 @@ if (count > 0) {
 
 const session = await loginAs(t, user);
 
+// BENCH_RX=1 (rx-check): the signed-in user (BENCH_ROLE=PROVIDER) joins the care team of the first 20 patients, each
+// on 10 medications with 5 allergies, written as the owner in the tenant (catalog codes of the e-prescribing seed)
+let rxIds: string[] = [];
+if (process.env.BENCH_RX === '1' && ids.length) {
+  rxIds = ids.slice(0, 20);
+  const meds = ['855332', '197361', '866514', '311354', '198211', '861007', '310429', '312938', '197805', '313782'];
+  const allergies: [string, string, string][] = [['class', 'penicillins', 'Penicillins'], ['class', 'sulfonamide-antibacterials', 'Sulfonamide antibacterials'], ['ingredient', '2670', 'codeine'], ['ingredient', '4053', 'erythromycin'], ['drug', '197454', 'cephalexin 500 MG Oral Tablet']];
+  const owner = postgres(app.database.ownerUrl, { max: 1, onnotice: () => undefined });
+  try {
+    await owner.begin(async (tx) => {
+      await tx`select set_config('app.tenant_id', ${tenant.id}, true)`;
+      for (const p of rxIds) {
+        await tx`insert into patient_care_team (tenant_id, patient_id, user_id, role) values (${tenant.id}, ${p}, ${user.id}, 'PRIMARY_PROVIDER') on conflict do nothing`;
+        for (const m of meds) await tx`insert into rx_patient_medications (tenant_id, patient_id, drug_rxcui, status, sig, dose_amount, frequency_per_day) values (${tenant.id}, ${p}, ${m}, 'active', 'as directed', 1, 1)`;
+        for (const [kind, code, name] of allergies) await tx`insert into rx_patient_allergies (tenant_id, patient_id, allergen_kind, allergen_code, allergen_name, severity) values (${tenant.id}, ${p}, ${kind}, ${code}, ${name}, 'moderate')`;
+      }
+    });
+  } finally {
+    await owner.end({ timeout: 5 });
+  }
+}
+
 const raw = Fastify();
 raw.post('/raw-read', async (req) => rawPatientRead(app.database.sql, tenant.id, (req.body as { id: string }).id));
 raw.post('/raw-search', async (req) => rawPatientSearch(app.database.sql, tenant.id, (req.body as { prefix: string }).prefix));
@@ -116,7 +138,7 @@ const pgInfo = { url: app.database.ownerUrl, database: ownerUrl.pathname.slice(1
 
 const sample = ids.length > 2_000 ? Array.from({ length: 2_000 }, (_, i) => ids[Math.floor((i * ids.length) / 2_000)]!) : ids;
 console.log(
-  `BENCH_INFO ${JSON.stringify({ token: session.token, tenantId: tenant.id, tenantSlug: tenant.slug, email: user.email, password: user.password, ids: sample, rawUrl, seedMs, pg: pgInfo })}`,
+  `BENCH_INFO ${JSON.stringify({ token: session.token, rxIds, tenantId: tenant.id, tenantSlug: tenant.slug, email: user.email, password: user.password, ids: sample, rawUrl, seedMs, pg: pgInfo })}`,
 );
 console.log(`BENCH_URL ${url}`);
 const stop = () => void Promise.all([raw.close(), app.close()]).then(() => process.exit(0));
