@@ -120,6 +120,18 @@ const envSchema = z.object({
   LIVEKIT_API_KEY: optionalString,
   LIVEKIT_API_SECRET: z.preprocess(emptyToUndefined, z.string().min(32, 'must be at least 32 characters').optional()),
   LIVEKIT_TOKEN_TTL_MINUTES: z.preprocess(emptyToUndefined, z.coerce.number().int().min(5).max(24 * 60).default(120)),
+  /** telehealth: minutes before a visit's start at which its patient is reminded, comma list (default 24 h and 1 h) */
+  TELEHEALTH_REMINDER_OFFSETS_MINUTES: z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .regex(/^\d{1,5}(,\d{1,5}){0,5}$/, 'must be a comma list of minutes before the start, e.g. 1440,60')
+      .default('1440,60')
+      .transform((v) => [...new Set(v.split(',').map(Number))].sort((a, b) => b - a))
+      .refine((m) => m.every((x) => x >= 5 && x <= 14 * 24 * 60), 'each offset must be 5 minutes to 14 days'),
+  ),
+  /** telehealth: a visit not started this many minutes after its start is marked no-show */
+  TELEHEALTH_NO_SHOW_GRACE_MINUTES: z.preprocess(emptyToUndefined, z.coerce.number().int().min(5).max(24 * 60).default(15)),
   /** the pharmacy network's SCRIPT endpoint (unset: the in-repo pharmacy simulator, refused in production) */
   PHARMACY_NETWORK_URL: optionalUrl(['http:', 'https:']),
   /** shared secret(s) of the X-Script-Signature HMAC, comma list, the first signs (rotation: add the new one first) */
@@ -206,6 +218,8 @@ export interface Config {
   auditCheckpoints: { signingKey?: string; trustedKeys: string[]; intervalS: number };
   /** LiveKit for telehealth video (unset: the in-repo simulator); lifetime of join tokens */
   livekit: { url?: string; apiKey?: string; apiSecret?: string; tokenTtlMinutes: number };
+  /** telehealth jobs: reminder offsets (minutes before the start, largest first) and the no-show grace (minutes) */
+  telehealth: { reminderOffsetsMinutes: number[]; noShowGraceMinutes: number };
   /** e-prescribing: the pharmacy network's SCRIPT endpoint (unset: the simulator), HMAC secrets, answer timeout */
   pharmacyNetwork: { url?: string; secrets: string[]; timeoutMs: number };
   /**
@@ -299,6 +313,7 @@ export function loadConfig(env?: NodeJS.ProcessEnv): Config {
       intervalS: e.AUDIT_CHECKPOINT_INTERVAL_S,
     },
     livekit: { url: e.LIVEKIT_URL, apiKey: e.LIVEKIT_API_KEY, apiSecret: e.LIVEKIT_API_SECRET, tokenTtlMinutes: e.LIVEKIT_TOKEN_TTL_MINUTES },
+    telehealth: { reminderOffsetsMinutes: e.TELEHEALTH_REMINDER_OFFSETS_MINUTES, noShowGraceMinutes: e.TELEHEALTH_NO_SHOW_GRACE_MINUTES },
     pharmacyNetwork: {
       url: e.PHARMACY_NETWORK_URL,
       secrets: (e.PHARMACY_NETWORK_SECRET ?? '').split(',').map((x) => x.trim()).filter(Boolean),

@@ -5,6 +5,7 @@ import type { Db } from '../../platform/db/index.js';
 import { AppError, ErrorCode } from '../../platform/errors.js';
 import type { ModuleInstance, RequestScope, ScopePrincipal } from '../../platform/scope/index.js';
 import { patients } from '../patients/index.js';
+import type { ReminderNotifier } from './jobs.js';
 import type { VideoProvider } from './video/provider.js';
 import type { LiveKitSimulator } from './video/simulator.js';
 export { isUuid, uuidArg, textArg } from '../../platform/args.js';
@@ -22,6 +23,10 @@ export interface TelehealthInstance extends ModuleInstance {
   simulator?: LiveKitSimulator;
   /** lifetime of video join tokens (LIVEKIT_TOKEN_TTL_MINUTES) */
   joinTokenTtlMinutes: number;
+  /** reminder offsets (minutes before the start, largest first) and the no-show grace (TELEHEALTH_*) */
+  jobs: { reminderOffsetsMinutes: number[]; noShowGraceMinutes: number };
+  /** delivers appointment reminders (the log notifier unless the module is given another) */
+  notifier: ReminderNotifier;
 }
 
 export function instanceOf(scope: RequestScope): TelehealthInstance {
@@ -29,9 +34,13 @@ export function instanceOf(scope: RequestScope): TelehealthInstance {
 }
 
 
-/** The scope's principal (UNAUTHENTICATED without one; FORBIDDEN without `permission`). */
+/**
+ * The scope's principal (UNAUTHENTICATED without one; FORBIDDEN without `permission`). A system principal (this
+ * module's jobs and webhooks: code, not a caller) holds no permissions and is not checked against them.
+ */
 export function principalOf(scope: RequestScope, permission: string | null = null): ScopePrincipal {
-  return scope.requirePermission(permission);
+  const p = scope.requirePermission(null);
+  return p.kind === 'system' ? p : scope.requirePermission(permission);
 }
 
 /** The principal as the access rules see it; a job's system principal is trusted code and is not an access principal. */

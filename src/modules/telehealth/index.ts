@@ -1,3 +1,4 @@
+import { ADVANCE_JOB, advanceJob, logNotifier, SWEEP_JOB, sweepSchedule, type ReminderNotifier } from './jobs.js';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { eq } from 'drizzle-orm';
@@ -27,6 +28,7 @@ import { registerTelehealthSchema } from './schema.js';
 export { telehealthTables, telehealthConsents, telehealthConsentTexts, CONSENT_KINDS, type Consent, type ConsentKind, type ConsentText, telehealthAppointments, telehealthAppointmentTransitions, telehealthVisitTypes, telehealthProviderSchedules, telehealthWeeklyHours, telehealthAvailabilityExceptions, APPOINTMENT_STATUSES, MODALITIES, type Appointment, type AppointmentStatus, type Modality, type VisitType } from './tables.js';
 export { TELEHEALTH_PERMISSIONS, appointmentAccess, TRANSITIONS, LIVE_STATUSES, FINAL_STATUSES, type AppointmentAction, type TransitionName } from './policy.js';
 export { TELEHEALTH, type TelehealthInstance } from './common.js';
+export { SWEEP_JOB as TELEHEALTH_SWEEP_JOB, ADVANCE_JOB as TELEHEALTH_ADVANCE_JOB, type ReminderNotifier, type Reminder } from './jobs.js';
 export { authorizeAppointment, loadAppointment, appointmentRooms, transitionAppointment, bookAppointment, type TransitionGuard } from './appointments.js';
 export { findOpenSlots, providerAvailability } from './schedules.js';
 export { hasCurrentConsent, requireTelehealthConsent, requireRecordingConsents, currentText as currentConsentText, type ConsentSubject } from './consent.js';
@@ -49,6 +51,8 @@ export const TELEHEALTH_PHI_CATEGORIES: Readonly<Record<string, string>> = {
 export interface TelehealthOptions {
   /** the clock (epoch ms) the module uses for "in the past", check-in windows and no-shows; tests pass a fake one */
   now?: () => number;
+  /** delivers appointment reminders (default: a log line, ids only) */
+  notifier?: ReminderNotifier;
 }
 
 /** LiveKit when LIVEKIT_URL is set; otherwise the in-repo simulator on 127.0.0.1 with a key of this process (refused in production). */
@@ -83,6 +87,8 @@ export function createTelehealthModule(options: TelehealthOptions = {}): ModuleM
     // socket rooms: visit:<appointmentId> (its patient, the tenant's staff), waitingRoom:<providerId> (staff with telehealth:queue:read)
     roomAccess: { visit: visitRoom, waitingRoom: waitingRoomRoom },
     socketHandlers: waitingRoomHandlers,
+    // reminders, no-shows and room cleanup: a sweep per minute (one process per run), then one job per tenant with work
+    jobs: { [SWEEP_JOB]: sweepSchedule, [ADVANCE_JOB]: advanceJob },
     // LiveKit webhooks: verified by this hook (signature on the raw body), then run as the room's tenant
     authenticate: authenticateWebhook,
     async routes(app, deps) {
@@ -107,6 +113,8 @@ export function createTelehealthModule(options: TelehealthOptions = {}): ModuleM
         video,
         simulator,
         joinTokenTtlMinutes: deps.config.livekit.tokenTtlMinutes,
+        jobs: deps.config.telehealth,
+        notifier: options.notifier ?? logNotifier(deps.log),
         async close() {
           await video.close();
           await simulator?.close();

@@ -285,6 +285,8 @@ export const telehealthVideoRooms = pgTable(
     actualEndAt: tstz('actual_end_at'),
     durationSeconds: integer('duration_seconds'),
     lastEventAt: tstz('last_event_at'),
+    /** closed at the provider by the cleanup job once the visit reached a final status */
+    closedAt: tstz('closed_at'),
   },
   (t) => [
     primaryKey({ name: 'telehealth_video_rooms_pkey', columns: [t.tenantId, t.appointmentId] }),
@@ -379,7 +381,30 @@ export type VideoRoom = typeof telehealthVideoRooms.$inferSelect;
 export type RoomParticipant = typeof telehealthRoomParticipants.$inferSelect;
 export type Recording = typeof telehealthRecordings.$inferSelect;
 
+
+
+/**
+ * Appointment reminders sent (one row per appointment and offset: a reminder is sent once, whatever the number of
+ * sweeps or processes). The notice itself names no PHI: ids, the start and the channel.
+ */
+export const telehealthReminders = pgTable(
+  'telehealth_reminders',
+  {
+    tenantId: tenantId(),
+    appointmentId: uuid('appointment_id').notNull(),
+    /** minutes before the start the reminder is for (TELEHEALTH_REMINDER_OFFSETS_MINUTES, default 1440 and 60) */
+    offsetMinutes: integer('offset_minutes').notNull(),
+    channel: text('channel').notNull(),
+    sentAt: tstz('sent_at').notNull().defaultNow(),
+  },
+  (t) => [
+    primaryKey({ name: 'telehealth_reminders_pkey', columns: [t.tenantId, t.appointmentId, t.offsetMinutes] }),
+    foreignKey({ name: 'telehealth_reminders_appointment_fkey', columns: [t.tenantId, t.appointmentId], foreignColumns: [telehealthAppointments.tenantId, telehealthAppointments.id] }),
+  ],
+);
+
 export const telehealthTables = {
+  telehealthReminders,
   telehealthProviderSchedules,
   telehealthWeeklyHours,
   telehealthAvailabilityExceptions,
