@@ -38,6 +38,7 @@ export { EPRESCRIBING_PERMISSIONS, EPRESCRIBING_PHI_CATEGORIES, RX_PERMISSIONS_C
 export * from './tables.js';
 export * from './prescription-tables.js';
 export { PRESCRIPTION_PERMISSIONS } from './prescription-permissions.js';
+export { importRxnorm, type ImportCounts } from './catalog/rxnorm-import.js';
 export { INBOUND_PATH, type LifecycleRuntime, type LifecycleOptions } from './lifecycle.js';
 export { PharmacySimulator, TEST_PHARMACIES, PAYER_QUESTION_SET, PAYER_FOLLOW_UP_SET, PAYER_DENIAL_CODES, type SimDelivery, type PayerDecision } from './pharmacy-simulator/server.js';
 export { HttpPharmacyNetwork, type PharmacyNetwork, type NetworkExchange } from './network/adapter.js';

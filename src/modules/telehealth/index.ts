@@ -46,6 +46,8 @@ export const TELEHEALTH_PHI_CATEGORIES: Readonly<Record<string, string>> = {
   appointment: 'Appointments of a patient: when, the state of the visit, the reason for the visit and for a cancellation',
   consent: 'Consents a patient gave (telehealth, recording): when, to which version, from which IP address and user agent',
   visit: 'What happened in a video visit: who attended and when, its recordings and where their media is kept',
+  chat: 'Messages written in a visit’s chat by its participants, and who read them when',
+  vitals: 'Vital signs captured during a visit (blood pressure, heart rate, temperature, SpO2, respiratory rate, weight, height)',
 };
 
 export interface TelehealthOptions {

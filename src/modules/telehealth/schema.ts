@@ -21,6 +21,7 @@ import {
   type ProviderScheduleView,
 } from './schedules.js';
 import { registerVisitSchema } from './visit-schema.js';
+import { registerInVisitSchema } from './in-visit-schema.js';
 import { postRunningLate, postVisitRunningLate, providerQueue, type QueueEntry } from './waiting-room.js';
 import { providerCalendar, type ProviderCalendar } from './calendar.js';
 import { visitTransition } from './visits.js';
@@ -405,4 +406,5 @@ export function registerTelehealthSchema(builder: Builder): void {
   }));
 
   registerVisitSchema(builder);
+  registerInVisitSchema(builder);
 }

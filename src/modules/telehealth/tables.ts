@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { bigint, boolean, check, date, foreignKey, index, integer, pgTable, primaryKey, smallint, text, time, timestamp, unique, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { bigint, boolean, check, date, foreignKey, index, integer, numeric, pgTable, primaryKey, smallint, text, time, timestamp, unique, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 // column.js directly (not index.ts): drizzle-kit loads this file, and index.ts pulls in the db layer
 import { encryptedColumn } from '../../platform/crypto/column.js';
 import { id, tenantId, timestamps } from '../../platform/db/tables.js';
@@ -403,7 +403,70 @@ export const telehealthReminders = pgTable(
   ],
 );
 
+/** Chat of a visit between its participants (PHI: the text is encrypted at rest with the field key of this column). */
+export const telehealthChatMessages = pgTable(
+  'telehealth_chat_messages',
+  {
+    id: id(),
+    tenantId: tenantId(),
+    appointmentId: uuid('appointment_id').notNull(),
+    senderUserId: uuid('sender_user_id').notNull(),
+    /** provider, patient or other (staff in the visit) */
+    senderRole: text('sender_role').notNull(),
+    /** the client's id of the message: a resend is the same message */
+    clientMessageId: text('client_message_id').notNull(),
+    body: encryptedColumn('body').notNull(),
+    sentAt: tstz('sent_at').notNull().defaultNow(),
+  },
+  (t) => [
+    unique('telehealth_chat_messages_client_key').on(t.tenantId, t.appointmentId, t.senderUserId, t.clientMessageId),
+    index('telehealth_chat_messages_visit_idx').on(t.tenantId, t.appointmentId, t.sentAt),
+    foreignKey({ name: 'telehealth_chat_messages_appointment_fkey', columns: [t.tenantId, t.appointmentId], foreignColumns: [telehealthAppointments.tenantId, telehealthAppointments.id] }),
+  ],
+);
+
+/** Read receipts: how far each participant has read a visit's chat. */
+export const telehealthChatReads = pgTable(
+  'telehealth_chat_reads',
+  {
+    tenantId: tenantId(),
+    appointmentId: uuid('appointment_id').notNull(),
+    userId: uuid('user_id').notNull(),
+    lastReadAt: tstz('last_read_at').notNull(),
+  },
+  (t) => [
+    primaryKey({ name: 'telehealth_chat_reads_pkey', columns: [t.tenantId, t.appointmentId, t.userId] }),
+    foreignKey({ name: 'telehealth_chat_reads_appointment_fkey', columns: [t.tenantId, t.appointmentId], foreignColumns: [telehealthAppointments.tenantId, telehealthAppointments.id] }),
+  ],
+);
+
+/** Vital signs captured during a visit (PHI), with their LOINC code and unit as entered. */
+export const telehealthVitals = pgTable(
+  'telehealth_vitals',
+  {
+    id: id(),
+    tenantId: tenantId(),
+    appointmentId: uuid('appointment_id').notNull(),
+    patientId: uuid('patient_id').notNull(),
+    kind: text('kind').notNull(),
+    loinc: text('loinc').notNull(),
+    value: numeric('value', { mode: 'number' }).notNull(),
+    /** the diastolic pressure of a blood pressure */
+    value2: numeric('value2', { mode: 'number' }),
+    unit: text('unit').notNull(),
+    recordedBy: uuid('recorded_by'),
+    recordedAt: tstz('recorded_at').notNull().defaultNow(),
+  },
+  (t) => [
+    index('telehealth_vitals_visit_idx').on(t.tenantId, t.appointmentId, t.recordedAt),
+    foreignKey({ name: 'telehealth_vitals_appointment_fkey', columns: [t.tenantId, t.appointmentId], foreignColumns: [telehealthAppointments.tenantId, telehealthAppointments.id] }),
+  ],
+);
+
 export const telehealthTables = {
+  telehealthChatMessages,
+  telehealthChatReads,
+  telehealthVitals,
   telehealthReminders,
   telehealthProviderSchedules,
   telehealthWeeklyHours,

@@ -20,7 +20,7 @@ afterAll(async () => {
 });
 
 const importCli = (dir: string) =>
-  run(process.execPath, ['--import', 'tsx', 'src/modules/eprescribing/catalog/cli.ts', '--rxnorm', dir], {
+  run(process.execPath, ['--import', 'tsx', 'src/cli/rx-import.ts', '--rxnorm', dir], {
     env: { ...process.env, DATABASE_URL: db.ownerUrl, NODE_ENV: 'development', LOG_LEVEL: 'error', DATA_DIR: `.test-data/rx-import-${db.name}` },
     timeout: 120_000,
   });

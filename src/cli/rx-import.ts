@@ -3,10 +3,10 @@
  * RXNSAT.RRF, from https://www.nlm.nih.gov/research/umls/rxnorm/) into the medication catalog, as the owner
  * (DATABASE_URL, or the embedded database in DATA_DIR, running server or not). Prints the counts; exit code 1 on error.
  */
-import { bootDependencies } from '../../../boot.js';
-import { ConfigError, loadConfig } from '../../../config.js';
-import { createLogger } from '../../../platform/logger.js';
-import { importRxnorm } from './rxnorm-import.js';
+import { bootDependencies } from '../boot.js';
+import { ConfigError, loadConfig } from '../config.js';
+import { createLogger } from '../platform/logger.js';
+import { importRxnorm } from '../modules/eprescribing/index.js';
 
 const args = process.argv.slice(2);
 const dir = args[args.indexOf('--rxnorm') + 1];
