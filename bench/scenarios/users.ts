@@ -105,6 +105,21 @@ const OPS: Op[] = ['patient search', 'patient read', 'patient update', 'patient 
 
 const pick = <X>(xs: X[]): X => xs[Math.floor(Math.random() * xs.length)]!;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
+/** a VU's sleep: ends early when the run stops (wakeAll) */
+const wakers = new Set<() => void>();
+const vuSleep = (ms: number) =>
+  new Promise<void>((resolve) => {
+    const wake = () => {
+      clearTimeout(timer);
+      wakers.delete(wake);
+      resolve();
+    };
+    const timer = setTimeout(wake, Math.max(0, ms));
+    wakers.add(wake);
+  });
+const wakeAll = () => {
+  for (const w of [...wakers]) w();
+};
 const exp = (mean: number) => -mean * Math.log(1 - Math.random());
 
 // ------------------------------------------------------------------ recording
@@ -115,17 +130,23 @@ interface Sample {
   /** undefined = success */
   code?: string;
   steady: boolean;
+  /** performance.now() at the start */
+  at: number;
 }
 
 class Recorder {
   samples: Sample[] = [];
+  /** updates answered CONFLICT and retried after a reload */
+  conflicts = 0;
+  /** start of each sample, ms since t0 (for the timeline) */
+  t0 = 0;
   windowStart = Infinity;
   windowEnd = Infinity;
   inWindow(t: number) {
     return t >= this.windowStart && t < this.windowEnd;
   }
   add(op: Op, startedAt: number, code?: string) {
-    this.samples.push({ op, ms: performance.now() - startedAt, code, steady: this.inWindow(startedAt) });
+    this.samples.push({ op, ms: performance.now() - startedAt, code, steady: this.inWindow(startedAt), at: startedAt });
   }
 }
 
@@ -185,6 +206,8 @@ interface SocketStats {
   connectMs: number[];
   disconnects: Record<string, number>;
   events: number;
+  /** events received, by event name and domain event type */
+  eventTypes: Record<string, number>;
 }
 
 function ack<T = { ok: boolean; error?: { code: string } }>(s: Socket, event: string, payload: unknown): Promise<T> {
@@ -220,7 +243,11 @@ async function connectSocket(url: string, account: Account, tenantId: string, st
     const code = (e as Error).message;
     stats.failures[code] = (stats.failures[code] ?? 0) + 1;
   }
-  s.on('event', () => void stats.events++);
+  s.onAny((name: string, e?: { type?: string }) => {
+    if (name === 'event') stats.events++;
+    const key = name === 'event' ? `event ${e?.type ?? '?'}` : name;
+    stats.eventTypes[key] = (stats.eventTypes[key] ?? 0) + 1;
+  });
   s.on('disconnect', (reason) => {
     if (reason === 'io client disconnect') return;
     stats.disconnects[reason] = (stats.disconnects[reason] ?? 0) + 1;
@@ -244,6 +271,12 @@ interface Scrape {
   lag: { p50: number; p99: number; max: number };
   /** MB: V8 heap total / used, young generation (new space) total, memory outside the heap (external) */
   heap: { total: number; used: number; young: number; external: number };
+  /** carebase_requests_shed_total by reason (cumulative) */
+  shed: Record<string, number>;
+  /** carebase_http_in_flight, carebase_db_pool_waiting, carebase_db_transactions_open at the scrape */
+  inFlight: number;
+  poolWaiting: number;
+  txOpen: number;
   /** operation name -> { sum s, count } of carebase_graphql_operation_duration_seconds (all outcomes) */
   ops: Map<string, { sum: number; count: number }>;
 }
@@ -260,6 +293,8 @@ async function scrape(baseUrl: string): Promise<Scrape | undefined> {
       ops.set(op, cur);
     }
     const mb = (name: string) => gauge(name) / 1000 / 2 ** 20;
+    const shed: Record<string, number> = {};
+    for (const m of text.matchAll(/^carebase_requests_shed_total\{reason="([^"]*)"\} (\S+)$/gm)) shed[m[1]!] = Number(m[2]);
     return {
       at: Date.now(),
       lag: { p50: gauge('nodejs_eventloop_lag_p50_seconds'), p99: gauge('nodejs_eventloop_lag_p99_seconds'), max: gauge('nodejs_eventloop_lag_max_seconds') },
@@ -269,6 +304,10 @@ async function scrape(baseUrl: string): Promise<Scrape | undefined> {
         young: (Number(/^nodejs_heap_space_size_total_bytes\{space="new"\} (\S+)$/m.exec(text)?.[1] ?? NaN)) / 2 ** 20,
         external: mb('nodejs_external_memory_bytes'),
       },
+      shed,
+      inFlight: gauge('carebase_http_in_flight') / 1000,
+      poolWaiting: gauge('carebase_db_pool_waiting') / 1000,
+      txOpen: gauge('carebase_db_transactions_open') / 1000,
       ops,
     };
   } catch {
@@ -353,7 +392,7 @@ export async function run() {
   const pg = await PgCpu.open({ url: info.pg.url, database: info.pg.database });
   const client = graphqlClient(server.url);
   const rec = new Recorder();
-  const stats: SocketStats = { attempted: 0, connected: 0, joined: 0, failures: {}, connectMs: [], disconnects: {}, events: 0 };
+  const stats: SocketStats = { attempted: 0, connected: 0, joined: 0, failures: {}, connectMs: [], disconnects: {}, events: 0, eventTypes: {} };
   const sockets: Socket[] = [];
   const rss: { at: number; rss: number }[] = [];
   const scrapes: Scrape[] = [];
@@ -401,7 +440,7 @@ export async function run() {
   async function vu(k: number, role: Role) {
     const accounts = byRole(role);
     const account = accounts[k % accounts.length]!;
-    await sleep((k * RAMP_S * 1000) / N - (performance.now() - t0));
+    await vuSleep((k * RAMP_S * 1000) / N - (performance.now() - t0));
     if (stopping) return;
     const socket = await connectSocket(server.url, account, info.tenantId, stats);
     if (socket) sockets.push(socket);
@@ -413,7 +452,7 @@ export async function run() {
       let next = performance.now() + Math.random() * REPORT_EVERY_MS;
       let n = k;
       for (;;) {
-        await sleep(next - performance.now());
+        await vuSleep(next - performance.now());
         if (stopping) return;
         const filters = [
           { patientId: pick(info.ids) },
@@ -432,7 +471,7 @@ export async function run() {
     const mix = MIXES[role];
     const total = mix.reduce((a, [, w]) => a + w, 0);
     for (;;) {
-      await sleep(exp(THINK_MS));
+      await vuSleep(exp(THINK_MS));
       if (stopping) return;
       let x = Math.random() * total;
       const op = mix.find(([, w]) => (x -= w) < 0)![0];
@@ -456,13 +495,22 @@ export async function run() {
           }
         }
       } else if (op === 'patient update') {
+        // read, then update with the version read; on CONFLICT (another VU changed the record in between) reload and
+        // re-apply once, as docs/modules/patients.md tells clients to: counted apart, not as an error
         const id = pick(ids);
-        const p = await readPatient(account, id);
-        if (!p) continue;
-        const t = performance.now();
-        const phone = `+1212555${String(Math.floor(Math.random() * 10_000)).padStart(4, '0')}`;
-        const a = await client.post(account.token, JSON.stringify({ operationName: 'PatientUpdate', query: UPDATE, variables: { id, version: p.version, input: { phones: [{ use: 'HOME', number: phone }] } } }));
-        rec.add(op, t, a.code);
+        for (let attempt = 0; attempt < 2; attempt++) {
+          const p = await readPatient(account, id);
+          if (!p) break;
+          const t = performance.now();
+          const phone = `+1212555${String(Math.floor(Math.random() * 10_000)).padStart(4, '0')}`;
+          const a = await client.post(account.token, JSON.stringify({ operationName: 'PatientUpdate', query: UPDATE, variables: { id, version: p.version, input: { phones: [{ use: 'HOME', number: phone }] } } }));
+          if (a.code === 'CONFLICT' && attempt === 0) {
+            rec.conflicts++;
+            continue;
+          }
+          rec.add(op, t, a.code);
+          break;
+        }
       } else if (op === 'patient create') {
         const t = performance.now();
         const a = await client.post(account.token, patientCreateBody(1_000_000 + k * 10_000 + createSeq++));
@@ -498,6 +546,7 @@ export async function run() {
     const scrapeAtEnd = await scrape(server.url);
     const rssEnd = await rssKb(pid);
     stopping = true;
+    wakeAll();
     await Promise.race([Promise.all(vus), sleep(REQUEST_TIMEOUT_MS + 2000)]);
     result = report({ rec, stats, rss, scrapes, idle, info, connectedAtWindow, rssAtWindow, rssEnd, scrapeAtWindow, scrapeAtEnd, cpuServer, cpuPg, cpuClient, cpuPressure, load0 });
   } finally {
@@ -561,11 +610,24 @@ function report(r: {
   const rampOk = ramp.filter((s) => !s.code).map((s) => s.ms).sort((a, b) => a - b);
   console.log(`ramp (not in the table): ${ramp.length} actions, ${ramp.filter((s) => s.code).length} errors, p95 ${f(percentile(rampOk, 0.95))} ms, p99 ${f(percentile(rampOk, 0.99))} ms`);
 
+  console.log(`update conflicts (another VU changed the record between read and update; reloaded and re-applied): ${r.rec.conflicts}`);
+  const buckets: string[] = [];
+  for (let b = r.rec.windowStart; b < r.rec.windowEnd; b += 10_000) {
+    const xs = steady.filter((s) => s.at >= b && s.at < b + 10_000);
+    const ok = xs.filter((s) => !s.code).map((s) => s.ms).sort((a, b) => a - b);
+    buckets.push(`${f(percentile(ok, 0.95))}${xs.some((s) => s.code) ? `/${xs.filter((s) => s.code).length}err` : ''}`);
+  }
+  console.log(`timeline, p95 ms per 10 s of the window (/errors): ${buckets.join(' ')}`);
   const cm = [...r.stats.connectMs].sort((a, b) => a - b);
   console.log(
     `sockets: ${r.stats.joined}/${r.stats.attempted} connected and joined (${r.connectedAtWindow} at the start of the window), handshake + tenant room:join ` +
       `p50 ${f(percentile(cm, 0.5))} ms, p95 ${f(percentile(cm, 0.95))} ms, p99 ${f(percentile(cm, 0.99))} ms; dropped during the run: ` +
-      `${Object.values(r.stats.disconnects).reduce((a, b) => a + b, 0)}; domain events received: ${r.stats.events}`,
+      `${Object.values(r.stats.disconnects).reduce((a, b) => a + b, 0)}; received: ${
+        Object.entries(r.stats.eventTypes)
+          .sort((a, b) => b[1] - a[1])
+          .map(([k, v]) => `${k} ×${v}`)
+          .join(', ') || 'nothing'
+      }`,
   );
 
   const during = r.rss.filter((x) => x.at >= 0);
@@ -600,6 +662,13 @@ function report(r: {
       if (n > 0) parts.push(`${op} ${((1000 * (end.sum - start.sum)) / n).toFixed(1)} ms (${n})`);
     }
     console.log(`server-side GraphQL mean duration in the window: ${parts.join(', ')}`);
+    const shed = Object.entries(r.scrapeAtEnd.shed)
+      .map(([reason, n]) => [reason, n - (r.scrapeAtWindow!.shed[reason] ?? 0)] as const)
+      .filter(([, n]) => n > 0);
+    console.log(
+      `load shedding in the window: ${shed.length ? shed.map(([k, v]) => `${k} ×${v}`).join(', ') : 'none'}; at the ~5 s scrapes: in flight max ${Math.max(...lags.map((l) => l.inFlight))}, ` +
+        `waiting for a pool connection max ${Math.max(...lags.map((l) => l.poolWaiting))}, request transactions open max ${Math.max(...lags.map((l) => l.txOpen))}`,
+    );
   }
   const nReq = http.length;
   console.log(
