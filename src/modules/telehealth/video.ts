@@ -7,7 +7,7 @@ import { AppError, ErrorCode, badInput, notFound } from '../../platform/errors.j
 import { emitEvent } from '../../platform/jobs/index.js';
 import type { RequestScope } from '../../platform/scope/index.js';
 import { users } from '../identity/index.js';
-import { appointmentRooms, authorizeAppointment, loadAppointment } from './appointments.js';
+import { appointmentRooms, authorizeAppointment, loadAppointment, transitionAppointment } from './appointments.js';
 import { requireRecordingConsents, requireTelehealthConsent } from './consent.js';
 import { instanceOf, invalidTransition, principalOf, uuidArg } from './common.js';
 import {
@@ -145,6 +145,8 @@ export async function applyWebhook(scope: RequestScope, ev: WebhookEvent): Promi
     case 'room_finished':
       await db.update(telehealthVideoRooms).set({ roomFinishedAt: sql`greatest(coalesce(${telehealthVideoRooms.roomFinishedAt}, ${t}), ${t})` }).where(roomKey(tenantId, appt.id));
       outboxType = 'visit.roomFinished';
+      // the room is gone (everyone left, its empty timeout passed): a visit still in progress is over
+      if (appt.status === 'in_progress') await transitionAppointment(scope, appt.id, 'complete');
       break;
     case 'participant_joined':
     case 'participant_left':

@@ -196,6 +196,9 @@ describe('webhooks', () => {
     const events = await t.db.owner<{ type: string; rooms: string[] }[]>`select type, rooms from outbox where aggregate_id = ${appt.id} and type like 'visit.%' order by seq`;
     expect(events.map((e) => e.type)).toEqual(['visit.participantJoined', 'visit.participantJoined', 'visit.participantLeft', 'visit.participantLeft', 'visit.roomFinished']);
     expect(events[0]!.rooms).toEqual([`visit:${appt.id}`, `waitingRoom:${c.provider.user.id}`]);
+    // the room finished with the visit in progress: the visit is completed (the state machine's step, its own event)
+    expect((await t.db.owner<{ status: string }[]>`select status from telehealth_appointments where id = ${appt.id}`)[0]!.status).toBe('completed');
+    expect(await t.db.owner`select 1 from outbox where aggregate_id = ${appt.id} and type = 'appointment.completed'`).toHaveLength(1);
     const [audit] = await t.db.owner`select actor_type, actor_id, patient_id, action from audit_events where resource_id = ${appt.id} and operation_name = 'livekit:webhook' limit 1`;
     expect(audit).toEqual({ actor_type: 'system', actor_id: 'system:livekit-webhook', patient_id: c.patientId, action: 'update' });
   });
