@@ -6,6 +6,7 @@ import type { RequestScope } from '../../platform/scope/index.js';
 import { authorizeAppointment } from './appointments.js';
 import { actorOf, asAccessPrincipal, findPatient, inSavepoint, instanceOf, ownPatientIds, pgCode, principalOf, textArg, uuidArg } from './common.js';
 import { isPatientOnly } from './policy.js';
+import { stopRecordingsAfterWithdrawal } from './video.js';
 import { CONSENT_KINDS, telehealthConsents, telehealthConsentTexts, type Appointment, type Consent, type ConsentKind, type ConsentText } from './tables.js';
 
 /**
@@ -195,6 +196,8 @@ export async function withdrawConsent(scope: RequestScope, idArg: unknown): Prom
     rooms: out.appointmentId ? [`visit:${out.appointmentId}`] : [],
   });
   if (out.patientId) scope.recordPhiAccess({ patientIds: [out.patientId], resourceType: 'TelehealthConsent', resourceId: out.id, fields: ['TelehealthConsent.withdrawnAt'], action: 'update', outcome: 'allowed' });
+  // a withdrawn recording consent stops the recordings it covered, now
+  if (updated) await stopRecordingsAfterWithdrawal(scope, db, updated);
   return out;
 }
 

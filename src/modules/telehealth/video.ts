@@ -12,11 +12,13 @@ import { requireRecordingConsents, requireTelehealthConsent } from './consent.js
 import { instanceOf, invalidTransition, principalOf, uuidArg } from './common.js';
 import {
   RECORDING_STATUSES,
+  telehealthAppointments,
   telehealthRecordings,
   telehealthRoomParticipants,
   telehealthVideoRooms,
   telehealthWebhookEvents,
   type Appointment,
+  type Consent,
   type Recording,
   type RecordingStatus,
   type RoomParticipant,
@@ -335,6 +337,35 @@ export async function stopRecording(scope: RequestScope, idArg: unknown): Promis
   await emitEvent(db, { type: 'visit.recordingStopped', tenantId: appt.tenantId, aggregateId: appt.id, payload: { appointmentId: appt.id, recordingId: row.id }, rooms: appointmentRooms(appt) });
   scope.recordPhiAccess({ patientIds: [appt.patientId], resourceType: 'TelehealthVisit', resourceId: appt.id, fields: ['TelehealthVisit.recordings'], action: 'update', outcome: 'allowed', detail: { recordingId: row.id } });
   return { ...row, stoppedBy: p.kind === 'user' ? p.id : null, patientId: appt.patientId };
+}
+
+/**
+ * A recording consent was withdrawn: every active recording it covered stops at once (the visit it was limited to, or
+ * every visit in progress of that patient / conducted by that user). Each stop is a visit.recordingStopped event with
+ * reason consent_withdrawn and an audit entry; returns how many stopped.
+ */
+export async function stopRecordingsAfterWithdrawal(scope: RequestScope, db: Db, consent: Consent): Promise<number> {
+  if (consent.kind !== 'recording') return 0;
+  const a = telehealthAppointments;
+  const covered = consent.appointmentId
+    ? [eq(a.id, consent.appointmentId)]
+    : [eq(a.status, 'in_progress'), consent.patientId ? eq(a.patientId, consent.patientId) : eq(a.providerId, consent.userId ?? '00000000-0000-0000-0000-000000000000')];
+  const appts = await db.select().from(a).where(and(eq(a.tenantId, consent.tenantId), ...covered));
+  let stopped = 0;
+  for (const appt of appts) {
+    const active = await db
+      .select()
+      .from(telehealthRecordings)
+      .where(and(eq(telehealthRecordings.tenantId, appt.tenantId), eq(telehealthRecordings.appointmentId, appt.id), inArray(telehealthRecordings.status, ACTIVE)));
+    for (const rec of active) {
+      const info = await instanceOf(scope).video.stopRecording(rec.egressId);
+      const row = await upsertRecording(scope, db, appt, info, null);
+      await emitEvent(db, { type: 'visit.recordingStopped', tenantId: appt.tenantId, aggregateId: appt.id, payload: { appointmentId: appt.id, recordingId: row.id, reason: 'consent_withdrawn' }, rooms: appointmentRooms(appt) });
+      scope.recordPhiAccess({ patientIds: [appt.patientId], resourceType: 'TelehealthVisit', resourceId: appt.id, fields: ['TelehealthVisit.recordings'], action: 'update', outcome: 'allowed', detail: { recordingId: row.id, reason: 'consent_withdrawn' } });
+      stopped++;
+    }
+  }
+  return stopped;
 }
 
 /** The recordings of a visit the caller may read (metadata; the location only through recordingLocation). */

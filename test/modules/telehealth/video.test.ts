@@ -305,6 +305,18 @@ describe('recording', () => {
     expect(list).toEqual([{ id: rec.id, status: 'COMPLETE', location: rec.location, endedAt: stopped.endedAt }]);
     expect(errorOf(await c.as.provider(STOP_REC, { a: appt.id })).extensions.reason).toBe('NO_ACTIVE_RECORDING');
     expect(errorOf(await b.as.provider(RECORDINGS, { a: appt.id })).code).toBe('NOT_FOUND');
+
+    // recording again; the patient withdraws the recording consent: the recording stops at once
+    ok(await c.as.patient(RECORD_CONSENT, { i: { kind: 'RECORDING', version: 1, appointmentId: appt.id } }));
+    const again = ok(await c.as.provider<{ startVisitRecording: { id: string; status: string } }>(START_REC, { a: appt.id })).startVisitRecording;
+    expect(again.status).toBe('ACTIVE');
+    const [consent] = await t.db.owner<{ id: string }[]>`select id from telehealth_consents where appointment_id = ${appt.id} and kind = 'recording' and withdrawn_at is null`;
+    ok(await c.as.patient('mutation($id: UUID!) { withdrawConsent(id: $id) { id withdrawnAt } }', { id: consent!.id }));
+    const after = ok(await c.as.provider<{ visitRecordings: { id: string; status: string }[] }>(RECORDINGS, { a: appt.id })).visitRecordings;
+    expect(after.find((r) => r.id === again.id)?.status).toBe('COMPLETE');
+    const [ev] = await t.db.owner<{ payload: Record<string, unknown> }[]>`select payload from outbox where aggregate_id = ${appt.id} and type = 'visit.recordingStopped' order by seq desc limit 1`;
+    expect(ev!.payload).toMatchObject({ recordingId: again.id, reason: 'consent_withdrawn' });
+    expect(errorOf(await c.as.provider(START_REC, { a: appt.id })).extensions.reason).toBe('CONSENT_REQUIRED');
   });
 });
 
