@@ -24,7 +24,7 @@ import { rxAlertOverrides } from './tables.js';
  * - duplicate_therapy: the same ingredient already taken (major), or another ingredient of the same therapeutic class
  *   (moderate).
  * - dose: acetaminophen above 4,000 mg a day (major); methotrexate with a daily frequency (major: it is dosed weekly
- *   outside oncology); opioids at 50 MME a day or more (moderate) and 90 or more (major), CDC 2022 conversion factors.
+ *   outside oncology); warfarin above 10 mg a day (moderate) or 15 mg a day (major); opioids at 50 MME a day or more (moderate) and 90 or more (major), CDC 2022 conversion factors.
  * - age: codeine or tramadol for a child under 12 (contraindicated, FDA 2017).
  *
  * Alert keys are stable (kind:codes:drug) so an override can name them. Nothing here is logged; what the check read
@@ -42,6 +42,12 @@ const TAKEN_PRESCRIPTION_STATUSES = ['checked', 'signed', 'transmitted', 'accept
 const MME_FACTORS: Record<string, number> = { morphine: 1, oxycodone: 1.5, hydrocodone: 1, codeine: 0.15, tramadol: 0.2, methadone: 4.7 };
 const ACETAMINOPHEN_MAX_MG_PER_DAY = 4000;
 const NO_CHILD_UNDER_12 = new Set(['codeine', 'tramadol']);
+/**
+ * Warfarin: usual maintenance 2–10 mg a day and initiation at 10 mg or less (ACCP/CHEST 2012, the label's 2–5 mg
+ * start); above 10 mg a day is moderate (verify the INR plan), above 15 mg a day major (likely a units or tablet error).
+ */
+const WARFARIN_MODERATE_MG_PER_DAY = 10;
+const WARFARIN_MAJOR_MG_PER_DAY = 15;
 
 interface Ingredient {
   rxcui: string;
@@ -199,6 +205,17 @@ export async function evaluateSafety(
     }
     if (i.name === 'methotrexate' && input.frequencyPerDay !== null) {
       add({ key: `dose:${i.rxcui}:daily`, kind: 'dose', severity: 'major', message: 'methotrexate prescribed with a daily frequency; outside oncology it is taken once weekly (fatal daily-dosing errors are reported)', management: 'Write a once-weekly sig with the day of the week.', codes: [i.rxcui] });
+    }
+    if (i.name === 'warfarin' && mgPerDay !== null && mgPerDay > WARFARIN_MODERATE_MG_PER_DAY) {
+      const major = mgPerDay > WARFARIN_MAJOR_MG_PER_DAY;
+      add({
+        key: `dose:${i.rxcui}:max-daily`,
+        kind: 'dose',
+        severity: major ? 'major' : 'moderate',
+        message: `warfarin ${mgPerDay} mg a day is above ${major ? WARFARIN_MAJOR_MG_PER_DAY : WARFARIN_MODERATE_MG_PER_DAY} mg (usual maintenance 2-10 mg a day)`,
+        management: major ? 'Check the units and tablet strength; doses this high need a documented INR history.' : 'Confirm the dose against recent INR results; start at 10 mg a day or less.',
+        codes: [i.rxcui],
+      });
     }
     if (MME_FACTORS[i.name] !== undefined && mgPerDay !== null) mme += mgPerDay * MME_FACTORS[i.name]!;
   }

@@ -180,6 +180,13 @@ describe('safety checks (medicationSafetyCheck)', () => {
     expect(alerts.map((a) => [a.kind, a.severity])).toEqual([['age', 'contraindicated']]);
     expect(errorOf(await c.as.provider(CHECK, { p, d: RX.acetaminophen325, a: -1, f: 4 })).code).toBe('BAD_USER_INPUT');
   });
+
+  it('dose: warfarin above 10 mg a day is moderate, above 15 mg a day major', async () => {
+    const p = await patient();
+    expect(await check(p, RX.warfarin5, 2, 1)).toEqual([]); // 10 mg
+    expect((await check(p, RX.warfarin5, 3, 1)).map((a) => [a.kind, a.severity])).toEqual([['dose', 'moderate']]); // 15 mg
+    expect((await check(p, RX.warfarin5, 2, 2)).map((a) => [a.kind, a.severity])).toEqual([['dose', 'major']]); // 20 mg
+  });
 });
 
 describe('the lifecycle check step with the module’s own safety checks', () => {
@@ -201,5 +208,26 @@ describe('the lifecycle check step with the module’s own safety checks', () =>
     const audit = await t.db.owner<{ detail: Record<string, unknown> }[]>`select detail from audit_events where resource_type = 'SafetyAlertOverride' and resource_id = ${rx.id}`;
     expect(audit).toHaveLength(1);
     expect(JSON.stringify(audit[0]!.detail)).not.toContain('INR'); // the reason stays in its table
+  });
+
+  it('a moderate alert (cephalosporin with a penicillin allergy) does not block; acknowledging it needs no reason and is recorded', async () => {
+    // one patient per prescription: a checked cephalexin is in flight and would make a second one a duplicate
+    const draft = async () => {
+      const p = await patient();
+      ok(await c.as.provider(ADD_ALLERGY, { i: { patientId: p, allergenKind: 'CLASS', allergenCode: PENICILLIN_CLASS, reaction: 'rash', severity: 'MILD' } }));
+      return c.as.provider<{ createPrescription: RxView }>(CREATE_RX, { i: draftInput(c, { patientId: p, drugRxcui: RX.cephalexin500, quantity: '28', refills: 0, sig: 'Take 1 capsule by mouth 4 times a day for 7 days' }) });
+    };
+    const plain = ok(await draft()).createPrescription;
+    const res = ok(await c.as.provider<{ checkPrescription: { prescription: RxView; alerts: { key: string; severity: string; needsReason: boolean; overridden: boolean }[]; blocking: string[] } }>(CHECK_RX, { id: plain.id })).checkPrescription;
+    expect(res.prescription.status).toBe('CHECKED');
+    expect(res.blocking).toEqual([]);
+    expect(res.alerts.map((a) => [a.severity, a.needsReason, a.overridden])).toEqual([['moderate', false, false]]);
+    const acked = ok(await draft()).createPrescription;
+    const key = res.alerts[0]!.key; // keys name codes, not the patient
+    const ack = ok(await c.as.provider<{ checkPrescription: { prescription: RxView; alerts: { overridden: boolean }[] } }>(CHECK_RX, { id: acked.id, o: [{ alertKey: key }] })).checkPrescription;
+    expect(ack.prescription.status).toBe('CHECKED');
+    expect(ack.alerts.map((a) => a.overridden)).toEqual([true]);
+    const rows = await t.db.owner<{ alert_key: string; severity: string; reason: string | null }[]>`select alert_key, severity, reason from rx_alert_overrides where prescription_id = ${acked.id}`;
+    expect(rows).toEqual([{ alert_key: key, severity: 'moderate', reason: null }]);
   });
 });
