@@ -37,7 +37,8 @@ export function registerMedicationsSchema(builder: Builder): void {
       id: t.field({ type: 'UUID', resolve: (m) => m.id }),
       patientId: t.field({ type: 'UUID', resolve: (m) => m.patientId }),
       version: t.exposeInt('version'),
-      drug: t.field({ type: DrugRef, phi: 'medications', resolve: (m) => m.drug }),
+      drug: t.field({ type: DrugRef, nullable: true, phi: 'medications', description: 'the catalog drug; null for a free-text entry', resolve: (m) => m.drug }),
+      drugText: t.string({ nullable: true, phi: 'medications', description: 'the medication as named, when it is not in the catalog (not matched by the safety checks)', resolve: (m) => m.drugText }),
       status: t.field({ type: MedStatus, phi: 'medications', resolve: (m) => m.status }),
       source: t.field({ type: MedSource, phi: 'medications', resolve: (m) => m.source }),
       sig: t.string({ nullable: true, phi: 'medications', resolve: (m) => m.sig }),
@@ -84,7 +85,8 @@ export function registerMedicationsSchema(builder: Builder): void {
   const MedicationInput = builder.inputType('PatientMedicationInput', {
     fields: (t) => ({
       patientId: t.field({ type: 'UUID', required: true }),
-      drugRxcui: t.string({ required: true }),
+      drugRxcui: t.string({ description: 'the catalog drug; or give drugText' }),
+      drugText: t.string({ description: 'free text for a medication the catalog does not have (exactly one of drugRxcui, drugText)' }),
       sig: t.string(),
       doseAmount: t.float({ description: 'units of the dose form per administration' }),
       doseUnit: t.string(),

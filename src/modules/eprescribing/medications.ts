@@ -56,13 +56,15 @@ async function patientIn(scope: RequestScope, db: Db, patientArg: unknown, actio
 
 // ------------------------------------------------------------------ medication list
 
-export type MedicationEntry = PatientMedication & { drug: RxDrug };
+/** `drug` is null for a free-text entry (`drugText`), which the safety checks cannot match */
+export type MedicationEntry = PatientMedication & { drug: RxDrug | null };
 
 async function withDrugs(db: Db, rows: PatientMedication[]): Promise<MedicationEntry[]> {
-  if (!rows.length) return [];
-  const drugs = await db.select().from(rxDrugs).where(sql`${rxDrugs.rxcui} in (${sql.join([...new Set(rows.map((r) => r.drugRxcui))].map((x) => sql`${x}`), sql`, `)})`);
+  const ids = [...new Set(rows.map((r) => r.drugRxcui).filter((x): x is string => x !== null))];
+  if (!ids.length) return rows.map((r) => ({ ...r, drug: null }));
+  const drugs = await db.select().from(rxDrugs).where(sql`${rxDrugs.rxcui} in (${sql.join(ids.map((x) => sql`${x}`), sql`, `)})`);
   const byId = new Map(drugs.map((d) => [d.rxcui, d]));
-  return rows.map((r) => ({ ...r, drug: byId.get(r.drugRxcui)! }));
+  return rows.map((r) => ({ ...r, drug: r.drugRxcui === null ? null : byId.get(r.drugRxcui)! }));
 }
 
 export async function patientMedications(scope: RequestScope, args: { patientId: unknown; includeInactive?: unknown }): Promise<MedicationEntry[]> {
@@ -77,7 +79,8 @@ export async function patientMedications(scope: RequestScope, args: { patientId:
 
 export interface MedicationInput {
   patientId: unknown;
-  drugRxcui: unknown;
+  drugRxcui?: unknown;
+  drugText?: unknown;
   sig?: unknown;
   doseAmount?: unknown;
   doseUnit?: unknown;
@@ -91,7 +94,11 @@ export async function addPatientMedication(scope: RequestScope, input: Medicatio
   const p = principalOf(scope, 'rx:medication:write');
   const db = await scope.db();
   const patientId = await patientIn(scope, db, input.patientId, 'clinical:write', 'MedicationStatement');
-  const drug = await findDrug(db, input.drugRxcui);
+  // a catalog drug or free text, exactly one
+  const hasRxcui = input.drugRxcui !== undefined && input.drugRxcui !== null;
+  const drugText = textArg(input.drugText, 'drugText', { max: 200, optional: true });
+  if (hasRxcui === (drugText !== null)) throw badInput('Name the medication by drugRxcui (catalog) or drugText (free text), exactly one', 'drugRxcui');
+  const drug = hasRxcui ? await findDrug(db, input.drugRxcui) : null;
   let doseAmount: number | null = null;
   if (input.doseAmount !== undefined && input.doseAmount !== null) {
     if (typeof input.doseAmount !== 'number' || !Number.isFinite(input.doseAmount) || input.doseAmount <= 0 || input.doseAmount > 10_000) throw badInput('doseAmount must be a positive number', 'doseAmount');
@@ -102,7 +109,8 @@ export async function addPatientMedication(scope: RequestScope, input: Medicatio
     .values({
       tenantId: p.tenantId,
       patientId,
-      drugRxcui: drug.rxcui,
+      drugRxcui: drug?.rxcui ?? null,
+      drugText,
       source: input.source === undefined || input.source === null ? 'reported' : oneOf<MedicationSource>(MEDICATION_SOURCES, input.source, 'source'),
       sig: textArg(input.sig, 'sig', { max: 500, optional: true }),
       doseAmount,

@@ -209,9 +209,10 @@ export const rxPatientMedications = pgTable(
     id: id(),
     tenantId: tenantId(),
     patientId: uuid('patient_id').notNull(),
-    drugRxcui: text('drug_rxcui')
-      .notNull()
-      .references(() => rxDrugs.rxcui),
+    /** the catalog drug; null for a free-text entry (a medication the catalog does not have) */
+    drugRxcui: text('drug_rxcui').references(() => rxDrugs.rxcui),
+    /** the medication as the patient or an outside record named it, when it is not in the catalog */
+    drugText: text('drug_text'),
     status: text('status', { enum: MEDICATION_STATUSES }).notNull().default('active'),
     source: text('source', { enum: MEDICATION_SOURCES }).notNull().default('reported'),
     /** directions as written ("1 tablet by mouth daily") */
@@ -234,7 +235,8 @@ export const rxPatientMedications = pgTable(
     unique('rx_patient_medications_tenant_id_id_key').on(t.tenantId, t.id),
     index('rx_patient_medications_patient_idx').on(t.tenantId, t.patientId, t.status),
     check('rx_patient_medications_version_check', sql`${t.version} > 0`),
-    check('rx_patient_medications_freq_check', sql`${t.frequencyPerDay} is null or ${t.frequencyPerDay} between 1 and 48`),
+    check('rx_patient_medications_drug_check', sql`num_nonnulls(${t.drugRxcui}, ${t.drugText}) = 1`),
+        check('rx_patient_medications_freq_check', sql`${t.frequencyPerDay} is null or ${t.frequencyPerDay} between 1 and 48`),
     check('rx_patient_medications_dates_check', sql`${t.stoppedOn} is null or ${t.startedOn} is null or ${t.stoppedOn} >= ${t.startedOn}`),
   ],
 );

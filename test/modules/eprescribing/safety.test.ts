@@ -100,6 +100,19 @@ describe('medication list and allergies', () => {
     expect(ok(await c.as.provider<{ patientMedications: unknown[] }>(MEDS, { p, all: true })).patientMedications).toHaveLength(1);
   });
 
+  it('records a medication the catalog does not have as free text; exactly one of drugRxcui and drugText', async () => {
+    const p = await patient();
+    const Q = 'mutation($i: PatientMedicationInput!) { addPatientMedication(input: $i) { id drug { rxcui } drugText source } }';
+    const entry = ok(await c.as.provider<{ addPatientMedication: { drug: unknown; drugText: string; source: string } }>(Q, { i: { patientId: p, drugText: 'Ashwagandha root 300 mg', sig: 'daily', source: 'REPORTED' } })).addPatientMedication;
+    expect(entry).toMatchObject({ drug: null, drugText: 'Ashwagandha root 300 mg' });
+    expect(errorOf(await c.as.provider(Q, { i: { patientId: p } })).code).toBe('BAD_USER_INPUT');
+    expect(errorOf(await c.as.provider(Q, { i: { patientId: p, drugRxcui: RX.warfarin5, drugText: 'warfarin' } })).code).toBe('BAD_USER_INPUT');
+    const list = ok(await c.as.provider<{ patientMedications: { drug: unknown }[] }>('query($p: UUID!) { patientMedications(patientId: $p) { drug { rxcui } drugText } }', { p })).patientMedications;
+    expect(list).toEqual([{ drug: null, drugText: 'Ashwagandha root 300 mg' }]);
+    // free text is not matched by the safety checks
+    expect(await check(p, RX.fluconazole150)).toEqual([]);
+  });
+
   it("another tenant's patient or entry is NOT_FOUND; a patient reads only their own list", async () => {
     const p = await patient();
     const med = await takes(p, RX.amlodipine5);
