@@ -157,7 +157,14 @@ export async function createFixtureTable(owner: postgres.Sql) {
       ssn text not null
     );
     grant select, insert, update on audit_fixture_patients to carebase_app;
-    select carebase_enforce_tenant_rls();`);
+    -- this table only: carebase_enforce_tenant_rls() alters every tenant table and can deadlock with the running app
+    alter table audit_fixture_patients enable row level security;
+    alter table audit_fixture_patients force row level security;
+    do $$ begin
+      if not exists (select 1 from pg_policies where tablename = 'audit_fixture_patients' and policyname = 'tenant_isolation') then
+        create policy tenant_isolation on audit_fixture_patients using (tenant_id = carebase_current_tenant()) with check (tenant_id = carebase_current_tenant());
+      end if;
+    end $$;`);
 }
 
 export async function createTenant(owner: postgres.Sql, slug = `t-${randomUUID().slice(0, 8)}`): Promise<string> {
