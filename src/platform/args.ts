@@ -40,3 +40,17 @@ export function intArg(v: unknown, field: string, min: number, max: number, opti
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw badInput(`${field} must be an integer from ${min} to ${max}`, field);
   return v;
 }
+
+/** A YYYY-MM-DD string naming a day that exists (2026-02-31 does not). */
+export function isCalendarDate(s: string): boolean {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(s)) return false;
+  const d = new Date(`${s}T00:00:00Z`);
+  return !Number.isNaN(d.getTime()) && d.toISOString().slice(0, 10) === s;
+}
+
+/** An optional calendar-date argument (YYYY-MM-DD) within [min, max]; absent: null. */
+export function dateArg(v: unknown, field: string, range: { min: string; max: string }): string | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'string' || !isCalendarDate(v) || v < range.min || v > range.max) throw badInput(`${field} must be a date (YYYY-MM-DD)`, field);
+  return v;
+}

@@ -1,6 +1,5 @@
-import { withTenant } from '../../platform/db/index.js';
 import { badInput } from '../../platform/errors.js';
-import { enqueueJob, type JobDefinition } from '../../platform/jobs/index.js';
+import { enqueueForTenants, type JobDefinition } from '../../platform/jobs/index.js';
 import { defineRoute } from '../../platform/scope/index.js';
 import { tenants } from '../../platform/db/tables.js';
 import { eq } from 'drizzle-orm';
@@ -28,9 +27,7 @@ export const sweepSchedule: JobDefinition = {
     const now = inst.now();
     const unpaidBefore = new Date(now.getTime() - inst.settings.unpaidAfterDays * DAY_MS);
     const due = await ctx.database.sql<{ tenant_id: string }[]>`select tenant_id from billing_due_tenants(${now}, ${unpaidBefore}, 1000)`;
-    for (const { tenant_id: tenantId } of due) {
-      await withTenant(ctx.database.sql, tenantId, (db) => enqueueJob(db, { job: ADVANCE_JOB, tenantId, aggregateId: tenantId, payload: {} }));
-    }
+    await enqueueForTenants(ctx.database.sql, due.map((d) => d.tenant_id), ADVANCE_JOB);
     const purged = await ctx.database.sql<{ n: number }[]>`select billing_purge_usage_requests(${new Date(now.getTime() - inst.settings.usageDedupDays * DAY_MS)}) as n`;
     if (due.length || purged[0]?.n) ctx.log.info({ tenants: due.length, purgedRequestIds: purged[0]?.n ?? 0 }, 'billing: sweep');
   },

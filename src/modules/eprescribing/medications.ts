@@ -4,6 +4,7 @@ import { badInput, conflict, notFound } from '../../platform/errors.js';
 import { resourceExists } from '../../platform/access/index.js';
 import type { RequestScope } from '../../platform/scope/index.js';
 import { findDrug } from './prescriptions.js';
+import { dateArg } from '../../platform/args.js';
 import { intArg, principalOf, requirePatientAccess, textArg, userIdOf, uuidArg } from './rx-common.js';
 import {
   ALLERGEN_KINDS,
@@ -39,13 +40,8 @@ const oneOf = <T extends string>(values: readonly T[], v: unknown, field: string
   if (typeof v !== 'string' || !values.includes(v as T)) throw badInput(`${field} must be one of ${values.join(', ')}`, field);
   return v as T;
 };
-const dateArg = (v: unknown, field: string): string | null => {
-  if (v === undefined || v === null) return null;
-  const ms = typeof v === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(v) ? Date.parse(`${v}T00:00:00Z`) : NaN;
-  // a calendar date that exists (2026-02-31 does not), between 1900 and 2200
-  if (Number.isNaN(ms) || new Date(ms).toISOString().slice(0, 10) !== v || v < '1900-01-01' || v > '2200-12-31') throw badInput(`${field} must be a date (YYYY-MM-DD)`, field);
-  return v;
-};
+/** medication and allergy dates: a day that exists, 1900 to 2200 */
+const DATES = { min: '1900-01-01', max: '2200-12-31' };
 
 async function patientIn(scope: RequestScope, db: Db, patientArg: unknown, action: 'clinical:read' | 'clinical:write', resourceType: string): Promise<string> {
   const patientId = uuidArg(patientArg, 'patientId');
@@ -116,7 +112,7 @@ export async function addPatientMedication(scope: RequestScope, input: Medicatio
       doseAmount,
       doseUnit: textArg(input.doseUnit, 'doseUnit', { max: 40, optional: true }),
       frequencyPerDay: intArg(input.frequencyPerDay, 'frequencyPerDay', 1, 48, true),
-      startedOn: dateArg(input.startedOn, 'startedOn'),
+      startedOn: dateArg(input.startedOn, 'startedOn', DATES),
       note: textArg(input.note, 'note', { max: 1000, optional: true }),
       recordedBy: userIdOf(p),
     })
@@ -134,7 +130,7 @@ export async function setPatientMedicationStatus(scope: RequestScope, args: { id
   if (!current) throw notFound('Medication');
   await requirePatientAccess(scope, db, current.patientId, 'clinical:write', 'MedicationStatement');
   if (current.version !== version) throw conflict('The medication entry was changed meanwhile; reload it');
-  const stoppedOn = dateArg(args.stoppedOn, 'stoppedOn') ?? (status === 'stopped' || status === 'completed' ? new Date().toISOString().slice(0, 10) : current.stoppedOn);
+  const stoppedOn = dateArg(args.stoppedOn, 'stoppedOn', DATES) ?? (status === 'stopped' || status === 'completed' ? new Date().toISOString().slice(0, 10) : current.stoppedOn);
   if (stoppedOn && current.startedOn && stoppedOn < current.startedOn) throw badInput('stoppedOn is before startedOn', 'stoppedOn');
   const [row] = await db
     .update(rxPatientMedications)
@@ -202,7 +198,7 @@ export async function addPatientAllergy(scope: RequestScope, input: AllergyInput
       type: input.type === undefined || input.type === null ? 'allergy' : oneOf(ALLERGY_TYPES, input.type, 'type'),
       reaction: textArg(input.reaction, 'reaction', { max: 200, optional: true }),
       severity: oneOf<AllergySeverity>(ALLERGY_SEVERITIES, input.severity, 'severity'),
-      onsetOn: dateArg(input.onsetOn, 'onsetOn'),
+      onsetOn: dateArg(input.onsetOn, 'onsetOn', DATES),
       note: textArg(input.note, 'note', { max: 1000, optional: true }),
       recordedBy: userIdOf(p),
     })

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { badInput } from '../../platform/errors.js';
 import { PHONE_USES, SEX_AT_BIRTH, type EmergencyContact, type InsuranceCoverage, type PatientAddress, type PatientPhone, type SexAtBirth } from './tables.js';
+import { isCalendarDate } from '../../platform/args.js';
 
 /**
  * Validation of patient input, shared by GraphQL and the CSV import. Errors
@@ -28,12 +29,6 @@ export function parseSsn(value: string, field = 'ssn'): string {
 export const formatSsn = (digits: string) => `${digits.slice(0, 3)}-${digits.slice(3, 5)}-${digits.slice(5)}`;
 
 const EARLIEST_BIRTH = '1880-01-01';
-
-function isCalendarDate(s: string): boolean {
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(s)) return false;
-  const d = new Date(`${s}T00:00:00Z`);
-  return !Number.isNaN(d.getTime()) && d.toISOString().slice(0, 10) === s;
-}
 
 const today = () => new Date().toISOString().slice(0, 10);
 

@@ -4,6 +4,7 @@ import { AppError, ErrorCode, badInput } from '../../platform/errors.js';
 import { emitEvent } from '../../platform/jobs/index.js';
 import type { RequestScope } from '../../platform/scope/index.js';
 import { authorizeAppointment } from './appointments.js';
+import { intArg } from '../../platform/args.js';
 import { instanceOf, principalOf, textArg } from './common.js';
 import { telehealthChatMessages, telehealthChatReads, telehealthVitals, type Appointment } from './tables.js';
 
@@ -77,8 +78,7 @@ export async function sendChatMessage(scope: RequestScope, args: { appointmentId
 
 export async function chatMessages(scope: RequestScope, args: { appointmentId: unknown; first?: unknown; after?: unknown }): Promise<ChatMessage[]> {
   const appt = await authorizeAppointment(scope, args.appointmentId, 'join');
-  const first = typeof args.first === 'number' && Number.isInteger(args.first) && args.first >= 1 && args.first <= 200 ? args.first : args.first === undefined || args.first === null ? 100 : -1;
-  if (first < 0) throw badInput('first must be an integer from 1 to 200', 'first');
+  const first = intArg(args.first, 'first', 1, 200, true) ?? 100;
   const conds = [eq(telehealthChatMessages.tenantId, appt.tenantId), eq(telehealthChatMessages.appointmentId, appt.id)];
   const db = await scope.db();
   if (args.after !== undefined && args.after !== null) {

@@ -1,6 +1,5 @@
 import { and, eq, inArray, isNull, sql } from 'drizzle-orm';
-import { withTenant } from '../../platform/db/index.js';
-import { emitEvent, enqueueJob, type JobDefinition } from '../../platform/jobs/index.js';
+import { emitEvent, enqueueForTenants, type JobDefinition } from '../../platform/jobs/index.js';
 import type { Logger } from '../../platform/logger.js';
 import type { RequestScope } from '../../platform/scope/index.js';
 import { appointmentRooms, transitionAppointment } from './appointments.js';
@@ -55,9 +54,7 @@ export const sweepSchedule: JobDefinition = {
     const noShowBefore = new Date(now.getTime() - inst.jobs.noShowGraceMinutes * MINUTE);
     const offsets = `{${inst.jobs.reminderOffsetsMinutes.join(',')}}`;
     const due = await ctx.database.sql<{ tenant_id: string }[]>`select tenant_id from telehealth_due_tenants(${now}, ${offsets}::int[], ${noShowBefore}, 1000)`;
-    for (const { tenant_id: tenantId } of due) {
-      await withTenant(ctx.database.sql, tenantId, (db) => enqueueJob(db, { job: ADVANCE_JOB, tenantId, aggregateId: tenantId, payload: {} }));
-    }
+    await enqueueForTenants(ctx.database.sql, due.map((d) => d.tenant_id), ADVANCE_JOB);
     if (due.length) ctx.log.info({ tenants: due.length }, 'telehealth: sweep');
   },
 };

@@ -3,7 +3,7 @@
  * that publishes it, and BullMQ queues/workers on Redis or PostgreSQL.
  * See docs/realtime.md.
  */
-export { emitEvent, enqueueJob, validateEvent, OUTBOX_CHANNEL, type EmitEventInput } from './outbox.js';
+export { emitEvent, enqueueJob, enqueueForTenants, validateEvent, OUTBOX_CHANNEL, type EmitEventInput } from './outbox.js';
 export { createJobBackend, migrateBullmqSchema, BULLMQ_SCHEMA, type JobBackend, type JobBackendOptions } from './backend.js';
 export { JobSystem, safeReason, type DeadLetter, type JobData, type JobSystemOptions, type RegisteredJob } from './runtime.js';
 export { OutboxRelay, type RelayOptions } from './relay.js';

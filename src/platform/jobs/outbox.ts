@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
-import type { Db } from '../db/index.js';
+import type postgres from 'postgres';
+import { withTenant, type Db } from '../db/index.js';
 import { AppError, ErrorCode } from '../errors.js';
 
 /** NOTIFY channel the relay listens on; the payload is empty (it only wakes the relay). */
@@ -104,6 +105,15 @@ export async function emitEvent(db: Db, input: EmitEventInput): Promise<string> 
  */
 export async function enqueueJob(db: Db, input: { job: string; tenantId: string; aggregateId: string; payload?: Record<string, unknown> }): Promise<string> {
   return emitEvent(db, { type: 'job.requested', tenantId: input.tenantId, aggregateId: input.aggregateId, payload: input.payload, jobs: [input.job] });
+}
+
+/**
+ * A schedule's fan-out: one `job` per tenant, each queued in that tenant's own transaction (the tenant's outbox, RLS),
+ * with the tenant id as its aggregate and no payload. Returns how many were queued.
+ */
+export async function enqueueForTenants(pool: postgres.Sql, tenantIds: readonly string[], job: string): Promise<number> {
+  for (const tenantId of tenantIds) await withTenant(pool, tenantId, (db) => enqueueJob(db, { job, tenantId, aggregateId: tenantId, payload: {} }));
+  return tenantIds.length;
 }
 
 /** text[] literal from validated tokens (no quotes or commas can occur in them). */

@@ -424,6 +424,15 @@ function attachmentsOf(node: XmlNode | XmlNode[] | undefined): PAAttachment[] {
 export function fromTree(type: ScriptMessageType, headerNode: XmlNode, bodyNode: XmlNode): ScriptMessage {
   const header = headerOf(headerNode);
   const parties = () => ({ patient: patientOf(child(bodyNode, 'Patient')), pharmacy: pharmacyOf(child(bodyNode, 'Pharmacy')), prescriber: prescriberOf(child(bodyNode, 'Prescriber')) });
+  // what a PA request and a PA appeal both carry: the case, who and what it is about, the attachments
+  const paCase = () => ({
+    paReferenceId: req(text(bodyNode, 'PAReferenceID')),
+    caseId: req(text(bodyNode, 'PACaseID')),
+    patient: patientOf(child(bodyNode, 'Patient')),
+    prescriber: prescriberOf(child(bodyNode, 'Prescriber')),
+    medication: medicationOf(child(bodyNode, 'MedicationPrescribed')),
+    attachments: attachmentsOf(typeof bodyNode === 'object' ? bodyNode.Attachment : undefined),
+  });
   switch (type) {
     case 'NewRx': {
   const prohibit = text(bodyNode, 'ProhibitRenewalRequest');
@@ -489,17 +498,7 @@ export function fromTree(type: ScriptMessageType, headerNode: XmlNode, bodyNode:
       };
     }
     case 'PARequest':
-      return {
-        type,
-        header,
-        paReferenceId: req(text(bodyNode, 'PAReferenceID')),
-        caseId: req(text(bodyNode, 'PACaseID')),
-        patient: patientOf(child(bodyNode, 'Patient')),
-        prescriber: prescriberOf(child(bodyNode, 'Prescriber')),
-        medication: medicationOf(child(bodyNode, 'MedicationPrescribed')),
-        questionSet: questionSetOf(child(bodyNode, 'QuestionSet')),
-        attachments: attachmentsOf(typeof bodyNode === 'object' ? bodyNode.Attachment : undefined),
-      };
+      return { type, header, ...paCase(), questionSet: questionSetOf(child(bodyNode, 'QuestionSet')) };
     case 'PAResponse':
     case 'PAAppealResponse': {
       const r = child(bodyNode, 'Response');
@@ -516,16 +515,6 @@ export function fromTree(type: ScriptMessageType, headerNode: XmlNode, bodyNode:
       return { type, header, paReferenceId: req(text(bodyNode, 'PAReferenceID')), caseId: req(text(bodyNode, 'PACaseID')), response } as ScriptMessage;
     }
     case 'PAAppealRequest':
-      return {
-        type,
-        header,
-        paReferenceId: req(text(bodyNode, 'PAReferenceID')),
-        caseId: req(text(bodyNode, 'PACaseID')),
-        patient: patientOf(child(bodyNode, 'Patient')),
-        prescriber: prescriberOf(child(bodyNode, 'Prescriber')),
-        medication: medicationOf(child(bodyNode, 'MedicationPrescribed')),
-        reason: req(text(bodyNode, 'AppealReason')),
-        attachments: attachmentsOf(typeof bodyNode === 'object' ? bodyNode.Attachment : undefined),
-      };
+      return { type, header, ...paCase(), reason: req(text(bodyNode, 'AppealReason')) };
   }
 }
