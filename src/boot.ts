@@ -8,6 +8,7 @@
  */
 import type { Registry } from 'prom-client';
 import type { Config } from './config.js';
+import { createBlobStore } from './platform/blobs/index.js';
 import { createDbIndexKeyStore, createFieldCrypto, createKeyProvider, cryptoMetrics } from './platform/crypto/index.js';
 import { openDatabase, type Database } from './platform/db/index.js';
 import { settledWithin } from './platform/deadline.js';
@@ -68,7 +69,9 @@ export async function bootDependencies(config: Config, log: Logger, opts: BootOp
         await crypto.provider.close();
       },
     });
-    const deps: ModuleDeps = { config, log, database, crypto, permissions: permissionCatalog(opts.modules), instances: new ModuleInstances() };
+    const blobs = await createBlobStore(config);
+    stages.push({ name: 'blob store', close: () => blobs.close() });
+    const deps: ModuleDeps = { config, log, database, crypto, blobs, permissions: permissionCatalog(opts.modules), instances: new ModuleInstances() };
     if (opts.role === 'api') {
       if (!opts.registry) throw new Error('bootDependencies: the API needs a metrics registry');
       const rateLimit = createAppRateLimiter(config, { log, sql: database.sql, registry: opts.registry });

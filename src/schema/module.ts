@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
 import { PermissionCatalog, type PermissionVocabulary } from '../platform/access/permissions.js';
+import type { BlobStore } from '../platform/blobs/index.js';
 import type { FieldCrypto } from '../platform/crypto/index.js';
 import type { Database } from '../platform/db/index.js';
 import type { Logger } from '../platform/logger.js';
@@ -20,6 +21,8 @@ export interface ModuleDeps {
   permissions: PermissionCatalog;
   /** field encryption shared by every module (one data-key cache, one set of KMS metrics), in every process */
   crypto: FieldCrypto;
+  /** binary objects (encrypt before put): local files under DATA_DIR/blobs, or S3-compatible (platform/blobs) */
+  blobs: BlobStore;
   /**
    * This app's module instances (what each enabled module's init returned), for hooks that get deps rather than
    * a scope (authenticate, routes): `deps.instances.get<IdentityRuntime>('identity')`.

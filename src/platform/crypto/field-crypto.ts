@@ -30,6 +30,10 @@ export interface FieldCrypto {
   encrypt(value: string, ctx: FieldContext): Promise<EncryptedValue>;
   /** The value; CryptoError(DECRYPT_FAILED) if the envelope was tampered with or `ctx` differs. */
   decrypt(envelope: Buffer, ctx: FieldContext): Promise<string>;
+  /** One envelope for binary content (a shared document's bytes), bound to `ctx`. */
+  encryptBytes(value: Buffer, ctx: FieldContext): Promise<EncryptedValue>;
+  /** The content of an envelope made by encryptBytes; CryptoError(DECRYPT_FAILED) if tampered with or `ctx` differs. */
+  decryptBytes(envelope: Buffer, ctx: FieldContext): Promise<Buffer>;
   /** HMAC-SHA256 of normalise(value) under the tenant's index key (created on first use). */
   blindIndex(value: string, ctx: FieldContext, normalise?: Normaliser): Promise<Buffer>;
   /** Encrypts the given encrypted columns of `table` (null/undefined pass through). */
@@ -116,6 +120,11 @@ export function createFieldCrypto(opts: FieldCryptoOptions): FieldCrypto {
       plaintext.fill(0);
       return value;
     },
+    async encryptBytes(value, ctx) {
+      if (!Buffer.isBuffer(value)) throw new CryptoError('INVALID_INPUT', 'encryptBytes: value must be a Buffer');
+      return encryptBytes(value, ctx);
+    },
+    decryptBytes: (envelope, ctx) => decryptBytes(envelope, ctx),
     async blindIndex(value, ctx, normalise = normalisers.exact) {
       assertFieldContext(ctx);
       if (typeof value !== 'string') throw new CryptoError('INVALID_INPUT', 'blind index: value must be a string');
