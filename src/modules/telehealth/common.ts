@@ -1,5 +1,6 @@
 import { and, eq } from 'drizzle-orm';
 import type { AccessPrincipal } from '../../platform/access/index.js';
+import type { BlobStore } from '../../platform/blobs/index.js';
 import type { FieldCrypto } from '../../platform/crypto/index.js';
 import type { Db } from '../../platform/db/index.js';
 import { AppError, ErrorCode } from '../../platform/errors.js';
@@ -18,6 +19,10 @@ export interface TelehealthInstance extends ModuleInstance {
   /** epoch ms; tests give the module a fake clock (createTelehealthModule({ now })) */
   now(): number;
   crypto: FieldCrypto;
+  /** the platform blob store: shared documents' encrypted bytes */
+  blobs: BlobStore;
+  /** the largest shared document accepted (bytes) */
+  maxUploadBytes: number;
   video: VideoProvider;
   /** the in-repo LiveKit simulator behind `video` when LIVEKIT_URL is unset (development, tests) */
   simulator?: LiveKitSimulator;

@@ -5,7 +5,7 @@ import { chatCursor, chatMessages, chatReads, markChatRead, recordVital, sendCha
  * GraphQL of the in-visit tools (thin fields over in-visit.ts): the visit chat with read receipts and the vital signs
  * captured during the visit. Messages and vitals are PHI of the visit's patient (every field read is audited).
  */
-export function registerInVisitSchema(builder: Builder): void {
+export function registerInVisitSchema(builder: Builder) {
   const VitalKindEnum = builder.enumType('VitalSignKind', {
     values: Object.fromEntries(Object.entries(VITAL_KINDS).map(([k, v]) => [k.toUpperCase(), { value: k, description: `LOINC ${v.loinc}; units: ${Object.keys(v.units).join(', ')}` }])) as unknown as Record<Uppercase<VitalKind>, { value: VitalKind; description: string }>,
   });
@@ -97,4 +97,5 @@ export function registerInVisitSchema(builder: Builder): void {
       resolve: (_r, args, ctx) => recordVital(ctx, args.input),
     }),
   }));
+  return { VitalRef };
 }

@@ -13,6 +13,8 @@ import { visitRoom, waitingRoomHandlers, waitingRoomRoom } from './waiting-room.
 import { authenticateWebhook, WEBHOOK_CONTENT_TYPE, WEBHOOK_PATH, webhookRoute } from './webhook.js';
 import { TELEHEALTH_PERMISSIONS } from './policy.js';
 import { registerTelehealthSchema } from './schema.js';
+import { DEFAULT_MAX_UPLOAD_BYTES, DOCUMENT_TYPES } from './documents.js';
+import { downloadRoute, uploadRoute } from './document-routes.js';
 
 /**
  * Telehealth: provider schedules (weekly hours in the provider's time zone,
@@ -48,6 +50,8 @@ export const TELEHEALTH_PHI_CATEGORIES: Readonly<Record<string, string>> = {
   visit: 'What happened in a video visit: who attended and when, its recordings and where their media is kept',
   chat: 'Messages written in a visit’s chat by its participants, and who read them when',
   vitals: 'Vital signs captured during a visit (blood pressure, heart rate, temperature, SpO2, respiratory rate, weight, height)',
+  documents: 'Documents and images shared in a visit (their content, file names and descriptions) and the annotations drawn on them',
+  summary: 'The clinician\u2019s summary of a visit: assessment, plan and follow-up',
 };
 
 export interface TelehealthOptions {
@@ -55,6 +59,8 @@ export interface TelehealthOptions {
   now?: () => number;
   /** delivers appointment reminders (default: a log line, ids only) */
   notifier?: ReminderNotifier;
+  /** the largest shared document accepted, in bytes (default 10 MiB) */
+  maxUploadBytes?: number;
 }
 
 /** LiveKit when LIVEKIT_URL is set; otherwise the in-repo simulator on 127.0.0.1 with a key of this process (refused in production). */
@@ -106,12 +112,19 @@ export function createTelehealthModule(options: TelehealthOptions = {}): ModuleM
         });
       }
       deps.route!(webhookRoute);
+      // shared documents: the bytes as sent (one of the accepted types), up to the module's limit
+      const maxUploadBytes = options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES;
+      app.addContentTypeParser(Object.keys(DOCUMENT_TYPES), { parseAs: 'buffer', bodyLimit: maxUploadBytes }, (_req, body, done) => done(null, body));
+      deps.route!(uploadRoute);
+      deps.route!(downloadRoute);
     },
     async init(deps): Promise<TelehealthInstance> {
       const { video, simulator } = await videoProvider(deps.config);
       return {
         now: options.now ?? Date.now,
         crypto: deps.crypto,
+        blobs: deps.blobs,
+        maxUploadBytes: options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES,
         video,
         simulator,
         joinTokenTtlMinutes: deps.config.livekit.tokenTtlMinutes,

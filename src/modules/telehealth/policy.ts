@@ -23,6 +23,7 @@ export const TELEHEALTH_PERMISSIONS: PermissionVocabulary = {
     'telehealth:consent:read': 'Read consent records (a patient: their own)',
     'telehealth:consent:record': 'Record a telehealth or recording consent (a patient: their own)',
     'telehealth:recording:read': 'Read recording metadata of visits',
+    'telehealth:clinical:read': 'Read a visit\u2019s clinical content: shared documents and images, their annotations and the visit summary (a patient: their own)',
     'telehealth:webhook': 'Deliver video provider webhooks (held by the verified LiveKit webhook principal only, no role)',
   },
   roles: {
@@ -47,6 +48,7 @@ export const TELEHEALTH_PERMISSIONS: PermissionVocabulary = {
       'telehealth:consent:read',
       'telehealth:consent:record',
       'telehealth:recording:read',
+      'telehealth:clinical:read',
     ],
     NURSE: [
       'telehealth:schedule:read',
@@ -59,6 +61,7 @@ export const TELEHEALTH_PERMISSIONS: PermissionVocabulary = {
       'telehealth:consent:read',
       'telehealth:consent:record',
       'telehealth:recording:read',
+      'telehealth:clinical:read',
     ],
     FRONT_DESK: [
       'telehealth:schedule:read',
@@ -79,13 +82,14 @@ export const TELEHEALTH_PERMISSIONS: PermissionVocabulary = {
       'telehealth:visit:join',
       'telehealth:consent:read',
       'telehealth:consent:record',
+      'telehealth:clinical:read',
     ],
     API_CLIENT: ['telehealth:schedule:read', 'telehealth:appointment:read', 'telehealth:appointment:book'],
   },
 };
 
 /** What one may do to an appointment; each action needs its permission (RBAC) before the appointment scope (ABAC). */
-export const APPOINTMENT_ACTIONS = ['read', 'book', 'checkin', 'conduct', 'join'] as const;
+export const APPOINTMENT_ACTIONS = ['read', 'book', 'checkin', 'conduct', 'join', 'clinical'] as const;
 export type AppointmentAction = (typeof APPOINTMENT_ACTIONS)[number];
 
 const ACTION_PERMISSION: Record<AppointmentAction, string> = {
@@ -94,6 +98,7 @@ const ACTION_PERMISSION: Record<AppointmentAction, string> = {
   checkin: 'telehealth:visit:checkin',
   conduct: 'telehealth:visit:conduct',
   join: 'telehealth:visit:join',
+  clinical: 'telehealth:clinical:read',
 };
 
 /**
@@ -106,10 +111,10 @@ export type AppointmentScope = 'tenant' | 'participant' | 'self';
 
 export const APPOINTMENT_SCOPE: Readonly<Partial<Record<Role, Partial<Record<AppointmentAction, AppointmentScope>>>>> = {
   ADMIN: { read: 'tenant', book: 'tenant' },
-  PROVIDER: { read: 'tenant', book: 'tenant', checkin: 'tenant', conduct: 'participant', join: 'participant' },
-  NURSE: { read: 'tenant', book: 'tenant', checkin: 'tenant', conduct: 'tenant', join: 'participant' },
+  PROVIDER: { read: 'tenant', book: 'tenant', checkin: 'tenant', conduct: 'participant', join: 'participant', clinical: 'tenant' },
+  NURSE: { read: 'tenant', book: 'tenant', checkin: 'tenant', conduct: 'tenant', join: 'participant', clinical: 'tenant' },
   FRONT_DESK: { read: 'tenant', book: 'tenant', checkin: 'tenant' },
-  PATIENT: { read: 'self', book: 'self', checkin: 'self', join: 'self' },
+  PATIENT: { read: 'self', book: 'self', checkin: 'self', join: 'self', clinical: 'self' },
   API_CLIENT: { read: 'tenant', book: 'tenant' },
 };
 

@@ -22,6 +22,7 @@ import {
 } from './schedules.js';
 import { registerVisitSchema } from './visit-schema.js';
 import { registerInVisitSchema } from './in-visit-schema.js';
+import { registerDocumentsSchema } from './documents-schema.js';
 import { postRunningLate, postVisitRunningLate, providerQueue, type QueueEntry } from './waiting-room.js';
 import { providerCalendar, type ProviderCalendar } from './calendar.js';
 import { visitTransition } from './visits.js';
@@ -405,6 +406,7 @@ export function registerTelehealthSchema(builder: Builder): void {
     }),
   }));
 
-  registerVisitSchema(builder);
-  registerInVisitSchema(builder);
+  const { SessionRef } = registerVisitSchema(builder);
+  const { VitalRef } = registerInVisitSchema(builder);
+  registerDocumentsSchema(builder, { AppointmentRef, SessionRef, VitalRef });
 }

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { bigint, boolean, check, date, foreignKey, index, integer, numeric, pgTable, primaryKey, smallint, text, time, timestamp, unique, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { bigint, boolean, check, date, foreignKey, index, integer, jsonb, numeric, pgTable, primaryKey, smallint, text, time, timestamp, unique, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 // column.js directly (not index.ts): drizzle-kit loads this file, and index.ts pulls in the db layer
 import { encryptedColumn } from '../../platform/crypto/column.js';
 import { id, tenantId, timestamps } from '../../platform/db/tables.js';
@@ -463,7 +463,89 @@ export const telehealthVitals = pgTable(
   ],
 );
 
+/**
+ * Documents and images shared in a visit. The bytes live in the platform blob store (key `blob_key`), encrypted with
+ * an envelope bound to the tenant before they leave the process; the row keeps the plaintext's sha256 (checked on every
+ * download, so a blob swapped for another of the tenant is refused). The file name and description are PHI (encrypted).
+ */
+export const telehealthDocuments = pgTable(
+  'telehealth_documents',
+  {
+    id: id(),
+    tenantId: tenantId(),
+    appointmentId: uuid('appointment_id').notNull(),
+    patientId: uuid('patient_id').notNull(),
+    uploadedBy: uuid('uploaded_by').notNull(),
+    /** provider, patient or other (staff in the visit) */
+    uploaderRole: text('uploader_role').notNull(),
+    fileName: encryptedColumn('file_name').notNull(),
+    description: encryptedColumn('description'),
+    contentType: text('content_type').notNull(),
+    sizeBytes: integer('size_bytes').notNull(),
+    sha256: text('sha256').notNull(),
+    blobKey: text('blob_key').notNull(),
+    /** image width and height in pixels (PNG, JPEG, WebP), for placing annotations; null for a PDF */
+    width: integer('width'),
+    height: integer('height'),
+    createdAt: tstz('created_at').notNull().defaultNow(),
+  },
+  (t) => [
+    unique('telehealth_documents_tenant_id_id_key').on(t.tenantId, t.id),
+    index('telehealth_documents_visit_idx').on(t.tenantId, t.appointmentId, t.createdAt),
+    check('telehealth_documents_size_check', sql`${t.sizeBytes} > 0`),
+    foreignKey({ name: 'telehealth_documents_appointment_fkey', columns: [t.tenantId, t.appointmentId], foreignColumns: [telehealthAppointments.tenantId, telehealthAppointments.id] }),
+  ],
+);
+
+/**
+ * Annotations on a shared image: shapes as data (never burnt into the image), in coordinates relative to the image
+ * (0..1 from the top-left corner), with an optional note (PHI, encrypted). Removing one keeps the row (removedAt/By).
+ */
+export const telehealthAnnotations = pgTable(
+  'telehealth_annotations',
+  {
+    id: id(),
+    tenantId: tenantId(),
+    documentId: uuid('document_id').notNull(),
+    appointmentId: uuid('appointment_id').notNull(),
+    patientId: uuid('patient_id').notNull(),
+    authorId: uuid('author_id').notNull(),
+    /** [{ type, points: [{x, y}], color }] validated by the service */
+    shapes: jsonb('shapes').notNull(),
+    note: encryptedColumn('note'),
+    createdAt: tstz('created_at').notNull().defaultNow(),
+    removedAt: tstz('removed_at'),
+    removedBy: uuid('removed_by'),
+  },
+  (t) => [
+    index('telehealth_annotations_document_idx').on(t.tenantId, t.documentId, t.createdAt),
+    foreignKey({ name: 'telehealth_annotations_document_fkey', columns: [t.tenantId, t.documentId], foreignColumns: [telehealthDocuments.tenantId, telehealthDocuments.id] }),
+  ],
+);
+
+/** The provider's written summary of a visit (assessment, plan, follow-up), one per visit, versioned by updates. */
+export const telehealthVisitSummaries = pgTable(
+  'telehealth_visit_summaries',
+  {
+    tenantId: tenantId(),
+    appointmentId: uuid('appointment_id').notNull(),
+    patientId: uuid('patient_id').notNull(),
+    body: encryptedColumn('body').notNull(),
+    followUp: encryptedColumn('follow_up'),
+    authorId: uuid('author_id').notNull(),
+    version: integer('version').notNull().default(1),
+    updatedAt: tstz('updated_at').notNull().defaultNow(),
+  },
+  (t) => [
+    primaryKey({ name: 'telehealth_visit_summaries_pkey', columns: [t.tenantId, t.appointmentId] }),
+    foreignKey({ name: 'telehealth_visit_summaries_appointment_fkey', columns: [t.tenantId, t.appointmentId], foreignColumns: [telehealthAppointments.tenantId, telehealthAppointments.id] }),
+  ],
+);
+
 export const telehealthTables = {
+  telehealthDocuments,
+  telehealthAnnotations,
+  telehealthVisitSummaries,
   telehealthChatMessages,
   telehealthChatReads,
   telehealthVitals,

@@ -13,7 +13,7 @@ import { joinVisit, listRecordings, recordingLocation, startRecording, stopRecor
 const upperEnum = <T extends string>(values: readonly T[]) =>
   Object.fromEntries(values.map((v) => [v.toUpperCase(), { value: v }])) as Record<Uppercase<T>, { value: T }>;
 
-export function registerVisitSchema(builder: Builder): void {
+export function registerVisitSchema(builder: Builder) {
   const KindEnum = builder.enumType('ConsentKind', { values: upperEnum(CONSENT_KINDS) });
 
   const ConsentTextRef = builder.objectRef<ConsentText>('ConsentText').implement({
@@ -198,4 +198,5 @@ export function registerVisitSchema(builder: Builder): void {
       resolve: (_r, args, ctx) => stopRecording(ctx, args.appointmentId),
     }),
   }));
+  return { SessionRef };
 }
