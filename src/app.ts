@@ -61,6 +61,8 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 declare module 'fastify' {
   interface FastifyRequest {
     carebaseTx?: RequestTransaction;
+    /** the request watchdog's timer (cleared when the answer is sent) */
+    carebaseWatchdog?: NodeJS.Timeout;
   }
 }
 
@@ -146,6 +148,20 @@ async function startServer(parts: Parts): Promise<App> {
       }
     }
   });
+  // the request watchdog: every request gets an answer. Statements are bounded by statement_timeout and the audit
+  // commit by its own deadline, but an await that never settles (a query lost on a connection that died under it)
+  // would otherwise hold the client forever: REQUEST_TIMEOUT_MS + 5 s after its handler started, a request without an
+  // answer gets 503 TIMEOUT, its transaction is rolled back, and an error line says which route it was.
+  const watchdogMs = config.deadlines.requestTimeoutMs + 5_000;
+  server.addHook('preHandler', async (req, reply) => {
+    req.carebaseWatchdog = setTimeout(() => {
+      if (reply.sent) return;
+      log.error({ reqId: req.id, route: req.routeOptions.url ?? 'unmatched', ms: watchdogMs, transaction: !!req.carebaseTx }, 'request watchdog: no answer in time');
+      void req.carebaseTx?.rollback().catch(() => undefined);
+      void reply.code(503).header('retry-after', '1').send(errorBody('The request did not complete in time', ErrorCode.TIMEOUT, req.id));
+    }, watchdogMs);
+    req.carebaseWatchdog.unref();
+  });
   // before any handler: the input rules' string rule for every route's query string (REST routes such as the audit
   // export included), and /graphql's query nesting, refused before GraphQL parsing recurses into it
   server.addHook('preHandler', async (req, reply) => {
@@ -158,12 +174,14 @@ async function startServer(parts: Parts): Promise<App> {
     }
   });
   server.addHook('onResponse', async (req, reply) => {
+    clearTimeout(req.carebaseWatchdog);
     await req.carebaseTx?.rollback().catch(() => undefined); // safety net: never leak a connection
     const route = req.routeOptions.url ?? 'unmatched';
     metrics.http.observe({ method: req.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
     log.info({ reqId: req.id, method: req.method, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
   });
   server.addHook('onRequestAbort', async (req) => {
+    clearTimeout(req.carebaseWatchdog);
     await req.carebaseTx?.rollback().catch(() => undefined);
   });
 

@@ -206,13 +206,15 @@ describe('PostgreSQL restart under 16 concurrent writes', () => {
 
     stopping = true;
     await Promise.all(writers);
-    // KNOWN DEFECT (issue 18, left open): in about one run in four, one or two of the ~500 requests sent across the restart
-    // get no answer before the client's 20 s timeout; which await does not settle is not yet identified. Bounded here so
-    // that it cannot grow unnoticed: more than 1% unanswered fails. The retried write (same Idempotency-Key) is stored once.
+    // every request is answered: a request whose await never settles (once seen in about one run in fifteen, before the
+    // rate limiter's store calls were bounded) gets 503 TIMEOUT from the request watchdog, never silence. Watchdog
+    // answers are printed with the server's line for each, and bounded (1%) so that they cannot grow unnoticed.
     const sent = [...errors.values()].reduce((a, b) => a + b, 0) + acked.size;
-    const unanswered = errors.get('no answer') ?? 0;
-    if (unanswered) console.warn(`pg restart: ${unanswered} of ${sent} requests unanswered within 20 s (known defect): ${noAnswer.join('; ')}`);
-    expect(unanswered, server.lines.filter((l) => !l.includes('"msg":"request"')).slice(-40).join('\n')).toBeLessThanOrEqual(Math.max(1, Math.floor(sent / 100)));
+    expect(errors.get('no answer') ?? 0, noAnswer.join('; ')).toBe(0);
+    const watchdog = errors.get('503 TIMEOUT') ?? 0;
+    if (watchdog) console.warn(`pg restart: ${watchdog} of ${sent} requests answered by the watchdog: ${server.lines.filter((l) => l.includes('request watchdog')).join('; ')}`);
+    expect(watchdog).toBeLessThanOrEqual(Math.max(1, Math.floor(sent / 100)));
+    errors.delete('503 TIMEOUT');
     errors.delete('no answer');
     expect(server.exitCode()).toBeUndefined();
 

@@ -153,6 +153,32 @@ describe('postgres store', () => {
   });
 });
 
+describe('postgres store that does not answer', () => {
+  it('a rate_limits table held by a lock (or a query lost on a dying connection) times out into the fallback instead of stalling requests', async () => {
+    const { l } = await liveLimiter('postgres', { pgStoreTimeoutMs: 200 });
+    const p = policy('t-pg-hang', 1);
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let locked!: () => void;
+    const lockTaken = new Promise<void>((r) => (locked = r));
+    const tx = db.owner.begin(async (sql) => {
+      await sql`lock table rate_limits in access exclusive mode`;
+      locked();
+      await held;
+    });
+    try {
+      await lockTaken;
+      // the store cannot answer while the lock is held: the limit is decided per process, and the limiter says so
+      await l.consume(p, 'stalled');
+      await expect(l.consume(p, 'stalled')).rejects.toBeInstanceOf(RateLimitedError);
+      expect(l.degraded).toBe(true);
+    } finally {
+      release();
+      await tx;
+    }
+  });
+});
+
 describe('monthly quotas', () => {
   it('reset at the start of the next UTC month', async () => {
     expect(monthWindow(new Date('2026-11-30T23:59:00Z'))).toEqual({ label: '2026-11', secondsLeft: 60 });

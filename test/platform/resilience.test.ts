@@ -222,6 +222,15 @@ describe('deadlines and load shedding', () => {
     RequestTransaction.deadlines = { statementTimeoutMs: 10_000, lockTimeoutMs: 3_000 };
   });
 
+  it('a request whose handler never settles still gets an answer: 503 TIMEOUT from the watchdog, and an error line names the route', async () => {
+    const res = await fetch(`${t.url}/test-notes/stuck`, { headers: who, signal: AbortSignal.timeout(30_000) });
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as { errors: { extensions: { code: string } }[] }).errors[0]!.extensions.code).toBe('TIMEOUT');
+    expect(t.logs.some((l) => l.msg === 'request watchdog: no answer in time' && l.route === '/test-notes/stuck')).toBe(true);
+    // the server goes on answering
+    expect((await t.gql('{ noteCount }', {}, who)).body.errors).toBeUndefined();
+  });
+
   it('a statement past the request deadline is cancelled with TIMEOUT', async () => {
     const r = await t.gql('{ slowQuery(ms: 2000) }', {}, who);
     expect(r.body.errors?.[0]?.extensions?.code).toBe('TIMEOUT');

@@ -40,6 +40,8 @@ export interface RateLimiterOptions {
   redisCommandTimeoutMs?: number;
   /** postgres store: the app pool (table rate_limits, see tables.ts) */
   sql?: postgres.Sql;
+  /** postgres store: ms before a call counts as failed (then the per-process fallback answers); default 1,000 */
+  pgStoreTimeoutMs?: number;
   /** prefix of every key (redis: unique per deployment/test) */
   keyPrefix?: string;
   /** clock (tests) */
@@ -71,12 +73,29 @@ export interface RateLimiter {
   close(): Promise<void>;
 }
 
-/** Adapts postgres-js to the `{ query({ text, values }) }` client RateLimiterPostgres expects. */
-function pgClient(sql: postgres.Sql) {
+/** How long a postgres store call may take before the limit is decided in memory (the insurance limiter) instead. */
+export const PG_STORE_TIMEOUT_MS = 1_000;
+
+/**
+ * Adapts postgres-js to the `{ query({ text, values }) }` client RateLimiterPostgres expects. Each call is bounded:
+ * a query that does not settle in time (a slow or restarting database, a query lost on a dying connection) rejects,
+ * so the request goes on under the per-process insurance limit rather than waiting at the rate limiter.
+ */
+function pgClient(sql: postgres.Sql, timeoutMs = PG_STORE_TIMEOUT_MS) {
   return {
     async query(q: { text: string; values?: unknown[] }) {
-      const rows = await sql.unsafe(q.text, (q.values ?? []) as postgres.ParameterOrJSON<never>[], { prepare: true });
-      return { rows, rowCount: rows.count };
+      const pending = sql.unsafe(q.text, (q.values ?? []) as postgres.ParameterOrJSON<never>[], { prepare: true }).execute();
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('rate-limit store: no answer in time')), timeoutMs);
+      });
+      try {
+        const rows = await Promise.race([pending, timeout]);
+        return { rows, rowCount: rows.count };
+      } finally {
+        clearTimeout(timer);
+        pending.catch(() => undefined); // a late failure of an abandoned query is not unhandled
+      }
     },
   };
 }
@@ -143,7 +162,7 @@ export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
     redis.on('error', () => undefined);
   }
   if (store === 'postgres' && !opts.sql) throw new Error('postgres rate-limit store needs the app pool');
-  const pg = store === 'postgres' ? pgClient(opts.sql!) : undefined;
+  const pg = store === 'postgres' ? pgClient(opts.sql!, opts.pgStoreTimeoutMs) : undefined;
 
   // ---- degraded-state tracking: a call used the fallback iff the fallback counter moved during it ----
   let fallbackCount = 0;
