@@ -264,7 +264,7 @@ describe('annotations', () => {
     for (const [d, s] of bad) expect(errorOf(await c.as.provider(ANNOTATE, { d, s })).code, JSON.stringify(s).slice(0, 80)).toBe('BAD_USER_INPUT');
     expect(errorOf(await c.as.provider(ANNOTATE, { d: pdf.body.id, s: [{ type: 'POINT', points: [p(0.5, 0.5)] }] })).extensions.reason).toBe('NOT_AN_IMAGE');
     expect(errorOf(await b.as.provider(ANNOTATE, { d: img.body.id, s: [{ type: 'POINT', points: [p(0.5, 0.5)] }] })).code).toBe('NOT_FOUND');
-    const [{ n }] = (await t.db.owner<{ n: number }[]>`select count(*)::int as n from telehealth_annotations where appointment_id = ${appt.id}`) as [{ n: number }];
+    const n = (await t.db.owner<{ n: number }[]>`select count(*)::int as n from telehealth_annotations where appointment_id = ${appt.id}`)[0]!.n;
     expect(n).toBe(0);
   });
 });
