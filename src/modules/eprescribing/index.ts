@@ -5,7 +5,7 @@
  *   index.ts        this manifest: the only file other modules import
  *   tables.ts       catalog (global reference data, no RLS) + medication list, allergies, alert overrides (tenant PHI)
  *   permissions.ts  rx:* permissions, role grants, PHI categories
- *   catalog/        seed loader, search, RxNorm RRF / FDA NDC importer (CLI)
+ *   catalog/        seed loader, lookups and search (lookup.ts), NDC forms (ndc.ts), RxNorm RRF and FDA NDC importers (CLI)
  *   seed/           curated JSON seed (drugs, classes, interactions) + README (sources)
  *   medications.ts  patient medication list and allergies (service)
  *   safety.ts       safety checks before signing (interactions, allergy, duplicate therapy, dose/age) and overrides
@@ -39,6 +39,8 @@ export * from './tables.js';
 export * from './prescription-tables.js';
 export { PRESCRIPTION_PERMISSIONS } from './prescription-permissions.js';
 export { importRxnorm, type ImportCounts } from './catalog/rxnorm-import.js';
+export { importFdaNdc, type NdcImportCounts } from './catalog/fda-ndc-import.js';
+export { normalizeNdc } from './catalog/ndc.js';
 export { INBOUND_PATH, type LifecycleRuntime, type LifecycleOptions } from './lifecycle.js';
 export { PharmacySimulator, TEST_PHARMACIES, PAYER_QUESTION_SET, PAYER_FOLLOW_UP_SET, PAYER_DENIAL_CODES, type SimDelivery, type PayerDecision } from './pharmacy-simulator/server.js';
 export { HttpPharmacyNetwork, type PharmacyNetwork, type NetworkExchange } from './network/adapter.js';
