@@ -17,9 +17,11 @@ export interface PatientDirectory {
   /**
    * Of these (user, patient) pairs, which are on the patient's care team?
    * Return keys `${actorId}:${patientId}`. Pairs not returned raise
-   * OUTSIDE_CARE_TEAM alerts. Runs in a transaction scoped to the tenant.
+   * OUTSIDE_CARE_TEAM alerts. `roles`: the actor's roles at the time of the
+   * accesses (a role whose access is not by care team, such as the front
+   * desk's, is not outside a care team). Runs in a transaction scoped to the tenant.
    */
-  careTeamMembers?(sql: postgres.ReservedSql, pairs: readonly { actorId: string; patientId: string }[]): Promise<ReadonlySet<string>>;
+  careTeamMembers?(sql: postgres.ReservedSql, pairs: readonly { actorId: string; patientId: string; roles: readonly string[] }[]): Promise<ReadonlySet<string>>;
   /** Flags the directory knows (e.g. patients who are employees), in addition to audit_patient_flags. */
   patientFlags?(sql: postgres.ReservedSql, patientIds: readonly string[]): Promise<ReadonlyMap<string, 'vip' | 'employee'>>;
 }
@@ -241,8 +243,9 @@ async function flaggedPatients(tx: Tx, tenantId: string, since: Date, until: Dat
 async function outsideCareTeam(tx: Tx, tenantId: string, since: Date, until: Date, directories: readonly PatientDirectory[]) {
   const dirs = directories.filter((d) => d.careTeamMembers);
   if (!dirs.length) return 0;
-  const pairs = await tx<(Candidate & { actor_id: string; patient_id: string })[]>`
-    select actor_id, patient_id, date_trunc('day', at) as window_start, date_trunc('day', at) + interval '1 day' as window_end, count(*)::int as n
+  const pairs = await tx<(Candidate & { actor_id: string; patient_id: string; roles: string[] })[]>`
+    select actor_id, patient_id, date_trunc('day', at) as window_start, date_trunc('day', at) + interval '1 day' as window_end, count(*)::int as n,
+           array(select distinct r from unnest(array_agg(array_to_string(actor_roles, ','))) a, unnest(string_to_array(a, ',')) r where r <> '') as roles
       from audit_events
      where tenant_id = ${tenantId} and event_type = 'phi' and actor_type = 'user' and outcome = 'allowed'
        and patient_id is not null and actor_id is not null and coalesce(purpose_of_use, '') <> 'ETREAT'
@@ -250,6 +253,6 @@ async function outsideCareTeam(tx: Tx, tenantId: string, since: Date, until: Dat
      group by actor_id, patient_id, date_trunc('day', at)`;
   if (!pairs.length) return 0;
   const onTeam = new Set<string>();
-  for (const d of dirs) for (const k of await d.careTeamMembers!(tx, pairs.map((p) => ({ actorId: p.actor_id, patientId: p.patient_id })))) onTeam.add(k);
+  for (const d of dirs) for (const k of await d.careTeamMembers!(tx, pairs.map((p) => ({ actorId: p.actor_id, patientId: p.patient_id, roles: p.roles })))) onTeam.add(k);
   return upsertAlerts(tx, tenantId, 'OUTSIDE_CARE_TEAM', 'medium', pairs.filter((p) => !onTeam.has(`${p.actor_id}:${p.patient_id}`)), false);
 }

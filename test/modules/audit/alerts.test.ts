@@ -7,6 +7,7 @@ import type { ModuleManifest } from '../../../src/schema/index.js';
 import { AuditWriter, auditWriterFor, principalEvent, type AuditEventInput } from '../../../src/platform/audit/index.js';
 import { startTestApp, type TestApp } from '../../helpers/app.js';
 import { createTenantWithAdmin, userSession, type TestTenant } from '../../helpers/auth.js';
+import { patientDirectory } from '../../../src/modules/patients/directory.js';
 import { QUIET_ENV, asHeader, createTenant, testAuthModule, type TestPrincipal } from './fixtures.js';
 
 let t: TestApp;
@@ -185,5 +186,35 @@ describe('anomaly alerts', () => {
     // alerts are not for clinicians
     const denied = await t.gql(LIST, undefined, asHeader({ id: randomUUID(), tenantId, roles: ['NURSE'], permissions: ['patient:read'] }));
     expect(denied.body.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+  });
+});
+
+describe('OUTSIDE_CARE_TEAM with the patients module\'s directory', () => {
+  it('flags a nurse (care-team access) outside the care team, never the front desk or billing (tenant-wide access by role)', async () => {
+    const tenantId = await createTenant(t.db.owner);
+    const nurse = randomUUID();
+    const desk = randomUUID();
+    const biller = randomUUID();
+    const patient = randomUUID();
+    const now = new Date();
+    const hourAgo = new Date(now.getTime() - 3_600_000);
+    const ev = (actorId: string, roles: string[]): AuditEventInput => ({
+      ...principalEvent({ kind: 'user', id: actorId, tenantId, roles }, { requestId: randomUUID() }, { eventType: 'phi', action: 'read', outcome: 'allowed', resourceType: 'Patient', patientId: patient, fields: ['Patient.name'] }),
+      at: hourAgo,
+    });
+    await auditWriterFor(t.db.sql).append([ev(nurse, ['NURSE']), ev(desk, ['FRONT_DESK']), ev(biller, ['BILLING', 'COMPLIANCE'])]);
+    const seen: { actorId: string; roles: readonly string[] }[] = [];
+    const spy: PatientDirectory = {
+      careTeamMembers: async (sql, pairs) => {
+        seen.push(...pairs.map((p) => ({ actorId: p.actorId, roles: p.roles })));
+        return patientDirectory.careTeamMembers!(sql, pairs);
+      },
+    };
+    await runAnomalyCheck(t.db.sql, undefined, { now, lagMs: 0, initialLookbackMs: 2 * 3_600_000, directories: [spy] });
+    // the directory is told each actor's roles
+    expect(seen.find((p) => p.actorId === desk)?.roles).toEqual(['FRONT_DESK']);
+    expect([...(seen.find((p) => p.actorId === biller)?.roles ?? [])].sort()).toEqual(['BILLING', 'COMPLIANCE']);
+    const rows = await t.db.owner<{ actor_id: string }[]>`select actor_id from audit_alerts where tenant_id = ${tenantId} and rule = 'OUTSIDE_CARE_TEAM'`;
+    expect(rows.map((r) => r.actor_id)).toEqual([nurse]);
   });
 });
