@@ -1,4 +1,6 @@
-import type { Builder } from '../../schema/index.js';
+import { badInput } from '../../platform/errors.js';
+import type { Builder, RequestContext } from '../../schema/index.js';
+import { drugByNdc, drugByRxcui, drugCursor, ingredientsOf, ndcsOf, searchDrugPage, type DrugIngredientView, type DrugNdcView } from './catalog/lookup.js';
 import { addPatientAllergy, addPatientMedication, patientAllergies, patientMedications, searchDrugs, setPatientAllergyStatus, setPatientMedicationStatus, type MedicationEntry } from './medications.js';
 import { medicationSafetyCheck, type SafetyAlert } from './safety.js';
 import { ALLERGEN_KINDS, ALLERGY_SEVERITIES, ALLERGY_STATUSES, ALLERGY_TYPES, MEDICATION_SOURCES, MEDICATION_STATUSES, type PatientAllergy, type RxDrug } from './tables.js';
@@ -17,6 +19,26 @@ export function registerMedicationsSchema(builder: Builder): void {
   const AllergyStatus = builder.enumType('AllergyStatus', { values: upperEnum(ALLERGY_STATUSES) });
   const AllergyType = builder.enumType('AllergyType', { values: upperEnum(ALLERGY_TYPES) });
 
+  const DrugIngredientRef = builder.objectRef<DrugIngredientView>('DrugIngredient').implement({
+    description: 'An active ingredient of a drug (RxNorm IN/PIN) and its strength in the drug',
+    fields: (t) => ({
+      rxcui: t.exposeString('rxcui'),
+      name: t.exposeString('name'),
+      strength: t.exposeString('strength', { nullable: true, description: 'as RxNorm writes it, e.g. "10 MG", "0.4 MG/ACTUAT"' }),
+      strengthValue: t.exposeFloat('strengthValue', { nullable: true }),
+      strengthUnit: t.exposeString('strengthUnit', { nullable: true }),
+    }),
+  });
+  const DrugNdcRef = builder.objectRef<DrugNdcView>('DrugNdc').implement({
+    description: 'A National Drug Code (package) of a drug',
+    fields: (t) => ({
+      ndc: t.exposeString('ndc', { description: '11 digits, 5-4-2 (HIPAA form)' }),
+      labeler: t.exposeString('labeler', { nullable: true }),
+      packageDescription: t.exposeString('packageDescription', { nullable: true }),
+      source: t.exposeString('source', { description: 'rxnorm, fda-ndc or seed: where the NDC-to-drug link comes from' }),
+    }),
+  });
+
   const DrugRef = builder.objectRef<RxDrug>('Drug').implement({
     description: 'A prescribable drug of the catalog (RxNorm clinical or branded drug)',
     fields: (t) => ({
@@ -27,6 +49,28 @@ export function registerMedicationsSchema(builder: Builder): void {
       route: t.exposeString('route'),
       brandName: t.exposeString('brandName', { nullable: true }),
       controlledSchedule: t.exposeString('deaSchedule', { nullable: true, description: 'CII to CV, or null' }),
+      tty: t.exposeString('tty', { description: 'RxNorm term type: SCD (clinical drug), SBD (branded drug), GPCK, BPCK' }),
+      genericRxcui: t.exposeString('genericRxcui', { nullable: true, description: 'for a branded drug: its clinical drug' }),
+      active: t.exposeBoolean('active', { description: 'false for a product RxNorm retired (kept for old records, not offered by the search)' }),
+      // one query for the ingredients / NDCs of every drug of a list (dataloader)
+      ingredients: t.loadableList({
+        type: DrugIngredientRef,
+        description: 'active ingredients with their strength in this drug',
+        resolve: (d) => d.rxcui,
+        load: async (ids: string[], ctx: RequestContext) => {
+          const by = await ingredientsOf(await ctx.db(), ids);
+          return ids.map((id) => by.get(id) ?? []);
+        },
+      }),
+      ndcs: t.loadableList({
+        type: DrugNdcRef,
+        description: 'package NDCs (11-digit 5-4-2), from RxNorm and the FDA NDC directory',
+        resolve: (d) => d.rxcui,
+        load: async (ids: string[], ctx: RequestContext) => {
+          const by = await ndcsOf(await ctx.db(), ids);
+          return ids.map((id) => by.get(id) ?? []);
+        },
+      }),
     }),
   });
 
@@ -116,6 +160,45 @@ export function registerMedicationsSchema(builder: Builder): void {
       authScopes: { permission: 'rx:catalog:read' },
       args: { search: t.arg.string({ required: true }), first: t.arg.int({ required: false }) },
       resolve: (_r, args, ctx) => searchDrugs(ctx, args),
+    }),
+  );
+  builder.queryField('drugsConnection', (t) =>
+    t.connection(
+      {
+        type: DrugRef,
+        description: 'catalog search by generic or brand name prefix, as pages (first/after; ordered by name, then RxCUI)',
+        authScopes: { permission: 'rx:catalog:read' },
+        args: { search: t.arg.string({ required: true }) },
+        resolve: async (_r, args, ctx) => {
+          if (args.last !== undefined && args.last !== null) throw badInput('only forward pagination (first/after) is supported', 'last');
+          if (args.before) throw badInput('only forward pagination (first/after) is supported', 'before');
+          const page = await searchDrugPage(ctx, args);
+          return {
+            edges: page.nodes.map((node) => ({ cursor: drugCursor(node), node })),
+            pageInfo: { hasNextPage: page.hasNextPage, hasPreviousPage: !!args.after, startCursor: page.nodes[0] ? drugCursor(page.nodes[0]) : null, endCursor: page.endCursor },
+          };
+        },
+      },
+      { name: 'DrugConnection' },
+      { name: 'DrugEdge' },
+    ),
+  );
+  builder.queryField('drug', (t) =>
+    t.field({
+      type: DrugRef,
+      description: 'one catalog drug by RxCUI (NOT_FOUND when the catalog lacks it)',
+      authScopes: { permission: 'rx:catalog:read' },
+      args: { rxcui: t.arg.string({ required: true }) },
+      resolve: (_r, args, ctx) => drugByRxcui(ctx, args.rxcui),
+    }),
+  );
+  builder.queryField('drugByNdc', (t) =>
+    t.field({
+      type: DrugRef,
+      description: 'the catalog drug of an NDC: 4-4-2, 5-3-2 or 5-4-1 with hyphens, or 11 digits 5-4-2 with or without hyphens (NOT_FOUND when no drug has it)',
+      authScopes: { permission: 'rx:catalog:read' },
+      args: { ndc: t.arg.string({ required: true }) },
+      resolve: (_r, args, ctx) => drugByNdc(ctx, args.ndc),
     }),
   );
   builder.queryField('patientMedications', (t) =>

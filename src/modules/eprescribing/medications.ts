@@ -4,6 +4,7 @@ import { badInput, conflict, notFound } from '../../platform/errors.js';
 import { resourceExists } from '../../platform/access/index.js';
 import type { RequestScope } from '../../platform/scope/index.js';
 import { findDrug } from './prescriptions.js';
+import { searchDrugPage } from './catalog/lookup.js';
 import { dateArg } from '../../platform/args.js';
 import { intArg, principalOf, requirePatientAccess, textArg, userIdOf, uuidArg } from './rx-common.js';
 import {
@@ -226,16 +227,7 @@ export async function setPatientAllergyStatus(scope: RequestScope, args: { id: u
 
 // ------------------------------------------------------------------ catalog search (reference data, not PHI)
 
-/** Drugs whose generic or brand name starts with `search` (case- and punctuation-insensitive), active ones first. */
+/** Active drugs whose generic or brand name starts with `search` (case- and punctuation-insensitive), by name: the first page of catalog/lookup.ts's search. */
 export async function searchDrugs(scope: RequestScope, args: { search: unknown; first?: unknown }): Promise<RxDrug[]> {
-  principalOf(scope, 'rx:catalog:read');
-  const q = textArg(args.search, 'search', { min: 2, max: 100 })!;
-  const first = intArg(args.first, 'first', 1, 100, true) ?? 20;
-  const db = await scope.db();
-  return db
-    .select()
-    .from(rxDrugs)
-    .where(sql`${rxDrugs.active} and (${rxDrugs.searchName} like carebase_search_norm(${q}) || '%' or ${rxDrugs.searchBrand} like carebase_search_norm(${q}) || '%')`)
-    .orderBy(asc(rxDrugs.name))
-    .limit(first);
+  return (await searchDrugPage(scope, args)).nodes;
 }
