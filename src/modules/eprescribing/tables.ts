@@ -9,8 +9,8 @@ import { id, tenantId, timestamps } from '../../platform/db/tables.js';
  *    rx_drug_classes, rx_ingredient_classes, rx_drug_ndcs, rx_interactions,
  *    rx_catalog_sources) is GLOBAL reference data: no tenant_id, no RLS. The
  *    app role may only SELECT it (the migration revokes the rest); the seed
- *    loader (catalog/loader.ts, at boot, as the owner) and the RxNorm / NDC
- *    importer CLI (catalog/importer.ts) write it.
+ *    loader (catalog/loader.ts, at boot, as the owner) and the RxNorm / FDA NDC
+ *    importers (catalog/rxnorm-import.ts, catalog/fda-ndc-import.ts; CLI) write it.
  * 2. Patient medication lists, allergies and safety-alert overrides are
  *    tenant-owned PHI (tenant_id + RLS, foreign keys to the tenant's patient).
  *
