@@ -28,6 +28,7 @@ import { normalizeNdc } from './ndc.js';
  *
  * Idempotent: rows are written only where something differs, so a second run of the same files changes nothing
  * (counts ndcsInserted, ndcsUpdated and schedulesUpdated are 0). Writes go in batches, one transaction per batch.
+ * Nothing is deleted: an NDC a later directory no longer lists keeps its link (old prescriptions and claims carry it).
  *
  * product.txt columns: PRODUCTID PRODUCTNDC PRODUCTTYPENAME PROPRIETARYNAME PROPRIETARYNAMESUFFIX NONPROPRIETARYNAME
  *   DOSAGEFORMNAME ROUTENAME STARTMARKETINGDATE ENDMARKETINGDATE MARKETINGCATEGORYNAME APPLICATIONNUMBER LABELERNAME
