@@ -10,7 +10,8 @@ import postgres from 'postgres';
  */
 export interface CatalogSeed {
   version: number;
-  ingredients: { rxcui: string; name: string }[];
+  /** `source`: where the RxCUI was confirmed (documentation only, not stored) */
+  ingredients: { rxcui: string; name: string; source?: string }[];
   classes: { id: string; name: string; parent: string | null; therapeutic: boolean }[];
   classMembers: Record<string, string[]>;
   drugs: {
@@ -23,6 +24,8 @@ export interface CatalogSeed {
     schedule: 'CII' | 'CIII' | 'CIV' | 'CV' | null;
     ingredients: { name: string; strengthValue: number; strengthUnit: string }[];
     verified: boolean;
+    /** the public data files that pair this RxCUI with this name (documentation only, not stored) */
+    source?: string;
   }[];
   interactions: { a: string; b: string; severity: string; mechanism: string; management: string }[];
   crossSensitivities: { allergyClass: string; crossClass: string; severity: 'major' | 'moderate' | 'minor'; note: string }[];
@@ -75,6 +78,9 @@ export async function loadCatalogSeed(ownerUrl: string): Promise<boolean> {
             values (${d.rxcui}, ${ing(i.name)}, ${`${i.strengthValue} ${i.strengthUnit}`}, ${i.strengthValue}, ${i.strengthUnit})
             on conflict (drug_rxcui, ingredient_rxcui) do update set strength = excluded.strength, strength_value = excluded.strength_value, strength_unit = excluded.strength_unit`;
         }
+        // a corrected seed drug keeps no ingredient an earlier seed gave it (only for drugs the seed still owns)
+        await tx`delete from rx_drug_ingredients where drug_rxcui = ${d.rxcui} and not (ingredient_rxcui = any(${d.ingredients.map((i) => ing(i.name))}))
+          and exists (select 1 from rx_drugs where rxcui = ${d.rxcui} and source = 'seed')`;
       }
       for (const x of seed.interactions) {
         const [a, b] = [ing(x.a), ing(x.b)].sort();
