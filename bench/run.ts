@@ -28,6 +28,8 @@ const scenarios: Record<string, () => Promise<unknown>> = {
   'audit-seed': async () => (await import('./scenarios/audit-report.js')).auditSeed(),
   // 1,000 signed-in virtual users: socket.io connected, GraphQL over keep-alive HTTP with think time (embedded default or DATABASE_URL)
   users: async () => (await import('./scenarios/users.js')).run(),
+  // 100 concurrent telehealth visits (book → consent → check in → wait → admit → chat → vitals → end), p95 per step and socket delivery p99 (embedded default or DATABASE_URL)
+  telehealth: async () => (await import('./scenarios/telehealth.js')).run(),
   // the realtime scenarios run against DATABASE_URL (REDIS_URL optional) and print their own numbers
   // SQL statements and transactions per request, counted on the wire (needs DATABASE_URL)
   statements: async () => (await import('./scenarios/statements.js')).run(),
