@@ -36,8 +36,9 @@
  *     BENCH_TELEHEALTH_HTTP_CONNECTIONS connections, default 200): p50 / p95 / p99 / max;
  *   - socket event delivery: from just before the mutation is sent to the event's arrival at the other participant's
  *     socket (both clocks are this process's performance.now(); the event may arrive before the mutation's answer),
- *     p50 / p95 / p99 / max overall and by event type; also from the event's `occurredAt` (the outbox row's time, the
- *     server's wall clock, ms precision) to its arrival (Date.now() here, the same machine);
+ *     p50 / p95 / p99 / max overall and by event type; also from the event's `occurredAt` (the outbox row's created_at:
+ *     PostgreSQL's now(), the start of the writing transaction, ms precision) to its arrival (Date.now() here, the same
+ *     machine's clock);
  *   - errors: an answer that is not HTTP 200 without GraphQL errors, an expected event that does not arrive within
  *     10 s, a socket that fails to connect or join, or drops; a session stops at its first error;
  *   - the run's wall time, each session's time, the CPU of the server process and of PostgreSQL during the run.
@@ -47,7 +48,7 @@
  */
 import http from 'node:http';
 import os from 'node:os';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
@@ -233,6 +234,48 @@ function ack<T = { ok: boolean; error?: { code: string } }>(s: Socket, event: st
   return s.timeout(REQUEST_TIMEOUT_MS).emitWithAck(event, payload) as Promise<T>;
 }
 
+// ------------------------------------------------------------------ server-side probes
+
+interface Probe {
+  /** event-loop delay p99 / max since the previous scrape (prom-client resets its histogram at each scrape), ms */
+  lagP99: number;
+  lagMax: number;
+  inFlight: number;
+  poolWaiting: number;
+  txOpen: number;
+  /** carebase_requests_shed_total, all reasons (cumulative) */
+  shed: number;
+}
+
+/** One GET /metrics of the server (undefined when it does not answer). */
+async function probe(baseUrl: string): Promise<Probe | undefined> {
+  try {
+    const text = await (await fetch(`${baseUrl}/metrics`)).text();
+    const v = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+    let shed = 0;
+    for (const m of text.matchAll(/^carebase_requests_shed_total\{[^}]*\} (\S+)$/gm)) shed += Number(m[1]);
+    return {
+      lagP99: v('nodejs_eventloop_lag_p99_seconds') * 1000,
+      lagMax: v('nodejs_eventloop_lag_max_seconds') * 1000,
+      inFlight: v('carebase_http_in_flight'),
+      poolWaiting: v('carebase_db_pool_waiting'),
+      txOpen: v('carebase_db_transactions_open'),
+      shed,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** /proc/pressure/cpu `some` total (µs during which at least one runnable task waited for a CPU), if the kernel has PSI */
+async function cpuPressureUs(): Promise<number | undefined> {
+  try {
+    return Number(/^some .*total=(\d+)/m.exec(await readFile('/proc/pressure/cpu', 'utf8'))?.[1]);
+  } catch {
+    return undefined;
+  }
+}
+
 // ------------------------------------------------------------------ the run
 
 async function freshDatabase(adminUrl: string): Promise<{ url: string; drop(): Promise<void> }> {
@@ -407,16 +450,29 @@ export async function run() {
 
   let result;
   try {
+    // idle reference (the first scrape resets the server's event-loop histogram)
+    await probe(server.url);
+    await sleep(1000);
+    const idle = await probe(server.url);
     const cpuServer0 = await processCpuUs(pid);
     const pgWindow = await pg?.start();
     const cpuClient0 = process.cpuUsage();
+    const psi0 = await cpuPressureUs();
+    // the server's gauges once a second during the run
+    const probes: Probe[] = [];
+    const probeTimer = setInterval(() => void probe(server.url).then((p) => p && probes.push(p)), 1000);
     const started = performance.now();
     await Promise.all(Array.from({ length: SESSIONS }, (_, k) => session(k)));
     const wallMs = performance.now() - started;
+    clearInterval(probeTimer);
+    const last = await probe(server.url);
+    if (last) probes.push(last);
     const cpuServer = (await processCpuUs(pid))! - cpuServer0!;
     const cpuPg = pgWindow ? await pgWindow() : undefined;
     const cpuClient = process.cpuUsage(cpuClient0);
-    result = report({ rec, wallMs, cpuServer, cpuPg, cpuClient, disconnects, load0 });
+    const psi1 = await cpuPressureUs();
+    const cpuPressure = psi0 !== undefined && psi1 !== undefined ? (psi1 - psi0) / (wallMs * 1000) : undefined;
+    result = report({ rec, wallMs, cpuServer, cpuPg, cpuClient, cpuPressure, disconnects, load0, probes, idle });
   } finally {
     for (const s of sockets) s.close();
     client.close();
@@ -429,7 +485,18 @@ export async function run() {
 
 // ------------------------------------------------------------------ report
 
-function report(r: { rec: Recorder; wallMs: number; cpuServer: number; cpuPg?: number; cpuClient: NodeJS.CpuUsage; disconnects: Map<string, number>; load0: number[] }) {
+function report(r: {
+  rec: Recorder;
+  wallMs: number;
+  cpuServer: number;
+  cpuPg?: number;
+  cpuClient: NodeJS.CpuUsage;
+  cpuPressure?: number;
+  disconnects: Map<string, number>;
+  load0: number[];
+  probes: Probe[];
+  idle?: Probe;
+}) {
   const f = (v: number) => v.toFixed(1);
   const stats = (xs: number[]) => {
     const s = [...xs].sort((a, b) => a - b);
@@ -464,7 +531,7 @@ function report(r: { rec: Recorder; wallMs: number; cpuServer: number; cpuPg?: n
   }
   console.log(`| all | ${d.n} | ${f(d.p50)} | ${f(d.p95)} | ${f(d.p99)} | ${f(d.max)} |`);
   console.log(
-    `from the event's occurredAt (outbox commit, server wall clock) to its arrival: p50 ${f(c.p50)} ms, p95 ${f(c.p95)} ms, p99 ${f(c.p99)} ms, max ${f(c.max)} ms; ` +
+    `from the event's occurredAt (the outbox row's created_at: the start of the writing transaction) to its arrival: p50 ${f(c.p50)} ms, p95 ${f(c.p95)} ms, p99 ${f(c.p99)} ms, max ${f(c.max)} ms; ` +
       `events received by all sockets (duplicates included): ${rec.eventsReceived}`,
   );
 
@@ -480,6 +547,16 @@ function report(r: { rec: Recorder; wallMs: number; cpuServer: number; cpuPg?: n
         .map((l) => l.toFixed(2))
         .join(' / ')}`,
   );
+  if (r.probes.length) {
+    const max = (f: (p: Probe) => number) => Math.max(...r.probes.map(f));
+    const shed = r.probes.at(-1)!.shed - (r.idle?.shed ?? 0);
+    console.log(
+      `server gauges (${r.probes.length} scrapes of /metrics, 1 s apart): in flight max ${max((p) => p.inFlight)}, waiting for a pool connection max ${max((p) => p.poolWaiting)}, ` +
+        `request transactions open max ${max((p) => p.txOpen)}; event-loop delay p99 worst ${f(max((p) => p.lagP99))} ms, max ${f(max((p) => p.lagMax))} ms ` +
+        `(idle: p99 ${r.idle ? f(r.idle.lagP99) : '–'} ms, includes the 10 ms sampling interval); requests shed: ${shed}`,
+    );
+  }
+  console.log(`CPU pressure (PSI some: share of the run in which a runnable task of the machine waited for a core): ${r.cpuPressure === undefined ? '–' : `${(r.cpuPressure * 100).toFixed(0)}%`}`);
   console.log(`target: ${SESSIONS} sessions with 0 errors: ${rec.completed === SESSIONS && errors === 0 ? 'met' : `NOT met (${rec.completed} completed, ${errors} errors)`}`);
   return { rows, delivery: d, completed: rec.completed, errors, wallMs: r.wallMs };
 }

@@ -78,9 +78,11 @@ const patientUsers = await limited(Array.from({ length: SESSIONS }, (_, i) => i)
 // one patient record per session, linked to its PATIENT account (distinct names and dates of birth: no duplicate warnings)
 const CREATE_PATIENT = 'mutation($i: CreatePatientInput!) { createPatient(input: $i) { id } }';
 const LINK = 'mutation($p: UUID!, $u: UUID) { linkPatientUser(patientId: $p, userId: $u) { id } }';
+/** 0 → 'aaa', 1 → 'aab', … (names take letters only) */
+const letters = (n: number) => Array.from({ length: 3 }, (_, d) => String.fromCharCode(97 + (Math.floor(n / 26 ** (2 - d)) % 26))).join('');
 const patientIds = await limited(patientUsers, 4, async (u, i) => {
   const dob = new Date(Date.UTC(1950, 0, 1) + i * 97 * 86_400_000).toISOString().slice(0, 10);
-  const id = (await must(gql<{ createPatient: { id: string } }>(CREATE_PATIENT, { i: { givenName: 'Bench', familyName: `Telehealth${String(i).padStart(4, '0')}`, dateOfBirth: dob } }, frontDesk.headers), 'createPatient')).createPatient.id;
+  const id = (await must(gql<{ createPatient: { id: string } }>(CREATE_PATIENT, { i: { givenName: 'Bench', familyName: `Telehealth-${letters(i)}`, dateOfBirth: dob } }, frontDesk.headers), 'createPatient')).createPatient.id;
   await must(gql(LINK, { p: id, u: u.id }, frontDesk.headers), 'linkPatientUser');
   return id;
 });
