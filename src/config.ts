@@ -156,6 +156,15 @@ const envSchema = z.object({
       .transform((v) => v.split(',').map(Number))
       .refine((days) => days.every((d, i) => d >= 1 && (i === 0 || d > days[i - 1]!)), 'must be increasing days >= 1'),
   ),
+  /** where modules keep binary objects (shared visit documents): local files under DATA_DIR/blobs, or an S3-compatible bucket */
+  BLOB_STORE: z.preprocess(emptyToUndefined, z.enum(['local', 's3']).default('local')),
+  S3_BUCKET: z.preprocess(emptyToUndefined, z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name (3-63 of a-z 0-9 . -)').optional()),
+  S3_REGION: z.preprocess(emptyToUndefined, z.string().regex(/^[a-z0-9-]{2,32}$/, 'must be a region such as us-east-1').default('us-east-1')),
+  S3_ENDPOINT: optionalUrl(['http:', 'https:']),
+  S3_FORCE_PATH_STYLE: z.preprocess(emptyToUndefined, z.enum(['true', 'false']).optional()),
+  S3_ACCESS_KEY_ID: optionalString,
+  S3_SECRET_ACCESS_KEY: optionalString,
+  S3_PREFIX: z.preprocess(emptyToUndefined, z.string().regex(/^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/, 'must be a key prefix of A-Z a-z 0-9 _ - and /').optional()),
   BILLING_UNPAID_AFTER_DAYS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1).max(90).default(10)),
 });
 
@@ -229,6 +238,8 @@ export interface Config {
    */
   stripe: { secretKey?: string; webhookSecret?: string; apiUrl?: string };
   billing: { retryDays: number[]; unpaidAfterDays: number };
+  /** the blob store (platform/blobs): local files under DATA_DIR/blobs, or S3 (bucket, region, endpoint, path style, static keys, key prefix) */
+  blobs: { store: 'local' | 's3'; s3?: { bucket: string; region: string; endpoint?: string; forcePathStyle: boolean; credentials?: { accessKeyId: string; secretAccessKey: string }; prefix?: string } };
 }
 
 /**
@@ -273,6 +284,8 @@ export function loadConfig(env?: NodeJS.ProcessEnv): Config {
     throw new ConfigError('BILLING_UNPAID_AFTER_DAYS', 'must be after the last of BILLING_DUNNING_RETRY_DAYS');
   }
   if (e.PHARMACY_NETWORK_URL && !e.PHARMACY_NETWORK_SECRET) throw new ConfigError('PHARMACY_NETWORK_SECRET', 'is required with PHARMACY_NETWORK_URL (the X-Script-Signature shared secret)');
+  if (e.BLOB_STORE === 's3' && !e.S3_BUCKET) throw new ConfigError('S3_BUCKET', 'is required with BLOB_STORE=s3');
+  if (!!e.S3_ACCESS_KEY_ID !== !!e.S3_SECRET_ACCESS_KEY) throw new ConfigError('S3_SECRET_ACCESS_KEY', 'and S3_ACCESS_KEY_ID go together (or neither: the AWS default credential chain)');
   if (e.RATE_LIMIT_STORE === 'redis' && !e.REDIS_URL) throw new ConfigError('RATE_LIMIT_STORE', 'is redis but REDIS_URL is not set');
   return {
     port: e.PORT,
@@ -321,5 +334,19 @@ export function loadConfig(env?: NodeJS.ProcessEnv): Config {
     },
     stripe: { secretKey: e.STRIPE_SECRET_KEY, webhookSecret: e.STRIPE_WEBHOOK_SECRET, apiUrl: e.STRIPE_API_URL },
     billing: { retryDays: e.BILLING_DUNNING_RETRY_DAYS, unpaidAfterDays: e.BILLING_UNPAID_AFTER_DAYS },
+    blobs: {
+      store: e.BLOB_STORE,
+      s3:
+        e.BLOB_STORE === 's3'
+          ? {
+              bucket: e.S3_BUCKET!,
+              region: e.S3_REGION,
+              endpoint: e.S3_ENDPOINT,
+              forcePathStyle: e.S3_FORCE_PATH_STYLE ? e.S3_FORCE_PATH_STYLE === 'true' : !!e.S3_ENDPOINT,
+              credentials: e.S3_ACCESS_KEY_ID ? { accessKeyId: e.S3_ACCESS_KEY_ID, secretAccessKey: e.S3_SECRET_ACCESS_KEY! } : undefined,
+              prefix: e.S3_PREFIX,
+            }
+          : undefined,
+    },
   };
 }

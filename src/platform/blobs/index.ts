@@ -71,9 +71,14 @@ export class LocalBlobStore implements BlobStore {
 
 export interface BlobStoreConfig {
   dataDir: string;
+  blobs?: { store: 'local' | 's3'; s3?: import('./s3.js').S3BlobStoreOptions };
 }
 
-/** The configured store: local files under DATA_DIR/blobs. */
+/** The configured store: an S3 bucket with BLOB_STORE=s3, otherwise local files under DATA_DIR/blobs. */
 export async function createBlobStore(config: BlobStoreConfig): Promise<BlobStore> {
+  if (config.blobs?.store === 's3' && config.blobs.s3) {
+    const { S3BlobStore } = await import('./s3.js');
+    return new S3BlobStore(config.blobs.s3);
+  }
   return new LocalBlobStore(path.join(config.dataDir, 'blobs'));
 }
