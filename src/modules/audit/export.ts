@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { badInput } from '../../platform/errors.js';
 import { defineRoute, streamBody, type RouteDefinition } from '../../platform/scope/index.js';
 import type { ModuleDeps } from '../../schema/index.js';
-import { AUDIT_EXPORT, auditFilterSchema, filterFields, filterSql, normalizeEvent, reportColumns, requireComplianceUser, type AuditEventRow, type AuditFilter } from './service.js';
+import { AUDIT_EXPORT, auditFilterSchema, filterFields, filterSql, normalizeEvent, reportColumns, reportDetail, reportPatient, requireComplianceUser, type AuditEventRow, type AuditFilter } from './service.js';
 
 /** how long the export's cursor may run (per statement): 30 minutes */
 const EXPORT_STATEMENT_TIMEOUT_MS = 30 * 60_000;
@@ -28,6 +28,8 @@ function toRecord(r: AuditEventRow): string[] {
     r.purpose_of_use ?? '', cell(r.request_id), cell(r.ip), cell(r.user_agent), cell(r.operation_name), cell(JSON.stringify(r.detail ?? {})),
   ];
 }
+
+const toIds = (id: string | null) => (id ? [id] : []);
 
 const list = (v: unknown) => (typeof v === 'string' && v !== '' ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined);
 
@@ -80,9 +82,10 @@ export const exportRoute: RouteDefinition = defineRoute({
       outcome: 'allowed',
       resourceType: 'AuditLog',
       resourceId: null,
-      patientIds: filter.patientId ? [filter.patientId] : [],
+      // the filter's patient only when it is a patient of the tenant; the ids asked for are in detail (as for auditEvents)
+      patientIds: toIds(await reportPatient(scope, filter)),
       fields: filterFields(filter),
-      detail: { actorFilter: filter.actorId ?? null },
+      detail: reportDetail(filter),
     });
     await scope.readOnly();
     const conn = await scope.connection();

@@ -7,9 +7,12 @@ import {
   filterFields,
   listAlerts,
   listAuditEvents,
+  reportDetail,
+  reportPatient,
   setPatientFlag,
   verifyIntegrity,
   type AlertRow,
+  type AuditEventPage,
   type AuditEventRow,
   type AuditFilter,
 } from './service.js';
@@ -122,11 +125,16 @@ export function registerAuditSchema(builder: Builder) {
           eventType: 'audit',
           resourceType: 'AuditLog',
           logSuccess: true,
-          patientId: (args) => args.filter?.patientId ?? null,
+          // the filter's patient only when it is a patient of the tenant (the resolver looks it up); the ids asked for are in detail
+          patientId: (_args, result) => (result as AuditEventPage | undefined)?.reportPatientId ?? null,
           fields: (args) => filterFields(args.filter as AuditFilter | null),
-          detail: (args) => ({ actorFilter: args.filter?.actorId ?? null }),
+          detail: (args) => reportDetail(args.filter),
         },
-        resolve: (_root, args, ctx) => listAuditEvents(ctx, parseFilter(args.filter), args),
+        resolve: async (_root, args, ctx): Promise<AuditEventPage> => {
+          const filter = parseFilter(args.filter);
+          const page = await listAuditEvents(ctx, filter, args);
+          return { ...page, reportPatientId: await reportPatient(ctx, filter) };
+        },
       },
       { name: 'AuditEventConnection' },
       { name: 'AuditEventEdge' },

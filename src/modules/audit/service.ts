@@ -4,6 +4,7 @@ import { resourceExists } from '../../platform/access/index.js';
 import { checkpointKeys, toDate, verifyTenantChain, type IntegrityReport, type AuditPrincipal } from '../../platform/audit/index.js';
 import { AUDIT_EVENT_TYPES, AUDIT_OUTCOMES, PURPOSES_OF_USE } from '../../platform/audit/types.js';
 import { AppError, ErrorCode, badInput, forbidden, notFound } from '../../platform/errors.js';
+import type { Db } from '../../platform/db/index.js';
 import type { RequestContext } from '../../schema/index.js';
 
 /** Permissions of platform/access the audit module relies on. */
@@ -46,6 +47,24 @@ export const auditFilterSchema = z
   })
   .refine((f) => !f.from || !f.to || f.from <= f.to, { message: 'from must not be after to', path: ['from'] });
 export type AuditFilter = z.infer<typeof auditFilterSchema>;
+
+/**
+ * The patient a report is about, for the report's own audit event: the filter's patientId when it is a patient of the
+ * caller's tenant (the lookup the patients module provides, run under RLS), else null. Reading a patient's audit trail
+ * is an access to that patient; an id that names no patient of the tenant (another tenant's, a typo, a random id) must
+ * not become a "patient accessed" row of a patient the tenant does not have: the id is kept in the event's detail
+ * (`reportDetail`) instead. Without this, a report filtered by such an id found the earlier reports' own events and
+ * its answer depended on what had been asked before.
+ */
+export async function reportPatient(scope: { provided<T>(key: string): T[]; db(): Promise<Db> }, filter: AuditFilter): Promise<string | null> {
+  if (!filter.patientId) return null;
+  return (await resourceExists(scope, 'patient', await scope.db(), filter.patientId)) ? filter.patientId : null;
+}
+
+/** The detail of a report's own audit event: the id filters as asked (ids only), whether or not they name a patient. */
+export function reportDetail(f: { patientId?: string | null; actorId?: string | null } | null | undefined): { actorFilter: string | null; patientFilter: string | null } {
+  return { actorFilter: f?.actorId ?? null, patientFilter: f?.patientId ?? null };
+}
 
 /** Names (never values) of the filter fields in use, for the report's own audit event. */
 export function filterFields(f: AuditFilter | null | undefined): string[] {
@@ -146,6 +165,11 @@ export function decodeCursor(cursor: string): { at: Date; id: string } {
 export interface Page<T> {
   edges: { cursor: string; node: T }[];
   pageInfo: { hasNextPage: boolean; hasPreviousPage: boolean; startCursor: string | null; endCursor: string | null };
+}
+
+/** A page of the audit log and the patient the report was about (see reportPatient), for the report's own audit event. */
+export interface AuditEventPage extends Page<AuditEventRow> {
+  reportPatientId: string | null;
 }
 
 export interface PageArgs {

@@ -203,6 +203,7 @@ describe('every id-taking operation, walked from the schema', () => {
     const probed: string[] = [];
     const notHeld: string[] = [];
     const problems: string[] = [];
+    const probedIds: string[] = [];
     const walkStart = new Date();
     const before = await snapshot(walkStart);
     for (const op of [...ops.filter((o) => o.type === 'query'), ...ops.filter((o) => o.type === 'mutation')]) {
@@ -215,6 +216,7 @@ describe('every id-taking operation, walked from the schema', () => {
       const query = document(op);
       for (const { path, required } of idPaths(op.field.args)) {
         for (const probe of [{ table: 'random', id: randomUUID() }, ...foreignIds]) {
+          probedIds.push(probe.id);
           const res = await t.gql<Record<string, unknown>>(query, withValue(base, path, probe.id), headersA);
           const label = `${op.type} ${op.name}(${path.join('.')}) with ${probe.table === 'random' ? 'a random id' : `tenant B's ${probe.table}.id`}`;
           const err = res.body.errors?.[0];
@@ -231,6 +233,11 @@ describe('every id-taking operation, walked from the schema', () => {
     }
     expect(problems).toEqual([]);
     expect(await snapshot(walkStart)).toEqual(before);
+    // no id of the walk (none is a patient of tenant A) became a "patient accessed" row in tenant A's audit log: the
+    // report of such an id (auditEvents filter.patientId) once recorded one, and the next report of it found that row
+    const named = await t.db.owner<{ patient_id: string; resource_type: string | null; action: string }[]>`
+      select distinct patient_id, resource_type, action from audit_events where tenant_id = ${tenantA.id} and patient_id = any(${probedIds}::uuid[])`;
+    expect(named).toEqual([]);
     // the walk reached the operations the end-to-end client found (a schema change cannot silently drop one)
     expect(probed).toEqual(expect.arrayContaining(['setPatientAuditFlag', 'patient', 'updatePatient', 'mergePatients', 'revealPatientSsn', 'invokeBreakGlass', 'endBreakGlass', 'revokeApiKey', 'acknowledgeAuditAlert', 'setUserRoles']));
     expect(notHeld).toEqual([]);

@@ -302,6 +302,26 @@ describe('reports', () => {
     const rows = await eventsOf(r.requestId);
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ event_type: 'audit', action: 'read', resource_type: 'AuditLog', patient_id: patients[0]!.id, purpose_of_use: 'HCOMPL', fields: ['AuditLog.patientId'] });
+    expect(rows[0]!.detail).toMatchObject({ patientFilter: patients[0]!.id });
+  });
+
+  it("a report filtered by an id that is no patient of the tenant (another tenant's, a random one) names no patient, keeps the id in detail, and answers the same every time", async () => {
+    const otherTenant = await createTenant(t.db.owner);
+    const [foreign] = await seedPatients(t.db.owner, otherTenant, 1);
+    for (const id of [foreign!.id, randomUUID()]) {
+      for (let i = 0; i < 3; i++) {
+        const r = req(compliance());
+        const res = await t.gql<Report>(REPORT, { filter: { patientId: id } }, r.headers);
+        expect(res.body.errors).toBeUndefined();
+        expect(res.body.data!.auditEvents.edges).toEqual([]);
+        const rows = await eventsOf(r.requestId);
+        expect(rows).toHaveLength(1);
+        expect(rows[0]).toMatchObject({ event_type: 'audit', resource_type: 'AuditLog', patient_id: null, fields: ['AuditLog.patientId'], detail: { patientFilter: id } });
+      }
+    }
+    // nothing in this tenant's log names the other tenant's patient
+    const [n] = await t.db.owner<{ n: number }[]>`select count(*)::int as n from audit_events where tenant_id = ${tenantId} and patient_id = ${foreign!.id}`;
+    expect(n!.n).toBe(0);
   });
 
   it('requires MFA, refuses API keys and users without audit:read, and logs the refusals', async () => {

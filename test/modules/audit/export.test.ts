@@ -114,6 +114,19 @@ describe('CSV export', () => {
     expect((await download(asHeader({ ...compliance(), permissions: ['audit:read'] }))).status).toBe(403);
   });
 
+  it('an export filtered by an id that is no patient of the tenant names no patient in its own event (the id is in detail)', async () => {
+    const id = randomUUID();
+    for (let i = 0; i < 2; i++) {
+      const requestId = randomUUID();
+      const res = await download({ ...asHeader(compliance()), 'x-request-id': requestId }, `?patientId=${id}`);
+      expect(res.status).toBe(200);
+      expect((await res.text()).trim().split('\n')).toHaveLength(1); // the header only, the second time too
+      const [ev] = await t.db.owner<{ patient_id: string | null; fields: string[]; detail: Record<string, unknown> }[]>`
+        select patient_id, fields, detail from audit_events where request_id = ${requestId}`;
+      expect(ev).toMatchObject({ patient_id: null, fields: ['AuditLog.patientId'], detail: { patientFilter: id } });
+    }
+  });
+
   it('rejects a bad filter with BAD_USER_INPUT', async () => {
     const res = await download(asHeader(compliance()), '?patientId=not-a-uuid');
     expect(res.status).toBe(400);

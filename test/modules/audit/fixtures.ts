@@ -4,7 +4,9 @@
  * module whose fields are marked PHI, to exercise the marker end to end.
  */
 import { randomUUID } from 'node:crypto';
+import { sql } from 'drizzle-orm';
 import type postgres from 'postgres';
+import { resourceLookupKey, type ResourceLookup } from '../../../src/platform/access/index.js';
 import { auditWriterFor, principalEvent } from '../../../src/platform/audit/index.js';
 import { AppError, ErrorCode, notFound } from '../../../src/platform/errors.js';
 import type { ModuleManifest, Principal } from '../../../src/schema/index.js';
@@ -69,6 +71,12 @@ interface FixturePatient {
   ssn: string;
 }
 
+/** A fixture patient exists when audit_fixture_patients has it in the caller's tenant (RLS). */
+const fixturePatientLookup: ResourceLookup = async (db, id) => {
+  const rows = await db.execute<{ id: string }>(sql`select id from audit_fixture_patients where id = ${id}::uuid`);
+  return rows.length > 0;
+};
+
 export const fixturePatientsModule: ModuleManifest = {
   name: 'audit-fixture',
   phase: 0,
@@ -80,6 +88,9 @@ export const fixturePatientsModule: ModuleManifest = {
     roles: {},
   },
   phiCategories: { demographics: 'Fixture patient name', ssn: 'Fixture patient SSN' },
+  // and, like the patients module, it tells other modules which ids are patients of the tenant (the audit report's
+  // own event names the filter's patient only then); the table is tenant-owned, so RLS keeps the lookup in the tenant
+  provides: { [resourceLookupKey('patient')]: fixturePatientLookup },
   schema: (builder) => {
     const Patient = builder.objectRef<FixturePatient>('AuditFixturePatient').implement({
       phiResource: { patientId: (p) => p.id, resourceType: 'Patient' },
