@@ -1,4 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import postgres from 'postgres';
 import autocannon from 'autocannon';
 import { PgCpu, processCpuUs } from './cpu.js';
 
@@ -280,4 +282,25 @@ async function checkOnce(name: string, defaultUrl: string, o: Partial<LoadOption
   const res = await fetch(o.url ?? defaultUrl, { method: 'POST', headers: { 'content-type': 'application/json', 'x-forwarded-proto': 'https', ...o.headers }, body });
   const text = await res.text();
   if (!res.ok || /"errors"\s*:/.test(text)) throw new Error(`bench target "${name}" answers ${res.status}: ${text.slice(0, 300)}`);
+}
+
+/** A fresh database `carebase_bench_<prefix>_<hex>` on the server of `adminUrl` (the scenario drops it afterwards). */
+export async function freshDatabase(adminUrl: string, prefix: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `carebase_bench_${prefix}_${randomBytes(4).toString('hex')}`;
+  const admin = postgres(adminUrl, { max: 1, onnotice: () => undefined });
+  await admin.unsafe(`create database "${name}"`);
+  await admin.end({ timeout: 5 });
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    drop: async () => {
+      const a = postgres(adminUrl, { max: 1, onnotice: () => undefined });
+      try {
+        await a.unsafe(`drop database if exists "${name}" with (force)`);
+      } finally {
+        await a.end({ timeout: 5 });
+      }
+    },
+  };
 }

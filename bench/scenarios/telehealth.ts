@@ -50,10 +50,8 @@ import http from 'node:http';
 import os from 'node:os';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import postgres from 'postgres';
 import { io, type Socket } from 'socket.io-client';
-import { startServer, percentile } from '../lib.js';
+import { freshDatabase, startServer, percentile } from '../lib.js';
 import { PgCpu, processCpuUs } from '../cpu.js';
 
 const SESSIONS = Number(process.env.BENCH_TELEHEALTH_SESSIONS ?? 100);
@@ -278,32 +276,12 @@ async function cpuPressureUs(): Promise<number | undefined> {
 
 // ------------------------------------------------------------------ the run
 
-async function freshDatabase(adminUrl: string): Promise<{ url: string; drop(): Promise<void> }> {
-  const name = `carebase_bench_telehealth_${randomBytes(4).toString('hex')}`;
-  const admin = postgres(adminUrl, { max: 1, onnotice: () => undefined });
-  await admin.unsafe(`create database "${name}"`);
-  await admin.end({ timeout: 5 });
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    drop: async () => {
-      const a = postgres(adminUrl, { max: 1, onnotice: () => undefined });
-      try {
-        await a.unsafe(`drop database if exists "${name}" with (force)`);
-      } finally {
-        await a.end({ timeout: 5 });
-      }
-    },
-  };
-}
-
 export async function run() {
   const env: Record<string, string | undefined> = { BENCH_TELEHEALTH_SESSIONS: String(SESSIONS), BENCH_TELEHEALTH_PROVIDERS: String(PROVIDERS) };
   let cleanup = async () => {};
   let where: string;
   if (process.env.DATABASE_URL) {
-    const db = await freshDatabase(process.env.DATABASE_URL);
+    const db = await freshDatabase(process.env.DATABASE_URL, 'telehealth');
     env.DATABASE_URL = db.url;
     cleanup = db.drop;
     where = `DATABASE_URL (fresh database ${new URL(db.url).pathname.slice(1)})`;

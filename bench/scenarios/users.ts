@@ -44,10 +44,8 @@ import http from 'node:http';
 import os from 'node:os';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import postgres from 'postgres';
 import { io, type Socket } from 'socket.io-client';
-import { startServer, percentile } from '../lib.js';
+import { freshDatabase, startServer, percentile } from '../lib.js';
 import { PgCpu, processCpuUs } from '../cpu.js';
 import { patientCreateBody, patientReadBody, patientSearchBody } from './patients.js';
 
@@ -348,33 +346,13 @@ function roles(): Role[] {
   return keyed.sort((a, b) => a.key - b.key).map((x) => x.r);
 }
 
-async function freshDatabase(adminUrl: string): Promise<{ url: string; drop(): Promise<void> }> {
-  const name = `carebase_bench_users_${randomBytes(4).toString('hex')}`;
-  const admin = postgres(adminUrl, { max: 1, onnotice: () => undefined });
-  await admin.unsafe(`create database "${name}"`);
-  await admin.end({ timeout: 5 });
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    drop: async () => {
-      const a = postgres(adminUrl, { max: 1, onnotice: () => undefined });
-      try {
-        await a.unsafe(`drop database if exists "${name}" with (force)`);
-      } finally {
-        await a.end({ timeout: 5 });
-      }
-    },
-  };
-}
-
 export async function run() {
   const load0 = os.loadavg();
   const env: Record<string, string | undefined> = {};
   let cleanup = async () => {};
   let where: string;
   if (process.env.DATABASE_URL) {
-    const db = await freshDatabase(process.env.DATABASE_URL);
+    const db = await freshDatabase(process.env.DATABASE_URL, 'users');
     env.DATABASE_URL = db.url;
     cleanup = db.drop;
     where = `DATABASE_URL (fresh database ${new URL(db.url).pathname.slice(1)})`;

@@ -31,6 +31,7 @@ import postgres from 'postgres';
 import { createApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { createTenantWithAdmin, createUser, loginAs, type TestUser } from '../../test/helpers/auth.js';
+import { benchClient } from './client.js';
 
 const events = Number(process.env.BENCH_AUDIT_EVENTS ?? 1_000_000);
 const dataDir = process.env.DATA_DIR ?? `.data/bench-audit-${events}`;
@@ -69,15 +70,7 @@ interface Seed {
   seedMs: number;
 }
 
-const gql = async <T = Record<string, unknown>>(query: string, variables: Record<string, unknown> = {}, headers: Record<string, string> = {}) => {
-  const res = await fetch(`${url}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-forwarded-proto': 'https', ...headers },
-    body: JSON.stringify({ query, variables }),
-  });
-  return { status: res.status, headers: res.headers, body: (await res.json()) as { data?: T; errors?: { message: string }[] } };
-};
-const t = { gql, db: { sql: app.database.sql } } as unknown as Parameters<typeof createTenantWithAdmin>[0];
+const { gql, t } = benchClient(url, app.database.sql);
 
 const seedFile = join(dataDir, 'bench-audit-seed.json');
 // seeding only: commits need not wait for the WAL flush

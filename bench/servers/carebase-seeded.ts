@@ -25,6 +25,7 @@ import { ApolloServer } from '@apollo/server';
 import fastifyApollo from '@as-integrations/fastify';
 import { AuditWriter } from '../../src/platform/audit/writer.js';
 import { BARE_TYPE_DEFS, bareResolvers, rawPatientRead, rawPatientSearch, seedPatients } from '../scenarios/patients.js';
+import { benchClient } from './client.js';
 
 const config = loadConfig({
   RATE_LIMIT_AUTH_IP_PER_MINUTE: '1000000',
@@ -45,16 +46,7 @@ if (process.env.BENCH_AUDIT === 'off') AuditWriter.prototype.append = () => Prom
 const app = await createApp(config);
 const url = await app.listen();
 
-// a TestApp-shaped client for the sign-in helpers of test/helpers/auth.ts
-const gql = async <T = Record<string, unknown>>(query: string, variables: Record<string, unknown> = {}, headers: Record<string, string> = {}) => {
-  const res = await fetch(`${url}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-forwarded-proto': 'https', ...headers },
-    body: JSON.stringify({ query, variables }),
-  });
-  return { status: res.status, headers: res.headers, body: (await res.json()) as { data?: T; errors?: { message: string }[] } };
-};
-const t = { gql, db: { sql: app.database.sql } } as unknown as Parameters<typeof createTenantWithAdmin>[0];
+const { gql, t } = benchClient(url, app.database.sql);
 const tenant = await createTenantWithAdmin(t);
 const user = await createUser(t, tenant, process.env.BENCH_ROLE ?? 'FRONT_DESK');
 

@@ -23,6 +23,7 @@
 import { createApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { createTenantWithAdmin, createUser, loginAs, adminSession } from '../../test/helpers/auth.js';
+import { benchClient, limited } from './client.js';
 
 const started = Date.now();
 const SESSIONS = Number(process.env.BENCH_TELEHEALTH_SESSIONS ?? 100);
@@ -41,32 +42,12 @@ const config = loadConfig({
 const app = await createApp(config);
 const url = await app.listen();
 
-const gql = async <T = Record<string, unknown>>(query: string, variables: Record<string, unknown> = {}, headers: Record<string, string> = {}) => {
-  const res = await fetch(`${url}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-forwarded-proto': 'https', ...headers },
-    body: JSON.stringify({ query, variables }),
-  });
-  return { status: res.status, headers: res.headers, body: (await res.json()) as { data?: T; errors?: { message: string }[] } };
-};
+const { gql, t } = benchClient(url, app.database.sql);
 /** the data of an answer that must have succeeded */
 async function must<T>(p: Promise<{ status: number; body: { data?: T; errors?: { message: string }[] } }>, what: string): Promise<T> {
   const r = await p;
   if (r.status !== 200 || r.body.errors?.length) throw new Error(`setup: ${what} failed (${r.status}): ${JSON.stringify(r.body.errors ?? r.body).slice(0, 300)}`);
   return r.body.data as T;
-}
-const t = { gql, db: { sql: app.database.sql } } as unknown as Parameters<typeof createTenantWithAdmin>[0];
-
-/** runs fn over xs, `n` at a time (argon2id is 4 at a time on the libuv pool anyway) */
-async function limited<X, Y>(xs: X[], n: number, fn: (x: X, i: number) => Promise<Y>): Promise<Y[]> {
-  const out: Y[] = new Array(xs.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(n, xs.length) }, async () => {
-      for (let i = next++; i < xs.length; i = next++) out[i] = await fn(xs[i]!, i);
-    }),
-  );
-  return out;
 }
 
 const tenant = await createTenantWithAdmin(t);

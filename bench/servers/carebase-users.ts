@@ -26,6 +26,7 @@ import { createLogger } from '../../src/platform/logger.js';
 import { createDbIndexKeyStore, createFieldCrypto, createKeyProvider } from '../../src/platform/crypto/index.js';
 import { createTenantWithAdmin, loginAs, createUser, type TestUser } from '../../test/helpers/auth.js';
 import { searchPrefixes, seedPatients } from '../scenarios/patients.js';
+import { benchClient, limited } from './client.js';
 
 const started = Date.now();
 const config = loadConfig({
@@ -41,28 +42,8 @@ const config = loadConfig({
 const app = await createApp(config);
 const url = await app.listen();
 
-const gql = async <T = Record<string, unknown>>(query: string, variables: Record<string, unknown> = {}, headers: Record<string, string> = {}) => {
-  const res = await fetch(`${url}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-forwarded-proto': 'https', ...headers },
-    body: JSON.stringify({ query, variables }),
-  });
-  return { status: res.status, headers: res.headers, body: (await res.json()) as { data?: T; errors?: { message: string }[] } };
-};
-const t = { gql, db: { sql: app.database.sql } } as unknown as Parameters<typeof createTenantWithAdmin>[0];
+const { gql, t } = benchClient(url, app.database.sql);
 const tenant = await createTenantWithAdmin(t);
-
-/** runs fn over xs, `n` at a time (argon2id is 4 at a time on the libuv pool anyway) */
-async function limited<X, Y>(xs: X[], n: number, fn: (x: X) => Promise<Y>): Promise<Y[]> {
-  const out: Y[] = new Array(xs.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(n, xs.length) }, async () => {
-      for (let i = next++; i < xs.length; i = next++) out[i] = await fn(xs[i]!);
-    }),
-  );
-  return out;
-}
 
 const spec = (process.env.BENCH_USERS_ACCOUNTS ?? 'FRONT_DESK:16,PROVIDER:20,BILLING:6,COMPLIANCE:4')
   .split(',')

@@ -7,6 +7,7 @@ import { emitEvent } from '../../src/platform/jobs/index.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { createTenant, dropRedisPrefix, testAuthModule, until } from '../helpers/realtime.js';
 import { jobsModule } from './fixtures/jobs-module.js';
+import { enableTenantRls } from '../helpers/rls.js';
 
 /**
  * Exactly-once effects with a real worker process that is SIGKILLed mid-job
@@ -109,7 +110,7 @@ describe.each([
     expect(t.app.background.jobs.kind).toBe(kind);
     tenant = await createTenant(t.db.sql);
     await t.db.owner`create table test_effects (job_id text not null, queue text not null, patient_id text not null, tenant_id uuid not null default carebase_current_tenant() references tenants(id))`;
-    await t.db.owner`select carebase_enforce_tenant_rls()`;
+    await enableTenantRls(t.db.owner, 'test_effects');
     await t.db.owner`grant select, insert on test_effects to carebase_app`;
   });
 

@@ -6,6 +6,7 @@ import { startTestApp, type TestApp } from '../helpers/app.js';
 import { createTenant, dropRedisPrefix, testAuthModule, until } from '../helpers/realtime.js';
 import { startTcpProxy } from '../helpers/tcp-proxy.js';
 import { calls, jobsModule } from './fixtures/jobs-module.js';
+import { enableTenantRls } from '../helpers/rls.js';
 
 /**
  * Redis goes away (a proxy in front of it is cut) while the app keeps taking
@@ -27,7 +28,7 @@ beforeAll(async () => {
   });
   tenant = await createTenant(t.db.sql);
   await t.db.owner`create table test_effects (job_id text not null, queue text not null, patient_id text not null, tenant_id uuid not null default carebase_current_tenant() references tenants(id))`;
-  await t.db.owner`select carebase_enforce_tenant_rls()`;
+  await enableTenantRls(t.db.owner, 'test_effects');
   await t.db.owner`grant select, insert on test_effects to carebase_app`;
 });
 

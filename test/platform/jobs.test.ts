@@ -6,6 +6,7 @@ import { emitEvent, enqueueJob } from '../../src/platform/jobs/index.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { createTenant, signTestToken, testAuthModule, until } from '../helpers/realtime.js';
 import { calls, jobsModule, poison } from './fixtures/jobs-module.js';
+import { enableTenantRls } from '../helpers/rls.js';
 
 /**
  * Jobs on BullMQ's PostgreSQL backend (no REDIS_URL), workers in-process
@@ -27,7 +28,7 @@ beforeAll(async () => {
   tenantA = await createTenant(t.db.sql);
   tenantB = await createTenant(t.db.sql);
   await t.db.owner`create table test_effects (job_id text not null, queue text not null, patient_id text not null, tenant_id uuid not null default carebase_current_tenant() references tenants(id))`;
-  await t.db.owner`select carebase_enforce_tenant_rls()`;
+  await enableTenantRls(t.db.owner, 'test_effects');
   await t.db.owner`grant select, insert on test_effects to carebase_app`;
   adminA = await signTestToken({ userId: randomUUID(), tenantId: tenantA, permissions: ['jobs:manage'] });
   adminB = await signTestToken({ userId: randomUUID(), tenantId: tenantB, permissions: ['jobs:manage'] });

@@ -6,6 +6,7 @@ import { withTenant } from '../../src/platform/db/index.js';
 import { emitEvent } from '../../src/platform/jobs/index.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { connect, createTenant, dropRedisPrefix, next, request, signTestToken, testAuthModule, testPatientRoomsModule } from '../helpers/realtime.js';
+import { enableTenantRls } from '../helpers/rls.js';
 
 /**
  * Scale-out: two API processes' worth of apps against one database and one
@@ -34,7 +35,7 @@ beforeAll(async () => {
   b = await startTestApp({ modules: [testAuthModule, testPatientRoomsModule], env, db: a.db });
   tenant = await createTenant(a.db.sql);
   await a.db.owner`create table test_patients (id uuid primary key, tenant_id uuid not null default carebase_current_tenant() references tenants(id))`;
-  await a.db.owner`select carebase_enforce_tenant_rls()`;
+  await enableTenantRls(a.db.owner, 'test_patients');
   await a.db.owner`grant select, insert on test_patients to carebase_app`;
   await withTenant(a.db.sql, tenant, (db) => db.execute(sql`insert into test_patients (id) values (${patient})`));
 });

@@ -8,6 +8,7 @@ import { emitEvent } from '../../src/platform/jobs/index.js';
 import type { ModuleManifest } from '../../src/schema/index.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { connect, createTenant, next, request, revokedSessions, signTestToken, testAuthModule, testPatientRoomsModule, until } from '../helpers/realtime.js';
+import { enableTenantRls } from '../helpers/rls.js';
 
 /** A module with a visit room type and a socket handler, as a telehealth module would declare them. */
 const visitsModule: ModuleManifest = {
@@ -60,7 +61,7 @@ beforeAll(async () => {
   // tenant-owned tables standing in for the patients and visits modules
   await t.db.owner`create table test_patients (id uuid primary key, tenant_id uuid not null default carebase_current_tenant() references tenants(id))`;
   await t.db.owner`create table test_visits (id uuid primary key, tenant_id uuid not null default carebase_current_tenant() references tenants(id))`;
-  await t.db.owner`select carebase_enforce_tenant_rls()`;
+  await enableTenantRls(t.db.owner, 'test_patients', 'test_visits');
   await t.db.owner`grant select, insert on test_patients, test_visits to carebase_app`;
   await withTenant(t.db.sql, tenantA, (db) => db.execute(sql`insert into test_patients (id) values (${patientA})`));
   await withTenant(t.db.sql, tenantB, (db) => db.execute(sql`insert into test_patients (id) values (${patientB})`));

@@ -7,6 +7,7 @@ import { resourceLookupKey, type ResourceLookup } from '../../../src/platform/ac
 import type { ModuleManifest } from '../../../src/schema/index.js';
 import type { TestApp } from '../../helpers/app.js';
 import { adminSession, createTenantWithAdmin, userSession, type TestTenant } from '../../helpers/auth.js';
+import { enableTenantRls } from '../../helpers/rls.js';
 
 /** Generous budgets: these suites sign in many users from one IP. */
 export const accessTestEnv = {
@@ -62,7 +63,7 @@ export async function createTenant(t: TestApp): Promise<TestTenant> {
  */
 export async function installTestPatients(owner: postgres.Sql): Promise<void> {
   await owner`create table if not exists test_patients (id uuid primary key default gen_random_uuid(), tenant_id uuid not null default carebase_current_tenant() references tenants(id))`;
-  await owner`select carebase_enforce_tenant_rls()`;
+  await enableTenantRls(owner, 'test_patients');
   await owner`grant select, insert on test_patients to carebase_app`;
 }
 

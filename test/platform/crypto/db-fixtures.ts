@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { bytea, pgTable, text, uuid } from 'drizzle-orm/pg-core';
 import { encryptedColumn } from '../../../src/platform/crypto/index.js';
 import type { TestDatabase } from '../../helpers/db.js';
+import { enableTenantRls } from '../../helpers/rls.js';
 
 /** A tenant-owned table with encrypted columns, as a module would declare it. */
 export const testPatients = pgTable('crypto_test_patients', {
@@ -25,8 +26,8 @@ export async function createFixtures(db: TestDatabase, tenantCount: number): Pro
       ssn_index bytea
     );
     grant select, insert, update, delete on crypto_test_patients to carebase_app;
-    select carebase_enforce_tenant_rls();
   `);
+  await enableTenantRls(db.owner, 'crypto_test_patients');
   const ids: string[] = [];
   for (let i = 0; i < tenantCount; i++) {
     const id = randomUUID();
