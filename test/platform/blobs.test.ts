@@ -1,4 +1,6 @@
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -37,6 +39,9 @@ describe('local blob store', () => {
     await store.put('t1/telehealth/abc', data);
     expect((await store.get('t1/telehealth/abc'))!.equals(data)).toBe(true);
     expect(fs.statSync(path.join(dir, 't1', 'telehealth', 'abc')).mode & 0o777).toBe(0o600);
+    expect(fs.statSync(path.join(dir, 't1', 'telehealth')).mode & 0o777).toBe(0o700);
+    // the store keeps exactly the bytes it is given (the caller's envelope), nothing added or transformed
+    expect(fs.readFileSync(path.join(dir, 't1', 'telehealth', 'abc')).equals(data)).toBe(true);
     await store.put('t1/telehealth/abc', Buffer.from('second'));
     expect((await store.get('t1/telehealth/abc'))!.toString()).toBe('second');
     expect(await store.get('t1/telehealth/missing')).toBeNull();
@@ -91,9 +96,10 @@ describe('S3 blob store (AWS SDK against the S3 simulator)', () => {
     let captured: { url: string; headers: Record<string, string> } | undefined;
     const spy = s3();
     (spy as unknown as { client: { middlewareStack: { add: (fn: unknown, o: unknown) => void } } }).client.middlewareStack.add(
-      (next: (a: unknown) => Promise<unknown>) => async (args: { request: { hostname: string; port?: number; path: string; headers: Record<string, string> } }) => {
+      (next: (a: unknown) => Promise<unknown>) => async (args: { request: { hostname: string; port?: number; path: string; query?: Record<string, string>; headers: Record<string, string> } }) => {
         const r = args.request;
-        captured = { url: `http://${r.hostname}:${r.port}${r.path}`, headers: { ...r.headers } };
+        const q = new URLSearchParams(r.query ?? {}).toString();
+        captured = { url: `http://${r.hostname}:${r.port}${r.path}${q ? `?${q}` : ''}`, headers: { ...r.headers } };
         return next(args);
       },
       { step: 'finalizeRequest', priority: 'low' },
@@ -104,6 +110,47 @@ describe('S3 blob store (AWS SDK against the S3 simulator)', () => {
     expect(tampered.status).toBe(403);
     expect(await tampered.text()).toContain('XAmzContentSHA256Mismatch');
     expect(sim.objects.get('t4/telehealth/orig')!.body.toString()).toBe('original');
+    // the same signed headers sent for another object, with a changed signed header, or with an added query: the signature no longer matches
+    const refusedBefore = sim.refusals.filter((r) => r === 'SignatureDoesNotMatch').length;
+    const otherPath = await fetch(captured!.url.replace('/t4/telehealth/orig', '/t4/telehealth/forged'), { method: 'PUT', headers: captured!.headers, body: 'original' });
+    expect(otherPath.status).toBe(403);
+    expect(await otherPath.text()).toContain('<Code>SignatureDoesNotMatch</Code>');
+    const otherHeader = await fetch(captured!.url, { method: 'PUT', headers: { ...captured!.headers, 'content-type': 'text/html' }, body: 'original' });
+    expect(otherHeader.status).toBe(403);
+    expect(await otherHeader.text()).toContain('<Code>SignatureDoesNotMatch</Code>');
+    expect(captured!.url).toContain('?x-id=PutObject');
+    const otherQuery = await fetch(captured!.url.replace('x-id=PutObject', 'x-id=PutObject&versionId=1'), { method: 'PUT', headers: captured!.headers, body: 'original' });
+    expect(otherQuery.status).toBe(403);
+    expect(sim.refusals.filter((r) => r === 'SignatureDoesNotMatch').length).toBe(refusedBefore + 3);
+    expect(sim.objects.has('t4/telehealth/forged')).toBe(false);
+    // the untampered replay of the same request still verifies (the refusals above are the tampering, not the replay)
+    expect((await fetch(captured!.url, { method: 'PUT', headers: captured!.headers, body: 'original' })).status).toBe(200);
+    await spy.close();
+    await other.close();
+    await wrongBucket.close();
+  });
+
+  it('get: a missing bucket is an error, not a missing object; a bare 404 of an S3-compatible service is a missing object', async () => {
+    const wrongBucket = s3({ bucket: 'not-there' });
+    await expect(wrongBucket.get('t5/x/y')).rejects.toMatchObject({ code: 'NoSuchBucket' });
+    await wrongBucket.close();
+    // a real HTTP server that answers every request 404 without a body (some S3-compatible services do)
+    const bare = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(404, { 'content-length': '0' });
+        res.end();
+      });
+    });
+    await new Promise<void>((r) => bare.listen(0, '127.0.0.1', r));
+    const store = s3({ endpoint: `http://127.0.0.1:${(bare.address() as AddressInfo).port}` });
+    try {
+      expect(await store.get('t5/x/y')).toBeNull();
+    } finally {
+      await store.close();
+      bare.closeAllConnections();
+      await new Promise<void>((r) => bare.close(() => r()));
+    }
   });
 });
 

@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import type { Config } from '../../config.js';
 
 /**
  * Where modules keep binary objects (a visit's shared documents and images).
@@ -69,14 +70,13 @@ export class LocalBlobStore implements BlobStore {
   async close(): Promise<void> {}
 }
 
-export interface BlobStoreConfig {
-  dataDir: string;
-  blobs?: { store: 'local' | 's3'; s3?: import('./s3.js').S3BlobStoreOptions };
-}
+/** What createBlobStore reads of the Config (boot passes the whole Config). */
+export type BlobStoreConfig = Pick<Config, 'dataDir' | 'blobs'>;
 
 /** The configured store: an S3 bucket with BLOB_STORE=s3, otherwise local files under DATA_DIR/blobs. */
 export async function createBlobStore(config: BlobStoreConfig): Promise<BlobStore> {
-  if (config.blobs?.store === 's3' && config.blobs.s3) {
+  if (config.blobs.store === 's3') {
+    if (!config.blobs.s3) throw new Error('blob store: BLOB_STORE=s3 without its S3 settings');
     const { S3BlobStore } = await import('./s3.js');
     return new S3BlobStore(config.blobs.s3);
   }

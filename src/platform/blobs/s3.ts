@@ -36,9 +36,14 @@ export class S3BlobStore implements BlobStore {
   readonly kind = 's3' as const;
   private readonly client: S3Client;
   private readonly timeoutMs: number;
+  /** only the bucket and prefix are kept (the credentials live in the client's provider, never in a field a logger could print) */
+  private readonly bucket: string;
+  private readonly prefix: string | undefined;
 
-  constructor(private readonly opts: S3BlobStoreOptions) {
+  constructor(opts: S3BlobStoreOptions) {
     this.timeoutMs = opts.timeoutMs ?? 10_000;
+    this.bucket = opts.bucket;
+    this.prefix = opts.prefix?.replace(/\/+$/, '') || undefined;
     this.client = new S3Client({
       region: opts.region,
       endpoint: opts.endpoint,
@@ -52,7 +57,7 @@ export class S3BlobStore implements BlobStore {
 
   private key(key: string): string {
     assertBlobKey(key);
-    return this.opts.prefix ? `${this.opts.prefix.replace(/\/+$/, '')}/${key}` : key;
+    return this.prefix ? `${this.prefix}/${key}` : key;
   }
 
   private async send<T>(what: string, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
@@ -67,23 +72,26 @@ export class S3BlobStore implements BlobStore {
 
   async put(key: string, data: Buffer): Promise<void> {
     const Key = this.key(key);
-    await this.send('put', (abortSignal) => this.client.send(new PutObjectCommand({ Bucket: this.opts.bucket, Key, Body: data, ContentType: 'application/octet-stream' }), { abortSignal }));
+    await this.send('put', (abortSignal) => this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: data, ContentType: 'application/octet-stream' }), { abortSignal }));
   }
 
   async get(key: string): Promise<Buffer | null> {
     const Key = this.key(key);
     try {
-      const res = await this.client.send(new GetObjectCommand({ Bucket: this.opts.bucket, Key }), { abortSignal: AbortSignal.timeout(this.timeoutMs) });
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key }), { abortSignal: AbortSignal.timeout(this.timeoutMs) });
       return Buffer.from(await res.Body!.transformToByteArray());
     } catch (e) {
-      if (e instanceof NoSuchKey || (e as { name?: string }).name === 'NoSuchKey') return null;
+      // NoSuchKey, or a bare 404 from an S3-compatible service; a missing bucket stays an error (a misconfiguration, not a missing object)
+      const name = (e as { name?: string }).name;
+      const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      if (e instanceof NoSuchKey || name === 'NoSuchKey' || (status === 404 && name !== 'NoSuchBucket')) return null;
       return this.send('get', () => Promise.reject(e));
     }
   }
 
   async delete(key: string): Promise<void> {
     const Key = this.key(key);
-    await this.send('delete', (abortSignal) => this.client.send(new DeleteObjectCommand({ Bucket: this.opts.bucket, Key }), { abortSignal }));
+    await this.send('delete', (abortSignal) => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key }), { abortSignal }));
   }
 
   async close(): Promise<void> {
