@@ -527,6 +527,7 @@ export const telehealthAnnotations = pgTable(
 export const telehealthVisitSummaries = pgTable(
   'telehealth_visit_summaries',
   {
+    id: id(),
     tenantId: tenantId(),
     appointmentId: uuid('appointment_id').notNull(),
     patientId: uuid('patient_id').notNull(),
@@ -537,7 +538,7 @@ export const telehealthVisitSummaries = pgTable(
     updatedAt: tstz('updated_at').notNull().defaultNow(),
   },
   (t) => [
-    primaryKey({ name: 'telehealth_visit_summaries_pkey', columns: [t.tenantId, t.appointmentId] }),
+    unique('telehealth_visit_summaries_visit_key').on(t.tenantId, t.appointmentId),
     foreignKey({ name: 'telehealth_visit_summaries_appointment_fkey', columns: [t.tenantId, t.appointmentId], foreignColumns: [telehealthAppointments.tenantId, telehealthAppointments.id] }),
   ],
 );

@@ -33,15 +33,16 @@ CREATE TABLE "telehealth_documents" (
 );
 --> statement-breakpoint
 CREATE TABLE "telehealth_visit_summaries" (
-	"tenant_id" uuid DEFAULT carebase_current_tenant(),
-	"appointment_id" uuid,
+	"id" uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+	"tenant_id" uuid DEFAULT carebase_current_tenant() NOT NULL,
+	"appointment_id" uuid NOT NULL,
 	"patient_id" uuid NOT NULL,
 	"body" bytea NOT NULL,
 	"follow_up" bytea,
 	"author_id" uuid NOT NULL,
 	"version" integer DEFAULT 1 NOT NULL,
 	"updated_at" timestamp with time zone DEFAULT now() NOT NULL,
-	CONSTRAINT "telehealth_visit_summaries_pkey" PRIMARY KEY("tenant_id","appointment_id")
+	CONSTRAINT "telehealth_visit_summaries_visit_key" UNIQUE("tenant_id","appointment_id")
 );
 --> statement-breakpoint
 CREATE INDEX "telehealth_annotations_document_idx" ON "telehealth_annotations" ("tenant_id","document_id","created_at");--> statement-breakpoint
