@@ -155,7 +155,10 @@ async function startServer(parts: Parts): Promise<App> {
   const watchdogMs = config.deadlines.requestTimeoutMs + 5_000;
   server.addHook('preHandler', async (req, reply) => {
     req.carebaseWatchdog = setTimeout(() => {
-      if (reply.sent) return;
+      // a streamed answer (the audit CSV export) has its status and headers out and is still sending: it has its answer,
+      // bounded by its own statement timeout. A 503 now would be JSON into a started text stream (an uncaught
+      // FST_ERR_REP_INVALID_PAYLOAD_TYPE) and the rollback would cut the stream's transaction under it.
+      if (reply.sent || reply.raw.headersSent) return;
       log.error({ reqId: req.id, route: req.routeOptions.url ?? 'unmatched', ms: watchdogMs, transaction: !!req.carebaseTx }, 'request watchdog: no answer in time');
       void req.carebaseTx?.rollback().catch(() => undefined);
       void reply.code(503).header('retry-after', '1').send(errorBody('The request did not complete in time', ErrorCode.TIMEOUT, req.id));

@@ -231,6 +231,16 @@ describe('deadlines and load shedding', () => {
     expect((await t.gql('{ noteCount }', {}, who)).body.errors).toBeUndefined();
   });
 
+  it('a streamed answer that outlasts the watchdog is left alone: its headers are sent, so it has its answer', async () => {
+    // watchdog: REQUEST_TIMEOUT_MS (300) + 5 s; the stream takes 7 s. The watchdog once sent its JSON 503 into the
+    // started text stream (an uncaught FST_ERR_REP_INVALID_PAYLOAD_TYPE) and rolled back the stream's transaction.
+    const before = t.logs.filter((l) => l.msg === 'request watchdog: no answer in time').length;
+    const res = await fetch(`${t.url}/test-notes/slow-stream?chunks=8`, { headers: who, signal: AbortSignal.timeout(30_000) });
+    expect(res.status).toBe(200);
+    expect((await res.text()).trim().split('\n')).toEqual(Array.from({ length: 8 }, (_, i) => `chunk ${i}`));
+    expect(t.logs.filter((l) => l.msg === 'request watchdog: no answer in time').length).toBe(before);
+  }, 30_000);
+
   it('a statement past the request deadline is cancelled with TIMEOUT', async () => {
     const r = await t.gql('{ slowQuery(ms: 2000) }', {}, who);
     expect(r.body.errors?.[0]?.extensions?.code).toBe('TIMEOUT');
