@@ -58,10 +58,17 @@ describe('with identity', () => {
 
   it('identity security events (sign-ins) flow into the same hash-chained log', async () => {
     const session = await userSession(t, clinic, 'NURSE');
-    await drainSecurityEvents(t.db.sql);
-    const rows = await t.db.owner<{ action: string; outcome: string; actor_id: string; event_type: string; detail: Record<string, unknown> }[]>`
-      select action, outcome, actor_id, event_type, detail from audit_events where tenant_id = ${clinic.id} and event_type = 'security' order by seq`;
-    const login = rows.find((r) => r.action === 'login.success' && r.actor_id === session.user.id);
+    // the app's own drain (every 5 s) may hold the inbox rows (for update skip locked) when this one runs: this drain
+    // then skips them and returns before that one commits, so drain until the event is there (bounded: 20 s)
+    type Row = { action: string; outcome: string; actor_id: string; event_type: string; detail: Record<string, unknown> };
+    let login: Row | undefined;
+    for (let i = 0; i < 200 && !login; i++) {
+      if (i) await new Promise((r) => setTimeout(r, 100));
+      await drainSecurityEvents(t.db.sql);
+      const rows = await t.db.owner<Row[]>`
+        select action, outcome, actor_id, event_type, detail from audit_events where tenant_id = ${clinic.id} and event_type = 'security' order by seq`;
+      login = rows.find((r) => r.action === 'login.success' && r.actor_id === session.user.id);
+    }
     expect(login).toMatchObject({ outcome: 'allowed', event_type: 'security' });
     expect(typeof login!.detail.securityEventId).toBe('string');
     // each security event exactly once, however often the inbox is drained
