@@ -102,10 +102,13 @@ export async function uploadDocument(scope: RequestScope, input: UploadInput): P
   const blobKey = `${appt.tenantId}/telehealth/${id}`;
   const sha256 = createHash('sha256').update(body).digest('hex');
   const envelope = await inst.crypto.encryptBytes(body, contentContext(appt.tenantId));
-  // the blob first, then the row: a row never points at nothing (a failed commit leaves an orphan blob, unreadable without its row)
-  await inst.blobs.put(blobKey, envelope);
-  const db = await scope.db();
   const enc = await inst.crypto.encryptFields(telehealthDocuments, appt.tenantId, { fileName, description });
+  const db = await scope.db();
+  // the blob first, then the row: a row never points at nothing. A request that fails after the put removes the blob
+  // when its transaction rolls back; only a commit in doubt (the database did not confirm) can leave an orphan blob,
+  // unreadable without its row.
+  await inst.blobs.put(blobKey, envelope);
+  scope.onRollback(() => inst.blobs.delete(blobKey));
   const [row] = await db
     .insert(telehealthDocuments)
     .values({ id, tenantId: appt.tenantId, appointmentId: appt.id, patientId: appt.patientId, uploadedBy: p.id, uploaderRole: roleIn(scope, appt), fileName: enc.fileName!, description: enc.description ?? null, contentType, sizeBytes: body.length, sha256, blobKey, width, height })

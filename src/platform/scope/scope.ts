@@ -201,6 +201,16 @@ export class RequestScope<P extends ScopePrincipal = ScopePrincipal> implements 
   }
 
   private finished?: Promise<void>;
+  private undo: (() => Promise<void>)[] = [];
+
+  /**
+   * Registers an effect outside the database to undo when the scope ends without committing (a blob written before
+   * its row, say). Not run when a commit was attempted and failed: the database may have committed (in doubt), and
+   * undoing then would lose what a committed row points at.
+   */
+  onRollback(fn: () => Promise<void>): void {
+    this.undo.push(fn);
+  }
 
   /**
    * Ends the scope. ok: the trail is written (in the transaction when it
@@ -239,6 +249,9 @@ export class RequestScope<P extends ScopePrincipal = ScopePrincipal> implements 
       this.env.log.error({ reqId: this.requestId, door: this.door, ...describeForLog(e) }, 'audit write failed');
     } finally {
       await this.tx.rollback().catch(() => undefined);
+      for (const fn of this.undo.splice(0)) {
+        await fn().catch((e: unknown) => this.env.log.warn({ reqId: this.requestId, door: this.door, ...describeForLog(e) }, 'scope: undoing an effect after rollback failed'));
+      }
     }
   }
 }

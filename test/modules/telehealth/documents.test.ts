@@ -196,6 +196,24 @@ describe('shared documents', () => {
     expect((await download(c.provider, 'not-a-uuid')).status).toBe(400);
   });
 
+  it('a request that fails after the blob was written leaves no blob behind (removed when its transaction rolls back)', async () => {
+    const appt = await visit(c, 'in_progress');
+    // the row's insert fails after the blob is in the store (a trigger of this test's database refuses this one size)
+    const odd = Buffer.concat([PDF, Buffer.from('% padding to a size no other test uses\n')]);
+    await t.db.owner.unsafe(`create or replace function test_refuse_doc() returns trigger language plpgsql as $$ begin if new.size_bytes = ${odd.length} then raise exception 'refused by the test'; end if; return new; end $$`);
+    await t.db.owner`create trigger test_refuse_doc before insert on telehealth_documents for each row execute function test_refuse_doc()`;
+    try {
+      const files = blobFiles();
+      const res = await upload(c.provider, appt.id, odd, 'application/pdf', 'will fail.pdf');
+      expect(res.status).toBeGreaterThanOrEqual(500);
+      expect(JSON.stringify(res.body)).not.toContain('refused by the test');
+      expect(await docCount(appt.id)).toBe(0);
+      expect(blobFiles()).toEqual(files);
+    } finally {
+      await t.db.owner`drop trigger test_refuse_doc on telehealth_documents`;
+    }
+  });
+
   it('a visit that ended takes no new documents', async () => {
     const appt = await visit(c, 'in_progress');
     ok(await c.as.provider(step('completeVisit'), { id: appt.id }));
