@@ -195,7 +195,11 @@ export async function createRealtime(opts: RealtimeOptions): Promise<Realtime> {
         conn.verifiedAt = Date.now();
         return true;
       } catch (e) {
-        if (conns.get(socket.id) === conn) kick(socket, 'auth:revoked', e instanceof AppError ? e.code : ErrorCode.UNAUTHENTICATED);
+        // a token that expired while it was being re-verified is an expiry, not a revocation (the client refreshes)
+        if (conns.get(socket.id) === conn) {
+          if (Date.now() >= conn.expiresAt) kick(socket, 'auth:expired', ErrorCode.UNAUTHENTICATED);
+          else kick(socket, 'auth:revoked', e instanceof AppError ? e.code : ErrorCode.UNAUTHENTICATED);
+        }
         return false;
       } finally {
         conn.revalidating = undefined;
