@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
-import { SignJWT, jwtVerify } from 'jose';
+import { SignJWT, decodeJwt, jwtVerify } from 'jose';
 import { io as ioClient, type Socket } from 'socket.io-client';
 import type postgres from 'postgres';
 import { tenants } from '../../src/db/schema.js';
@@ -35,8 +35,30 @@ export async function signTestToken(who: TestIdentity, opts: { expiresInSec?: nu
     .sign(SECRET);
 }
 
+/**
+ * Sessions whose next verification holds the event loop this many ms (a loaded machine), then checks the expiry at
+ * once: the rejection reaches the caller before any timer can run (tests of a token expiring mid-verification).
+ */
+export const stallingSessions = new Map<string, number>();
+
 async function verify(token: string): Promise<Principal | undefined> {
   if (token.split('.').length !== 3) return undefined;
+  const claims = (() => {
+    try {
+      return decodeJwt(token);
+    } catch {
+      return undefined;
+    }
+  })();
+  const stall = claims ? stallingSessions.get(String(claims.sid)) : undefined;
+  if (stall) {
+    stallingSessions.delete(String(claims!.sid));
+    const until = Date.now() + stall;
+    while (Date.now() < until) {
+      // busy: no timer of this process runs meanwhile
+    }
+    if (typeof claims!.exp === 'number' && claims!.exp * 1000 <= Date.now()) throw new AppError(ErrorCode.UNAUTHENTICATED, 'Invalid or expired token');
+  }
   try {
     const { payload } = await jwtVerify(token, SECRET, { algorithms: ['HS256'] });
     if (revokedSessions.has(String(payload.sid))) throw new AppError(ErrorCode.UNAUTHENTICATED, 'Session revoked');

@@ -7,7 +7,7 @@ import { AppError, ErrorCode } from '../../src/platform/errors.js';
 import { emitEvent } from '../../src/platform/jobs/index.js';
 import type { ModuleManifest } from '../../src/schema/index.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
-import { connect, createTenant, next, request, revokedSessions, signTestToken, testAuthModule, testPatientRoomsModule, until } from '../helpers/realtime.js';
+import { connect, createTenant, next, request, revokedSessions, signTestToken, stallingSessions, testAuthModule, testPatientRoomsModule, until } from '../helpers/realtime.js';
 import { enableTenantRls } from '../helpers/rls.js';
 
 /** A module with a visit room type and a socket handler, as a telehealth module would declare them. */
@@ -193,6 +193,20 @@ describe('token lifecycle', () => {
     const disconnected = next<string>(s, 'disconnect', 10_000);
     expect(await expired).toEqual({ code: 'UNAUTHENTICATED' });
     expect(await disconnected).toBe('io server disconnect');
+  });
+
+  it('a token that expires while it is being re-verified is reported as expired, not revoked', async () => {
+    // sign just after a second boundary: the token's exp (whole seconds) is then ~2 s away
+    await until(() => Date.now() % 1000 < 50, 5_000, 5);
+    const sessionId = randomUUID();
+    const s = await client(clinician, tenantA, { expiresInSec: 2, sessionId });
+    const kicked = new Promise<string>((resolve) => {
+      s.once('auth:expired', () => resolve('auth:expired'));
+      s.once('auth:revoked', () => resolve('auth:revoked'));
+    });
+    // the next re-verification (within revalidateMs) holds the loop past the expiry, as a loaded machine does
+    stallingSessions.set(sessionId, 2_500);
+    expect(await kicked).toBe('auth:expired');
   });
 
   it('disconnects a socket whose session is revoked', async () => {
