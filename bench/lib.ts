@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import autocannon from 'autocannon';
@@ -304,3 +305,53 @@ export async function freshDatabase(adminUrl: string, prefix: string): Promise<{
     },
   };
 }
+
+/** A GraphQL answer as the load scenarios count it: `code` undefined = success. */
+export interface GraphqlAnswer {
+  code?: string;
+  data?: any;
+}
+
+/**
+ * POSTs GraphQL bodies through one node:http keep-alive Agent bounded to `connections` (a clinic's reverse proxy
+ * upstream pool). An error is `HTTP_<status> <code> (<reason>)`, the GraphQL code, the network error or CLIENT_TIMEOUT.
+ */
+export function keepAliveGraphql(baseUrl: string, opts: { connections: number; timeoutMs: number }) {
+  const u = new URL(baseUrl);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: opts.connections, maxFreeSockets: opts.connections, scheduling: 'fifo' });
+  const post = (token: string, body: string) =>
+    new Promise<GraphqlAnswer>((resolve) => {
+      const req = http.request(
+        {
+          host: u.hostname,
+          port: u.port,
+          path: '/graphql',
+          method: 'POST',
+          agent,
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), authorization: `Bearer ${token}` },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('error', (e) => resolve({ code: (e as NodeJS.ErrnoException).code ?? 'NETWORK' }));
+          res.on('end', () => {
+            let json: { data?: unknown; errors?: { extensions?: { code?: string; reason?: string } }[] } | undefined;
+            try {
+              json = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+            } catch {
+              json = undefined;
+            }
+            const ext = json?.errors?.[0]?.extensions;
+            const gqlCode = json?.errors?.length ? `${ext?.code ?? 'GRAPHQL_ERROR'}${ext?.reason ? ` (${ext.reason})` : ''}` : undefined;
+            if (res.statusCode !== 200) resolve({ code: gqlCode ? `HTTP_${res.statusCode} ${gqlCode}` : `HTTP_${res.statusCode}` });
+            else resolve(gqlCode ? { code: gqlCode } : { data: json?.data });
+          });
+        },
+      );
+      req.setTimeout(opts.timeoutMs, () => req.destroy(Object.assign(new Error('client timeout'), { code: 'CLIENT_TIMEOUT' })));
+      req.on('error', (e) => resolve({ code: (e as NodeJS.ErrnoException).code ?? 'NETWORK' }));
+      req.end(body);
+    });
+  return { post, close: () => agent.destroy() };
+}
+

@@ -46,12 +46,11 @@
  * Database: as `users`: with DATABASE_URL a fresh database `carebase_bench_telehealth_<hex>` created on that server
  * and dropped afterwards, else embedded PostgreSQL in a fresh temporary DATA_DIR. REDIS_URL is passed to the server.
  */
-import http from 'node:http';
 import os from 'node:os';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { io, type Socket } from 'socket.io-client';
-import { freshDatabase, startServer, percentile } from '../lib.js';
+import { freshDatabase, keepAliveGraphql, startServer, percentile, type GraphqlAnswer } from '../lib.js';
 import { PgCpu, processCpuUs } from '../cpu.js';
 
 const SESSIONS = Number(process.env.BENCH_TELEHEALTH_SESSIONS ?? 100);
@@ -125,50 +124,11 @@ class SessionError extends Error {}
 
 // ------------------------------------------------------------------ HTTP
 
-interface Answer {
-  /** undefined = success */
-  code?: string;
-  data?: any;
-}
+type Answer = GraphqlAnswer;
 
 function graphqlClient(baseUrl: string) {
-  const u = new URL(baseUrl);
-  const agent = new http.Agent({ keepAlive: true, maxSockets: HTTP_CONNECTIONS, maxFreeSockets: HTTP_CONNECTIONS, scheduling: 'fifo' });
-  const post = (token: string, query: string, variables: Record<string, unknown>) =>
-    new Promise<Answer>((resolve) => {
-      const body = JSON.stringify({ query, variables });
-      const req = http.request(
-        {
-          host: u.hostname,
-          port: u.port,
-          path: '/graphql',
-          method: 'POST',
-          agent,
-          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), authorization: `Bearer ${token}` },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('error', (e) => resolve({ code: (e as NodeJS.ErrnoException).code ?? 'NETWORK' }));
-          res.on('end', () => {
-            let json: { data?: unknown; errors?: { extensions?: { code?: string; reason?: string } }[] } | undefined;
-            try {
-              json = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-            } catch {
-              json = undefined;
-            }
-            const ext = json?.errors?.[0]?.extensions;
-            const gqlCode = json?.errors?.length ? `${ext?.code ?? 'GRAPHQL_ERROR'}${ext?.reason ? ` (${ext.reason})` : ''}` : undefined;
-            if (res.statusCode !== 200) resolve({ code: gqlCode ? `HTTP_${res.statusCode} ${gqlCode}` : `HTTP_${res.statusCode}` });
-            else resolve(gqlCode ? { code: gqlCode } : { data: json?.data });
-          });
-        },
-      );
-      req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(Object.assign(new Error('client timeout'), { code: 'CLIENT_TIMEOUT' })));
-      req.on('error', (e) => resolve({ code: (e as NodeJS.ErrnoException).code ?? 'NETWORK' }));
-      req.end(body);
-    });
-  return { post, close: () => agent.destroy() };
+  const client = keepAliveGraphql(baseUrl, { connections: HTTP_CONNECTIONS, timeoutMs: REQUEST_TIMEOUT_MS });
+  return { post: (token: string, query: string, variables: Record<string, unknown>) => client.post(token, JSON.stringify({ query, variables })), close: client.close };
 }
 
 // ------------------------------------------------------------------ sockets

@@ -40,12 +40,11 @@
  * dropped afterwards. BENCH_USERS_MIX (default FRONT_DESK:400,PROVIDER:400,BILLING:150,COMPLIANCE:50, scaled to
  * BENCH_USERS) and BENCH_USERS_ACCOUNTS (server) change the roles.
  */
-import http from 'node:http';
 import os from 'node:os';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { io, type Socket } from 'socket.io-client';
-import { freshDatabase, startServer, percentile } from '../lib.js';
+import { freshDatabase, keepAliveGraphql, startServer, percentile, type GraphqlAnswer } from '../lib.js';
 import { PgCpu, processCpuUs } from '../cpu.js';
 import { patientCreateBody, patientReadBody, patientSearchBody } from './patients.js';
 
@@ -150,49 +149,9 @@ class Recorder {
 
 // ------------------------------------------------------------------ HTTP
 
-interface Answer {
-  /** undefined = success */
-  code?: string;
-  data?: any;
-}
+type Answer = GraphqlAnswer;
 
-function graphqlClient(baseUrl: string) {
-  const u = new URL(baseUrl);
-  const agent = new http.Agent({ keepAlive: true, maxSockets: HTTP_CONNECTIONS, maxFreeSockets: HTTP_CONNECTIONS, scheduling: 'fifo' });
-  const post = (token: string, body: string) =>
-    new Promise<Answer>((resolve) => {
-      const req = http.request(
-        {
-          host: u.hostname,
-          port: u.port,
-          path: '/graphql',
-          method: 'POST',
-          agent,
-          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), authorization: `Bearer ${token}` },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('error', (e) => resolve({ code: (e as NodeJS.ErrnoException).code ?? 'NETWORK' }));
-          res.on('end', () => {
-            let json: { data?: unknown; errors?: { extensions?: { code?: string } }[] } | undefined;
-            try {
-              json = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-            } catch {
-              json = undefined;
-            }
-            const gqlCode = json?.errors?.length ? (json.errors[0]!.extensions?.code ?? 'GRAPHQL_ERROR') : undefined;
-            if (res.statusCode !== 200) resolve({ code: gqlCode ? `HTTP_${res.statusCode} ${gqlCode}` : `HTTP_${res.statusCode}` });
-            else resolve(gqlCode ? { code: gqlCode } : { data: json?.data });
-          });
-        },
-      );
-      req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(Object.assign(new Error('client timeout'), { code: 'CLIENT_TIMEOUT' })));
-      req.on('error', (e) => resolve({ code: (e as NodeJS.ErrnoException).code ?? 'NETWORK' }));
-      req.end(body);
-    });
-  return { post, close: () => agent.destroy() };
-}
+const graphqlClient = (baseUrl: string) => keepAliveGraphql(baseUrl, { connections: HTTP_CONNECTIONS, timeoutMs: REQUEST_TIMEOUT_MS });
 
 // ------------------------------------------------------------------ sockets
 
