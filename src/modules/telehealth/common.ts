@@ -73,6 +73,17 @@ export async function findPatient(db: Db, tenantId: string, patientId: string): 
   return row;
 }
 
+/** The caller's part in a visit, as stored with what they write there: provider (its provider), patient or other (staff). */
+export function participantRole(scope: RequestScope, appt: { providerId: string }): 'provider' | 'patient' | 'other' {
+  const p = principalOf(scope);
+  if (p.id === appt.providerId) return 'provider';
+  return p.roles.includes('PATIENT') ? 'patient' : 'other';
+}
+
+/** BAD_USER_INPUT VISIT_NOT_OPEN: the visit's status does not allow `what` (chat, vital signs, documents, ...). */
+export const visitNotOpen = (what: string, status: string) =>
+  new AppError(ErrorCode.BAD_USER_INPUT, `The visit is ${status.replace('_', ' ')}: not open for ${what}`, { field: 'appointmentId', reason: 'VISIT_NOT_OPEN' });
+
 export const invalidTransition = (from: string, action: string) =>
   new AppError(ErrorCode.INVALID_STATE_TRANSITION, `An appointment that is ${from.replace('_', ' ')} cannot be changed this way`, { from, action });
 

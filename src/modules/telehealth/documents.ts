@@ -7,7 +7,7 @@ import { AppError, ErrorCode, badInput, notFound } from '../../platform/errors.j
 import { emitEvent } from '../../platform/jobs/index.js';
 import type { RequestScope } from '../../platform/scope/index.js';
 import { authorizeAppointment } from './appointments.js';
-import { instanceOf, principalOf } from './common.js';
+import { instanceOf, participantRole, principalOf, visitNotOpen } from './common.js';
 import { telehealthAnnotations, telehealthChatMessages, telehealthDocuments, telehealthVisitSummaries, type Appointment } from './tables.js';
 
 /**
@@ -38,13 +38,6 @@ const ANNOTATE_OPEN = new Set(['scheduled', 'checked_in', 'waiting', 'in_progres
 export type VisitDocument = Omit<typeof telehealthDocuments.$inferSelect, 'fileName' | 'description' | 'blobKey'> & { fileName: string; description: string | null };
 
 const contentContext = (tenantId: string): FieldContext => ({ tenantId, table: 'telehealth_documents', column: 'content' });
-const visitClosed = (what: string, status: string) => new AppError(ErrorCode.BAD_USER_INPUT, `The visit is ${status.replace('_', ' ')}: not open for ${what}`, { field: 'appointmentId', reason: 'VISIT_NOT_OPEN' });
-
-function roleIn(scope: RequestScope, appt: Appointment): string {
-  const p = principalOf(scope);
-  if (p.id === appt.providerId) return 'provider';
-  return p.roles.includes('PATIENT') ? 'patient' : 'other';
-}
 
 /** Checks the bytes against the declared type; returns the image's size (null for a PDF). */
 function sniff(contentType: string, body: Buffer): { width: number | null; height: number | null } {
@@ -96,7 +89,7 @@ export async function uploadDocument(scope: RequestScope, input: UploadInput): P
   if (/[/\\]/.test(fileName)) throw badInput('fileName is a name, not a path', 'fileName');
   const description = textArg(input.description, 'description', { max: 2000, optional: true }) ?? null;
   const { width, height } = sniff(contentType, body);
-  if (!SHARE_OPEN.has(appt.status)) throw visitClosed('sharing documents', appt.status);
+  if (!SHARE_OPEN.has(appt.status)) throw visitNotOpen('sharing documents', appt.status);
 
   const id = randomUUID();
   const blobKey = `${appt.tenantId}/telehealth/${id}`;
@@ -111,11 +104,11 @@ export async function uploadDocument(scope: RequestScope, input: UploadInput): P
   scope.onRollback(() => inst.blobs.delete(blobKey));
   const [row] = await db
     .insert(telehealthDocuments)
-    .values({ id, tenantId: appt.tenantId, appointmentId: appt.id, patientId: appt.patientId, uploadedBy: p.id, uploaderRole: roleIn(scope, appt), fileName: enc.fileName!, description: enc.description ?? null, contentType, sizeBytes: body.length, sha256, blobKey, width, height })
+    .values({ id, tenantId: appt.tenantId, appointmentId: appt.id, patientId: appt.patientId, uploadedBy: p.id, uploaderRole: participantRole(scope, appt), fileName: enc.fileName!, description: enc.description ?? null, contentType, sizeBytes: body.length, sha256, blobKey, width, height })
     .returning();
   scope.recordPhiAccess({ patientIds: [appt.patientId], resourceType: 'VisitDocument', resourceId: id, fields: ['VisitDocument.content', 'VisitDocument.fileName'], action: 'create', outcome: 'allowed', detail: { contentType, sizeBytes: body.length } });
   await emitEvent(db, { type: 'visit.documentShared', tenantId: appt.tenantId, aggregateId: appt.id, payload: { appointmentId: appt.id, documentId: id, uploaderRole: row!.uploaderRole }, rooms: [`visit:${appt.id}`] });
-  return { ...(await openDocument(scope, row!)) };
+  return openDocument(scope, row!);
 }
 
 async function loadDocument(scope: RequestScope, idArg: unknown, field = 'documentId') {
@@ -218,7 +211,7 @@ export async function annotateDocument(scope: RequestScope, input: { documentId:
   if (doc.width === null) throw new AppError(ErrorCode.BAD_USER_INPUT, 'Only images are annotated', { field: 'documentId', reason: 'NOT_AN_IMAGE' });
   const shapes = shapesArg(input.shapes);
   const note = textArg(input.note, 'note', { max: 2000, optional: true }) ?? null;
-  if (!ANNOTATE_OPEN.has(appt.status)) throw visitClosed('annotations', appt.status);
+  if (!ANNOTATE_OPEN.has(appt.status)) throw visitNotOpen('annotations', appt.status);
   const inst = instanceOf(scope);
   const enc = await inst.crypto.encryptFields(telehealthAnnotations, appt.tenantId, { note });
   const db = await scope.db();
@@ -287,7 +280,7 @@ export async function writeVisitSummary(scope: RequestScope, input: { appointmen
   const body = textArg(input.body, 'body', { max: 20_000 })!;
   const followUp = textArg(input.followUp, 'followUp', { max: 4000, optional: true }) ?? null;
   if (typeof input.version !== 'number' || !Number.isInteger(input.version) || input.version < 0) throw badInput('version must be the version read (0 for a first summary)', 'version');
-  if (!SUMMARY_OPEN.has(appt.status)) throw visitClosed('a summary', appt.status);
+  if (!SUMMARY_OPEN.has(appt.status)) throw visitNotOpen('a summary', appt.status);
   const inst = instanceOf(scope);
   const enc = await inst.crypto.encryptFields(telehealthVisitSummaries, appt.tenantId, { body, followUp });
   const db = await scope.db();

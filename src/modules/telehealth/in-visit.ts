@@ -1,12 +1,12 @@
 import { and, asc, eq, sql } from 'drizzle-orm';
 import { fieldContext } from '../../platform/crypto/index.js';
-import { AppError, ErrorCode, badInput } from '../../platform/errors.js';
+import { badInput } from '../../platform/errors.js';
 import { emitEvent } from '../../platform/jobs/index.js';
 import type { RequestScope } from '../../platform/scope/index.js';
 import { authorizeAppointment } from './appointments.js';
 import { intArg } from '../../platform/args.js';
-import { instanceOf, principalOf, textArg } from './common.js';
-import { telehealthChatMessages, telehealthChatReads, telehealthVitals, type Appointment } from './tables.js';
+import { instanceOf, participantRole, principalOf, textArg, visitNotOpen } from './common.js';
+import { telehealthChatMessages, telehealthChatReads, telehealthVitals } from './tables.js';
 
 /**
  * In-visit tools: the visit's chat (participants only, stored encrypted, idempotent by the client's message id, read
@@ -17,7 +17,6 @@ import { telehealthChatMessages, telehealthChatReads, telehealthVitals, type App
 
 /** Statuses in which the visit's chat is open for new messages. */
 const CHAT_OPEN = new Set(['checked_in', 'waiting', 'in_progress']);
-const visitClosed = (what: string) => new AppError(ErrorCode.BAD_USER_INPUT, `The visit is not open for ${what}`, { field: 'appointmentId', reason: 'VISIT_NOT_OPEN' });
 
 export interface ChatMessage {
   id: string;
@@ -28,12 +27,6 @@ export interface ChatMessage {
   clientMessageId: string;
   body: string;
   sentAt: Date;
-}
-
-function senderRole(scope: RequestScope, appt: Appointment): string {
-  const p = principalOf(scope);
-  if (p.id === appt.providerId) return 'provider';
-  return p.roles.includes('PATIENT') ? 'patient' : 'other';
 }
 
 const bodyContext = (tenantId: string) => fieldContext(telehealthChatMessages, 'body', tenantId);
@@ -56,10 +49,10 @@ export async function sendChatMessage(scope: RequestScope, args: { appointmentId
   // a resend of the same client message id is the same message (nothing new stored or announced)
   const before = await existing();
   if (before) return { ...before, patientId: appt.patientId, body: await inst.crypto.decrypt(before.body, bodyContext(appt.tenantId)) };
-  if (!CHAT_OPEN.has(appt.status)) throw visitClosed('chat');
+  if (!CHAT_OPEN.has(appt.status)) throw visitNotOpen('chat', appt.status);
   const [row] = await db
     .insert(telehealthChatMessages)
-    .values({ tenantId: appt.tenantId, appointmentId: appt.id, senderUserId: p.id, senderRole: senderRole(scope, appt), clientMessageId, body: await inst.crypto.encrypt(body, bodyContext(appt.tenantId)) })
+    .values({ tenantId: appt.tenantId, appointmentId: appt.id, senderUserId: p.id, senderRole: participantRole(scope, appt), clientMessageId, body: await inst.crypto.encrypt(body, bodyContext(appt.tenantId)) })
     .onConflictDoNothing()
     .returning();
   // a concurrent resend won the insert: answer with the stored message
@@ -154,7 +147,7 @@ export async function recordVital(scope: RequestScope, input: { appointmentId: u
     if ((input.value2 as number) >= (input.value as number)) throw badInput('value2 (diastolic) must be below value (systolic)', 'value2');
     value2 = input.value2 as number;
   } else if (input.value2 !== undefined && input.value2 !== null) throw badInput(`value2 is only for blood_pressure`, 'value2');
-  if (appt.status !== 'in_progress') throw visitClosed('vital signs');
+  if (appt.status !== 'in_progress') throw visitNotOpen('vital signs', appt.status);
   const p = principalOf(scope);
   const db = await scope.db();
   const [row] = await db
