@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import client from 'prom-client';
 import type postgres from 'postgres';
+import { settledWithin } from '../deadline.js';
 import { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterPostgres, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { AppError, ErrorCode } from '../errors.js';
@@ -85,17 +86,10 @@ function pgClient(sql: postgres.Sql, timeoutMs = PG_STORE_TIMEOUT_MS) {
   return {
     async query(q: { text: string; values?: unknown[] }) {
       const pending = sql.unsafe(q.text, (q.values ?? []) as postgres.ParameterOrJSON<never>[], { prepare: true }).execute();
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error('rate-limit store: no answer in time')), timeoutMs);
-      });
-      try {
-        const rows = await Promise.race([pending, timeout]);
-        return { rows, rowCount: rows.count };
-      } finally {
-        clearTimeout(timer);
-        pending.catch(() => undefined); // a late failure of an abandoned query is not unhandled
-      }
+      // settledWithin handles a late failure of the abandoned query
+      if (!(await settledWithin(pending, timeoutMs))) throw new Error('rate-limit store: no answer in time');
+      const rows = await pending;
+      return { rows, rowCount: rows.count };
     },
   };
 }
