@@ -44,6 +44,15 @@ async function stat(pid: number): Promise<Stat | undefined> {
 }
 
 /** CPU time of one process (user + system, all threads), in µs; undefined once it is gone. */
+/** /proc/pressure/cpu `some` total (µs during which at least one runnable task waited for a CPU), if the kernel has PSI */
+export async function cpuPressureUs(): Promise<number | undefined> {
+  try {
+    return Number(/^some .*total=(\d+)/m.exec(await readFile('/proc/pressure/cpu', 'utf8'))?.[1]);
+  } catch {
+    return undefined;
+  }
+}
+
 export async function processCpuUs(pid: number): Promise<number | undefined> {
   const s = await stat(pid);
   return s && (s.ticks * 1e6) / ticksPerSecond();

@@ -1,5 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
+import os from 'node:os';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import autocannon from 'autocannon';
@@ -304,6 +307,19 @@ export async function freshDatabase(adminUrl: string, prefix: string): Promise<{
       }
     },
   };
+}
+
+/**
+ * Where a load scenario's server keeps its data: with DATABASE_URL a fresh database on that server, otherwise the
+ * embedded PostgreSQL in a fresh temporary DATA_DIR. `env` goes to the server; `cleanup` drops or removes it.
+ */
+export async function scenarioDatabase(prefix: string): Promise<{ env: Record<string, string>; cleanup: () => Promise<void>; where: string }> {
+  if (process.env.DATABASE_URL) {
+    const db = await freshDatabase(process.env.DATABASE_URL, prefix);
+    return { env: { DATABASE_URL: db.url }, cleanup: db.drop, where: `DATABASE_URL (fresh database ${new URL(db.url).pathname.slice(1)})` };
+  }
+  const dir = await mkdtemp(join(os.tmpdir(), `carebase-bench-${prefix}-`));
+  return { env: { DATA_DIR: dir, DATABASE_URL: '' }, cleanup: () => rm(dir, { recursive: true, force: true }), where: `embedded PostgreSQL in a fresh DATA_DIR (${dir})` };
 }
 
 /** A GraphQL answer as the load scenarios count it: `code` undefined = success. */

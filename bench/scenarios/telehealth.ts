@@ -47,11 +47,9 @@
  * and dropped afterwards, else embedded PostgreSQL in a fresh temporary DATA_DIR. REDIS_URL is passed to the server.
  */
 import os from 'node:os';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import { io, type Socket } from 'socket.io-client';
-import { freshDatabase, keepAliveGraphql, startServer, percentile, type GraphqlAnswer } from '../lib.js';
-import { PgCpu, processCpuUs } from '../cpu.js';
+import { keepAliveGraphql, scenarioDatabase, startServer, percentile } from '../lib.js';
+import { cpuPressureUs, PgCpu, processCpuUs } from '../cpu.js';
 
 const SESSIONS = Number(process.env.BENCH_TELEHEALTH_SESSIONS ?? 100);
 const PROVIDERS = Number(process.env.BENCH_TELEHEALTH_PROVIDERS ?? 20);
@@ -124,7 +122,6 @@ class SessionError extends Error {}
 
 // ------------------------------------------------------------------ HTTP
 
-type Answer = GraphqlAnswer;
 
 function graphqlClient(baseUrl: string) {
   const client = keepAliveGraphql(baseUrl, { connections: HTTP_CONNECTIONS, timeoutMs: REQUEST_TIMEOUT_MS });
@@ -225,33 +222,11 @@ async function probe(baseUrl: string): Promise<Probe | undefined> {
   }
 }
 
-/** /proc/pressure/cpu `some` total (µs during which at least one runnable task waited for a CPU), if the kernel has PSI */
-async function cpuPressureUs(): Promise<number | undefined> {
-  try {
-    return Number(/^some .*total=(\d+)/m.exec(await readFile('/proc/pressure/cpu', 'utf8'))?.[1]);
-  } catch {
-    return undefined;
-  }
-}
-
 // ------------------------------------------------------------------ the run
 
 export async function run() {
-  const env: Record<string, string | undefined> = { BENCH_TELEHEALTH_SESSIONS: String(SESSIONS), BENCH_TELEHEALTH_PROVIDERS: String(PROVIDERS) };
-  let cleanup = async () => {};
-  let where: string;
-  if (process.env.DATABASE_URL) {
-    const db = await freshDatabase(process.env.DATABASE_URL, 'telehealth');
-    env.DATABASE_URL = db.url;
-    cleanup = db.drop;
-    where = `DATABASE_URL (fresh database ${new URL(db.url).pathname.slice(1)})`;
-  } else {
-    const dir = await mkdtemp(join(os.tmpdir(), 'carebase-bench-telehealth-'));
-    env.DATA_DIR = dir;
-    env.DATABASE_URL = '';
-    cleanup = () => rm(dir, { recursive: true, force: true });
-    where = `embedded PostgreSQL in a fresh DATA_DIR (${dir})`;
-  }
+  const { env: dbEnv, cleanup, where } = await scenarioDatabase('telehealth');
+  const env = { BENCH_TELEHEALTH_SESSIONS: String(SESSIONS), BENCH_TELEHEALTH_PROVIDERS: String(PROVIDERS), ...dbEnv };
   const setupStarted = Date.now();
   let server: Awaited<ReturnType<typeof startServer>>;
   try {

@@ -41,11 +41,10 @@
  * BENCH_USERS) and BENCH_USERS_ACCOUNTS (server) change the roles.
  */
 import os from 'node:os';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { io, type Socket } from 'socket.io-client';
-import { freshDatabase, keepAliveGraphql, startServer, percentile, type GraphqlAnswer } from '../lib.js';
-import { PgCpu, processCpuUs } from '../cpu.js';
+import { keepAliveGraphql, scenarioDatabase, startServer, percentile } from '../lib.js';
+import { cpuPressureUs, PgCpu, processCpuUs } from '../cpu.js';
 import { patientCreateBody, patientReadBody, patientSearchBody } from './patients.js';
 
 const N = Number(process.env.BENCH_USERS ?? 1000);
@@ -149,7 +148,6 @@ class Recorder {
 
 // ------------------------------------------------------------------ HTTP
 
-type Answer = GraphqlAnswer;
 
 const graphqlClient = (baseUrl: string) => keepAliveGraphql(baseUrl, { connections: HTTP_CONNECTIONS, timeoutMs: REQUEST_TIMEOUT_MS });
 
@@ -272,15 +270,6 @@ async function scrape(baseUrl: string): Promise<Scrape | undefined> {
   }
 }
 
-/** /proc/pressure/cpu `some` total (µs during which at least one runnable task waited for a CPU), if the kernel has PSI */
-async function cpuPressureUs(): Promise<number | undefined> {
-  try {
-    return Number(/^some .*total=(\d+)/m.exec(await readFile('/proc/pressure/cpu', 'utf8'))?.[1]);
-  } catch {
-    return undefined;
-  }
-}
-
 // ------------------------------------------------------------------ the run
 
 /** role of each VU: BENCH_USERS_MIX scaled to N, interleaved so that the ramp mixes roles */
@@ -307,21 +296,7 @@ function roles(): Role[] {
 
 export async function run() {
   const load0 = os.loadavg();
-  const env: Record<string, string | undefined> = {};
-  let cleanup = async () => {};
-  let where: string;
-  if (process.env.DATABASE_URL) {
-    const db = await freshDatabase(process.env.DATABASE_URL, 'users');
-    env.DATABASE_URL = db.url;
-    cleanup = db.drop;
-    where = `DATABASE_URL (fresh database ${new URL(db.url).pathname.slice(1)})`;
-  } else {
-    const dir = await mkdtemp(join(os.tmpdir(), 'carebase-bench-users-'));
-    env.DATA_DIR = dir;
-    env.DATABASE_URL = '';
-    cleanup = () => rm(dir, { recursive: true, force: true });
-    where = `embedded PostgreSQL in a fresh DATA_DIR (${dir})`;
-  }
+  const { env, cleanup, where } = await scenarioDatabase('users');
   const setupStarted = Date.now();
   const server = await startServer('bench/servers/carebase-users.ts', env);
   const info = server.info as Info;

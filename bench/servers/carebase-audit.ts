@@ -70,7 +70,7 @@ interface Seed {
   seedMs: number;
 }
 
-const { gql, t } = benchClient(url, app.database.sql);
+const { t } = benchClient(url, app.database.sql);
 
 const seedFile = join(dataDir, 'bench-audit-seed.json');
 // seeding only: commits need not wait for the WAL flush

@@ -46,7 +46,7 @@ if (process.env.BENCH_AUDIT === 'off') AuditWriter.prototype.append = () => Prom
 const app = await createApp(config);
 const url = await app.listen();
 
-const { gql, t } = benchClient(url, app.database.sql);
+const { t } = benchClient(url, app.database.sql);
 const tenant = await createTenantWithAdmin(t);
 const user = await createUser(t, tenant, process.env.BENCH_ROLE ?? 'FRONT_DESK');
 

@@ -20,29 +20,15 @@
  * Prints `BENCH_INFO <json>` ({ tenantId, visitTypeId, consentVersion, providers: [{ userId, token }],
  * patients: [{ userId, token, patientId }], setupMs, pg }) and then `BENCH_URL <url>`.
  */
-import { createApp } from '../../src/app.js';
-import { loadConfig } from '../../src/config.js';
 import { createTenantWithAdmin, createUser, loginAs, adminSession } from '../../test/helpers/auth.js';
-import { benchClient, limited } from './client.js';
+import { limited, startBenchApp } from './client.js';
 
 const started = Date.now();
 const SESSIONS = Number(process.env.BENCH_TELEHEALTH_SESSIONS ?? 100);
 const PROVIDERS = Number(process.env.BENCH_TELEHEALTH_PROVIDERS ?? 20);
 
-const config = loadConfig({
-  RATE_LIMIT_AUTH_IP_PER_MINUTE: '1000000',
-  RATE_LIMIT_ANON_IP_PER_MINUTE: '1000000',
-  ...process.env,
-  PORT: '0',
-  HOST: '127.0.0.1',
-  LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
-  DATA_DIR: process.env.DATA_DIR ?? '.data/bench-telehealth',
-  JOB_WORKERS: process.env.JOB_WORKERS ?? 'inline',
-});
-const app = await createApp(config);
-const url = await app.listen();
+const { app, url, gql, t } = await startBenchApp('.data/bench-telehealth');
 
-const { gql, t } = benchClient(url, app.database.sql);
 /** the data of an answer that must have succeeded */
 async function must<T>(p: Promise<{ status: number; body: { data?: T; errors?: { message: string }[] } }>, what: string): Promise<T> {
   const r = await p;

@@ -20,29 +20,15 @@
  */
 import { access } from 'node:fs/promises';
 import postgres from 'postgres';
-import { createApp } from '../../src/app.js';
-import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/platform/logger.js';
 import { createDbIndexKeyStore, createFieldCrypto, createKeyProvider } from '../../src/platform/crypto/index.js';
 import { createTenantWithAdmin, loginAs, createUser, type TestUser } from '../../test/helpers/auth.js';
 import { searchPrefixes, seedPatients } from '../scenarios/patients.js';
-import { benchClient, limited } from './client.js';
+import { limited, startBenchApp } from './client.js';
 
 const started = Date.now();
-const config = loadConfig({
-  RATE_LIMIT_AUTH_IP_PER_MINUTE: '1000000',
-  RATE_LIMIT_ANON_IP_PER_MINUTE: '1000000',
-  ...process.env,
-  PORT: '0',
-  HOST: '127.0.0.1',
-  LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
-  DATA_DIR: process.env.DATA_DIR ?? '.data/bench-users',
-  JOB_WORKERS: process.env.JOB_WORKERS ?? 'inline',
-});
-const app = await createApp(config);
-const url = await app.listen();
+const { config, app, url, t } = await startBenchApp('.data/bench-users');
 
-const { gql, t } = benchClient(url, app.database.sql);
 const tenant = await createTenantWithAdmin(t);
 
 const spec = (process.env.BENCH_USERS_ACCOUNTS ?? 'FRONT_DESK:16,PROVIDER:20,BILLING:6,COMPLIANCE:4')

@@ -1,4 +1,6 @@
 import type postgres from 'postgres';
+import { createApp } from '../../src/app.js';
+import { loadConfig } from '../../src/config.js';
 import type { createTenantWithAdmin } from '../../test/helpers/auth.js';
 
 /**
@@ -29,3 +31,24 @@ export async function limited<X, Y>(xs: readonly X[], n: number, fn: (x: X, i: n
   );
   return out;
 }
+
+/**
+ * The real app for a load scenario, listening on a free loopback port: the environment as given (DATABASE_URL,
+ * DATA_DIR, ...), per-IP sign-in limits out of the way of the setup's many sign-ins, jobs inline unless set.
+ */
+export async function startBenchApp(defaultDataDir: string) {
+  const config = loadConfig({
+    RATE_LIMIT_AUTH_IP_PER_MINUTE: '1000000',
+    RATE_LIMIT_ANON_IP_PER_MINUTE: '1000000',
+    ...process.env,
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+    DATA_DIR: process.env.DATA_DIR ?? defaultDataDir,
+    JOB_WORKERS: process.env.JOB_WORKERS ?? 'inline',
+  });
+  const app = await createApp(config);
+  const url = await app.listen();
+  return { config, app, url, ...benchClient(url, app.database.sql) };
+}
+
