@@ -42,8 +42,8 @@ export interface Server {
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '--max-semi-space-size=32').split(' ').filter(Boolean);
 
 /** Starts a bench server script as a child process and waits for its `BENCH_URL` line. */
-export async function startServer(script: string, env: Record<string, string | undefined> = {}): Promise<Server> {
-  const child = spawn(process.execPath, [...NODE_ARGS, '--import', 'tsx', script], {
+export async function startServer(script: string, env: Record<string, string | undefined> = {}, extraNodeArgs: string[] = []): Promise<Server> {
+  const child = spawn(process.execPath, [...NODE_ARGS, ...extraNodeArgs, '--import', 'tsx', script], {
     env: { ...process.env, NODE_OPTIONS: '', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

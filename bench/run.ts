@@ -32,6 +32,8 @@ const scenarios: Record<string, () => Promise<unknown>> = {
   telehealth: async () => (await import('./scenarios/telehealth.js')).run(),
   // the realtime scenarios run against DATABASE_URL (REDIS_URL optional) and print their own numbers
   // SQL statements and transactions per request, counted on the wire (needs DATABASE_URL)
+  // CPU profile of the seeded server under one operation (read, create, search), summarised per pipeline phase
+  profile: async () => (await import('./scenarios/profile.js')).run(),
   statements: async () => (await import('./scenarios/statements.js')).run(),
   fanout: async () => console.log(await (await import('./scenarios/fanout.js')).run({ databaseUrl: requireDatabaseUrl(), redisUrl: process.env.REDIS_URL || undefined })),
   jobs: async () => console.log(await (await import('./scenarios/jobs.js')).run({ databaseUrl: requireDatabaseUrl(), redisUrl: process.env.REDIS_URL || undefined })),

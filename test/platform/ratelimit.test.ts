@@ -153,6 +153,75 @@ describe('postgres store', () => {
   });
 });
 
+describe('request quotas on the postgres store (batched policies)', () => {
+  const rowPoints = async (l: { store: string }, keyPrefix: string, name: string) => {
+    const rows = await db.owner<{ points: number }[]>`select points from rate_limits where key like ${`${keyPrefix}:${name}:%`}`;
+    return rows.reduce((n, r) => n + r.points, 0);
+  };
+
+  it('counts in memory between flushes: one upsert for many requests, the budget exact within a process', async () => {
+    const keyPrefix = `${PREFIX}:batched-${randomBytes(3).toString('hex')}`;
+    const { l } = await liveLimiter('postgres', { keyPrefix, pgFlushMs: 60_000 });
+    const p = policy('t-batched', 5, { batched: true });
+    // the first request of a window asks the store; the next ones are decided here and sent later
+    const states = await spend(l, p, 'user-1', 5);
+    expect(states.map((s) => s.remaining)).toEqual([4, 3, 2, 1, 0]);
+    expect(await rowPoints(l, keyPrefix, 't-batched')).toBe(1);
+    const err = await l.consume(p, 'user-1').catch((e) => e);
+    expect(err).toBeInstanceOf(RateLimitedError);
+    expect(err.extensions).toMatchObject({ code: 'RATE_LIMITED', policy: 't-batched' });
+    // get() sends what was counted: the row holds all five
+    expect((await l.get(p, 'user-1'))?.remaining).toBe(0);
+    expect(await rowPoints(l, keyPrefix, 't-batched')).toBe(5);
+    expect(l.degraded).toBe(false);
+  });
+
+  it('two processes share the budget once each has flushed (overspend bounded by one flush interval)', async () => {
+    const keyPrefix = `${PREFIX}:batched-shared-${randomBytes(3).toString('hex')}`;
+    const a = (await liveLimiter('postgres', { keyPrefix, pgFlushMs: 20 })).l;
+    const b = (await liveLimiter('postgres', { keyPrefix, pgFlushMs: 20 })).l;
+    const p = policy('t-batched-shared', 4, { batched: true });
+    await spend(a, p, '192.0.2.9', 2);
+    await spend(b, p, '192.0.2.9', 2);
+    await a.get(p, '192.0.2.9'); // flushed
+    await b.get(p, '192.0.2.9');
+    expect(await rowPoints(a, keyPrefix, 't-batched-shared')).toBe(4);
+    // a knows the shared total after its next flush: both refuse
+    await new Promise((r) => setTimeout(r, 60));
+    await a.consume(p, '192.0.2.9').catch(() => undefined);
+    await b.consume(p, '192.0.2.9').catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 60));
+    await expect(a.consume(p, '192.0.2.9')).rejects.toBeInstanceOf(RateLimitedError);
+    await expect(b.consume(p, '192.0.2.9')).rejects.toBeInstanceOf(RateLimitedError);
+  });
+
+  it('a store that does not answer: waiting requests are decided per process, and the limiter says so', async () => {
+    const { l } = await liveLimiter('postgres', { pgStoreTimeoutMs: 200 });
+    const p = policy('t-batched-hang', 1, { batched: true });
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let locked!: () => void;
+    const lockTaken = new Promise<void>((r) => (locked = r));
+    const tx = db.owner.begin(async (sql) => {
+      await sql`lock table rate_limits in access exclusive mode`;
+      locked();
+      await held;
+    });
+    try {
+      await lockTaken;
+      await l.consume(p, 'stalled');
+      await expect(l.consume(p, 'stalled')).rejects.toBeInstanceOf(RateLimitedError);
+      expect(l.degraded).toBe(true);
+    } finally {
+      release();
+      await tx;
+    }
+    // recovered: the store answers again
+    await expect(l.consume(p, 'fresh-key')).resolves.toMatchObject({ remaining: 0 });
+    expect(l.degraded).toBe(false);
+  });
+});
+
 describe('postgres store that does not answer', () => {
   it('a rate_limits table held by a lock (or a query lost on a dying connection) times out into the fallback instead of stalling requests', async () => {
     const { l } = await liveLimiter('postgres', { pgStoreTimeoutMs: 200 });

@@ -86,6 +86,8 @@ export class IdentityRuntime {
   private timer?: NodeJS.Timeout;
   private tokenCache = new Map<string, AccessClaims>();
   private sessionCache = new Map<string, SessionState>();
+  /** session-state fetches in flight, by tenant:session */
+  private sessionFetches = new Map<string, Promise<SessionState | null>>();
   /** sessions revoked by this process: refused without asking the database */
   private revokedHere = new Map<string, number>();
   private permissionCache = new Map<string, ReadonlySet<string>>();
@@ -233,28 +235,46 @@ export class IdentityRuntime {
     }
     let state = this.sessionCache.get(cacheKey);
     if (!state || nowMs - state.fetchedMs >= this.sessionCacheMs || nowMs < state.fetchedMs) {
-      const rows = await this.pool<
-        { user_id: string; user_status: string; revoked: boolean; last_seen_at: Date | string; expires_at: Date | string; idle_seconds: number; tenant_status: string }[]
-      >`select * from carebase_session_state(${tenantId}, ${sessionId}, ${new Date(nowMs)}, ${new Date(nowMs - TOUCH_INTERVAL_MS)}, ${AUTH_SETTING_DEFAULTS.idleTimeoutMinutes})`;
-      const row = rows[0];
-      if (!row) throw sessionEnded();
-      state = {
-        userId: row.user_id,
-        active: row.user_status === 'active' && row.tenant_status === 'active',
-        revoked: row.revoked,
-        lastSeenMs: new Date(row.last_seen_at).getTime(),
-        expiresMs: new Date(row.expires_at).getTime(),
-        idleMs: row.idle_seconds * 1000,
-        fetchedMs: nowMs,
-      };
-      if (this.sessionCache.size >= SESSION_CACHE_MAX) this.sessionCache.delete(this.sessionCache.keys().next().value!);
-      this.sessionCache.set(cacheKey, state);
+      // one fetch per session at a time: the requests that find the entry stale together share it
+      // (otherwise each runs carebase_session_state, and they queue on the session row's activity update)
+      let fetching = this.sessionFetches.get(cacheKey);
+      if (!fetching) {
+        fetching = this.fetchSessionState(tenantId, sessionId, nowMs).finally(() => this.sessionFetches.delete(cacheKey));
+        this.sessionFetches.set(cacheKey, fetching);
+      }
+      const fetched = await fetching;
+      if (!fetched) throw sessionEnded();
+      state = fetched;
     }
     if (state.userId !== userId || state.revoked || !state.active || state.expiresMs <= nowMs) throw sessionEnded();
     if (nowMs - state.lastSeenMs > state.idleMs) {
       await this.endIdleSession(tenantId, sessionId, userId);
       throw sessionEnded();
     }
+  }
+
+  private async fetchSessionState(tenantId: string, sessionId: string, nowMs: number): Promise<SessionState | null> {
+    const rows = await this.pool<
+      { user_id: string; user_status: string; revoked: boolean; last_seen_at: Date | string; expires_at: Date | string; idle_seconds: number; tenant_status: string }[]
+    >`select * from carebase_session_state(${tenantId}, ${sessionId}, ${new Date(nowMs)}, ${new Date(nowMs - TOUCH_INTERVAL_MS)}, ${AUTH_SETTING_DEFAULTS.idleTimeoutMinutes})`;
+    const row = rows[0];
+    if (!row) return null;
+    const state: SessionState = {
+      userId: row.user_id,
+      active: row.user_status === 'active' && row.tenant_status === 'active',
+      revoked: row.revoked,
+      lastSeenMs: new Date(row.last_seen_at).getTime(),
+      expiresMs: new Date(row.expires_at).getTime(),
+      idleMs: row.idle_seconds * 1000,
+      fetchedMs: nowMs,
+    };
+    const key = `${tenantId}:${sessionId}`;
+    // a revocation here while the fetch ran wins (forgetSession): do not cache what it read before
+    if (!this.revokedHere.has(key)) {
+      if (this.sessionCache.size >= SESSION_CACHE_MAX) this.sessionCache.delete(this.sessionCache.keys().next().value!);
+      this.sessionCache.set(key, state);
+    }
+    return state;
   }
 
   /** Revokes a session that has been idle too long (recorded once). */
@@ -271,6 +291,7 @@ export class IdentityRuntime {
   forgetSession(tenantId: string, sessionId: string): void {
     const key = `${tenantId}:${sessionId}`;
     this.sessionCache.delete(key);
+    this.sessionFetches.delete(key); // a fetch in flight read the session before the revocation: no one joins it now
     this.revokedHere.set(key, this.now().getTime() + Math.max(this.sessionCacheMs, 1000));
     if (this.revokedHere.size > SESSION_CACHE_MAX) this.revokedHere.delete(this.revokedHere.keys().next().value!);
   }

@@ -33,7 +33,8 @@ function bind(pool: postgres.Sql, conn: postgres.ReservedSql) {
  * and never open transactions themselves.
  */
 export class RequestTransaction {
-  private opening?: Promise<{ conn: postgres.ReservedSql; db: Db }>;
+  /** the reserved connection, its Db, and `ready`: settles once BEGIN and the settings ran (with their error, if any) */
+  private opening?: Promise<{ conn: postgres.ReservedSql; db: Db; ready: Promise<unknown> }>;
   private done = false;
   /** transactions currently open in this process (metrics) */
   static open = 0;
@@ -79,22 +80,22 @@ export class RequestTransaction {
         RequestTransaction.waiting--;
       }
       const d = this.deadlines;
-      try {
-        // both in one socket write (postgres-js pipelines queries started in the same tick): one round trip.
-        // Both settle before the connection is given back on failure: never release it with a query in flight.
-        const settled = await Promise.allSettled([
-          conn`begin`,
-          conn`select set_config('app.tenant_id', ${this.tenantId ?? ''}, true), set_config('app.user_id', ${this.userId ?? ''}, true),
-            set_config('statement_timeout', ${String(d.statementTimeoutMs)}, true), set_config('lock_timeout', ${String(d.lockTimeoutMs)}, true)`,
-        ]);
+      // BEGIN and the settings are started, not awaited: postgres-js writes queries started before its next
+      // flush (setImmediate) in one socket write, so the caller's first statement goes out with them and a
+      // request that reads one row costs one round trip before COMMIT instead of two. PostgreSQL runs them in
+      // order: if BEGIN or the settings fail, so does that statement; `ready` keeps their own error, and the
+      // connection is given back only after they settled (never with a query in flight).
+      const begun = [
+        conn`begin`.execute(),
+        conn`select set_config('app.tenant_id', ${this.tenantId ?? ''}, true), set_config('app.user_id', ${this.userId ?? ''}, true),
+          set_config('statement_timeout', ${String(d.statementTimeoutMs)}, true), set_config('lock_timeout', ${String(d.lockTimeoutMs)}, true)`.execute(),
+      ];
+      const ready = Promise.allSettled(begun).then((settled) => {
         const failed = settled.find((r) => r.status === 'rejected');
-        if (failed) throw (failed as PromiseRejectedResult).reason;
-      } catch (e) {
-        conn.release(); // a guarded pool's connection (createPool): a dead one is left to the pool
-        throw RequestTransaction.failed(e);
-      }
+        return failed ? RequestTransaction.failed((failed as PromiseRejectedResult).reason) : undefined;
+      });
       RequestTransaction.open++;
-      return { conn, db: bind(this.pool, conn) };
+      return { conn, db: bind(this.pool, conn), ready };
     })();
     return this.opening.then((o) => o.db);
   }
@@ -108,7 +109,10 @@ export class RequestTransaction {
   /** Raw connection of the transaction (for COPY / streaming). */
   async connection(): Promise<postgres.ReservedSql> {
     await this.db();
-    return (await this.opening!).conn;
+    const { conn, ready } = await this.opening!;
+    const failed = await ready;
+    if (failed) throw failed;
+    return conn;
   }
 
   /**
@@ -157,13 +161,20 @@ export class RequestTransaction {
   private async finish(how: 'commit' | 'rollback') {
     if (!this.opening || this.done) return;
     this.done = true;
-    let conn: postgres.ReservedSql;
+    let opened: { conn: postgres.ReservedSql; ready: Promise<unknown> };
     try {
-      conn = (await this.opening).conn;
+      opened = await this.opening;
     } catch {
       return; // never opened
     }
+    const { conn } = opened;
     try {
+      // BEGIN or the settings failed: there is no transaction to end (a commit fails with their error)
+      const failed = await opened.ready;
+      if (failed) {
+        if (how === 'commit') throw failed;
+        return;
+      }
       if (how === 'commit' && this.hooks.length) {
         await this.commitWithHooks(conn);
         return;
@@ -175,6 +186,7 @@ export class RequestTransaction {
         // the transaction is over (COMMIT of an aborted transaction rolls back); report the hook's own error
         throw e.cause instanceof AppError ? e.cause : RequestTransaction.failed(e.cause);
       }
+      if (e instanceof AppError) throw e;
       if (how === 'commit') {
         if (classifyDbError(e) !== 'unavailable') await withTimeout(conn`rollback`, 1_000).catch(() => undefined);
         throw RequestTransaction.failed(e);

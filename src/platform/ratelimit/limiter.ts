@@ -6,6 +6,7 @@ import { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterPostgres, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { AppError, ErrorCode } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { BatchedPgCounter } from './batched.js';
 import { monthWindow, type RateLimitPolicy } from './policies.js';
 
 export type RateLimitStoreKind = 'redis' | 'postgres' | 'memory';
@@ -43,6 +44,8 @@ export interface RateLimiterOptions {
   sql?: postgres.Sql;
   /** postgres store: ms before a call counts as failed (then the per-process fallback answers); default 1,000 */
   pgStoreTimeoutMs?: number;
+  /** postgres store: how often the counts of `batched` policies are sent (ms; default 100) */
+  pgFlushMs?: number;
   /** prefix of every key (redis: unique per deployment/test) */
   keyPrefix?: string;
   /** clock (tests) */
@@ -198,9 +201,11 @@ export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
   }
 
   const limiters = new Map<string, RateLimiterAbstract>();
+  const insurances = new Map<string, RateLimiterAbstract>();
   let cleanerAssigned = false;
+  const idOf = (policy: RateLimitPolicy) => `${policy.name}:${policy.points}:${policy.durationSec}:${policy.blockDurationSec ?? 0}`;
   function limiterFor(policy: RateLimitPolicy): RateLimiterAbstract {
-    const id = `${policy.name}:${policy.points}:${policy.durationSec}:${policy.blockDurationSec ?? 0}`;
+    const id = idOf(policy);
     let l = limiters.get(id);
     if (l) return l;
     const base = { keyPrefix: `${prefix}:${policy.name}`, points: policy.points, duration: policy.durationSec, blockDuration: policy.blockDurationSec ?? 0 };
@@ -208,6 +213,7 @@ export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
       l = new RateLimiterMemory(base);
     } else {
       const insuranceLimiter = new InsuranceLimiter(base);
+      insurances.set(id, insuranceLimiter);
       if (store === 'redis') {
         l = new RateLimiterRedis({ ...base, storeClient: redis, rejectIfRedisNotReady: true, insuranceLimiter });
       } else {
@@ -228,6 +234,15 @@ export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
     return l;
   }
 
+  // request quotas (`batched` policies without a block) on the postgres store: counted here, sent in one upsert per flush
+  const batchedCounter =
+    store === 'postgres' ? new BatchedPgCounter(pg!, { flushMs: opts.pgFlushMs ?? 100, now: () => now().getTime(), onStoreOk: onPrimaryOk }) : undefined;
+  /** the row key RateLimiterPostgres uses for (policy, key): its keyPrefix, a colon, the key */
+  function batchedKey(policy: RateLimitPolicy, rlKey: string): string | undefined {
+    if (!batchedCounter || !policy.batched || policy.blockDurationSec) return undefined;
+    return `${prefix}:${policy.name}:${rlKey}`;
+  }
+
   function keyAndOptions(policy: RateLimitPolicy, key: string) {
     if (policy.window === 'month') {
       const m = monthWindow(now());
@@ -239,6 +254,11 @@ export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
   function stateOf(policy: RateLimitPolicy, res: RateLimiterRes, windowSec: number): RateLimitState {
     const resetMs = res.msBeforeNext >= 0 ? res.msBeforeNext : windowSec * 1000;
     return { policy: policy.name, limit: policy.points, remaining: Math.max(0, res.remainingPoints), resetSec: Math.ceil(resetMs / 1000), windowSec };
+  }
+
+  function forgetBatched(policy: RateLimitPolicy, rlKey: string) {
+    const stored = batchedKey(policy, rlKey);
+    if (stored) batchedCounter!.forget(stored);
   }
 
   async function tracked<T>(fn: () => Promise<T>): Promise<T> {
@@ -274,8 +294,16 @@ export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
     },
     async consume(policy, key, points = 1) {
       const { rlKey, options, windowSec } = keyAndOptions(policy, key);
+      const stored = batchedKey(policy, rlKey);
       try {
-        const res = await tracked(() => limiterFor(policy).consume(rlKey, points, options));
+        const res = stored
+          ? await tracked(() =>
+              batchedCounter!.consume(stored, points, policy.points, windowSec * 1000, () => {
+                limiterFor(policy);
+                return insurances.get(idOf(policy))!.consume(rlKey, points, options);
+              }),
+            )
+          : await tracked(() => limiterFor(policy).consume(rlKey, points, options));
         metrics.decisions.inc({ policy: policy.name, outcome: 'allowed' });
         return stateOf(policy, res, windowSec);
       } catch (e) {
@@ -288,18 +316,23 @@ export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
     },
     async get(policy, key) {
       const { rlKey, windowSec } = keyAndOptions(policy, key);
+      const stored = batchedKey(policy, rlKey);
+      if (stored) await batchedCounter!.sent(); // what this process counted is in the row
       const res = await tracked(() => limiterFor(policy).get(rlKey));
       return res ? stateOf(policy, res, windowSec) : null;
     },
     async reward(policy, key, points = 1) {
       const { rlKey, options } = keyAndOptions(policy, key);
       await tracked(() => limiterFor(policy).reward(rlKey, points, options));
+      forgetBatched(policy, rlKey);
     },
     async reset(policy, key) {
       const { rlKey } = keyAndOptions(policy, key);
       await tracked(() => limiterFor(policy).delete(rlKey));
+      forgetBatched(policy, rlKey);
     },
     async close() {
+      await batchedCounter?.close().catch(() => undefined);
       for (const l of limiters.values()) {
         const t = (l as unknown as { _clearExpiredTimeoutId?: NodeJS.Timeout })._clearExpiredTimeoutId;
         if (t) clearTimeout(t);
