@@ -197,23 +197,37 @@ export class AuditWriter {
     // a fixed lock order across batches and processes: no deadlock between group commits
     const tenants = [...byTenant.keys()].sort();
     // The one place that sets app.tenant_id by hand instead of withTenant (platform/db/tenancy.ts): a group commit
-    // appends several tenants' events in ONE transaction, switching the tenant between their appends, and each
-    // tenant's set_config is pipelined with its append (one write, no extra round trip); withTenant holds one tenant
-    // per transaction for its whole life.
-    const attempt = () =>
-      this.pool.begin(async (tx) => {
-        for (const [i, tenant] of tenants.entries()) {
-          // started before appendChained's head lock so both go out in one write, in this order
-          const scoped = (
-            i === 0
-              ? tx`select set_config('lock_timeout', '5s', true), set_config('statement_timeout', '15s', true), set_config('app.tenant_id', ${tenant}, true)`
-              : tx`select set_config('app.tenant_id', ${tenant}, true)`
-          ).execute();
-          scoped.catch(() => undefined); // awaited below; the head lock fails too if this does
-          await appendChained(tx, tenant, byTenant.get(tenant)!);
-          await scoped;
+    // appends several tenants' events in ONE transaction, switching the tenant between their appends; withTenant
+    // holds one tenant per transaction for its whole life. Every statement (BEGIN, the settings, each tenant's
+    // set_config and append, COMMIT) is started at once: postgres-js sends them in one write, PostgreSQL runs them
+    // in order, and the batch costs one round trip. A failed statement aborts the transaction, the statements after
+    // it fail and COMMIT rolls back; the batch fails with the first error (the one that says what was wrong).
+    const attempt = async () => {
+      const conn = await this.pool.reserve();
+      try {
+        const steps: Promise<unknown>[] = [
+          conn`begin`.execute(),
+          conn`select set_config('lock_timeout', '5s', true), set_config('statement_timeout', '15s', true)`.execute(),
+        ];
+        try {
+          for (const tenant of tenants) {
+            steps.push(conn`select set_config('app.tenant_id', ${tenant}, true)`.execute());
+            steps.push(appendChained(conn, tenant, byTenant.get(tenant)!));
+          }
+        } catch (e) {
+          // an event that could not be prepared: end the transaction before the connection goes back
+          await Promise.allSettled(steps);
+          await conn`rollback`.catch(() => undefined);
+          throw e;
         }
-      });
+        const committed = conn`commit`.execute();
+        const settled = await Promise.allSettled([...steps, committed]);
+        const failed = settled.find((r) => r.status === 'rejected');
+        if (failed) throw (failed as PromiseRejectedResult).reason;
+      } finally {
+        conn.release();
+      }
+    };
     try {
       await attempt();
     } catch (e) {
