@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { and, asc, eq, getColumns, inArray, ne, sql } from 'drizzle-orm';
 import { fieldContext, normalisers, type FieldCrypto } from '../../platform/crypto/index.js';
 import type postgres from 'postgres';
@@ -122,12 +123,15 @@ export async function possibleDuplicates(db: Db, tenantId: string, ssnIndexes: r
   const keys = [...new Set(ssnIndexes.map((b) => b.toString('hex')))];
   // the first 8 bytes of an HMAC are as good a lock key as any; taken in order, so two batches cannot deadlock
   const locks = [...new Set(keys.map((k) => Buffer.from(k, 'hex').readBigInt64BE(0)))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  await db.execute(sql`select pg_advisory_xact_lock(k) from unnest(${`{${locks.join(',')}}`}::bigint[]) as k order by k`);
-  const rows = await db
-    .select({ id: patients.id, ix: patients.ssnIndex })
-    .from(patients)
-    .where(and(eq(patients.tenantId, tenantId), inArray(patients.ssnIndex, keys.map((k) => Buffer.from(k, 'hex'))), ne(patients.status, 'merged')))
-    .orderBy(asc(patients.createdAt), asc(patients.id));
+  // the lock and the lookup go out in one write; PostgreSQL runs the lookup once the locks are held
+  const [, rows] = await Promise.all([
+    db.execute(sql`select pg_advisory_xact_lock(k) from unnest(${`{${locks.join(',')}}`}::bigint[]) as k order by k`),
+    db
+      .select({ id: patients.id, ix: patients.ssnIndex })
+      .from(patients)
+      .where(and(eq(patients.tenantId, tenantId), inArray(patients.ssnIndex, keys.map((k) => Buffer.from(k, 'hex'))), ne(patients.status, 'merged')))
+      .orderBy(asc(patients.createdAt), asc(patients.id)),
+  ]);
   for (const r of rows) if (!out.has(r.ix!.toString('hex'))) out.set(r.ix!.toString('hex'), r.id);
   return out;
 }
@@ -178,19 +182,22 @@ export async function createPatient(rt: PatientsRuntime, ctx: RequestContext, in
   }
   const [mrn] = await allocateMrns(rt.mrnPool, p.tenantId);
   const actor = p.kind === 'user' ? p.id : null;
-  const [row] = await db
+  // the id is made here so that the row, its event and its links go out in one write (PostgreSQL runs them in order)
+  const id = randomUUID();
+  const inserted = db
     .insert(patients)
-    .values({ ...(values as object), tenantId: p.tenantId, mrn: mrn!, givenName: fields.givenName!, familyName: fields.familyName!, dateOfBirth: fields.dateOfBirth!, createdBy: actor, updatedBy: actor })
-    .returning(patientReadColumns);
-  const work: Promise<unknown>[] = [events(db, 'patient.created', p.tenantId, row!.id, duplicateOf && override ? { possibleDuplicateOf: duplicateOf } : {})];
+    .values({ ...(values as object), id, tenantId: p.tenantId, mrn: mrn!, givenName: fields.givenName!, familyName: fields.familyName!, dateOfBirth: fields.dateOfBirth!, createdBy: actor, updatedBy: actor })
+    .returning(patientReadColumns)
+    .execute(); // started now: the row goes out before the statements that refer to it
+  const work: Promise<unknown>[] = [inserted, events(db, 'patient.created', p.tenantId, id, duplicateOf && override ? { possibleDuplicateOf: duplicateOf } : {})];
   if (duplicateOf && override) {
-    work.push(db.insert(patientDuplicateOverrides).values({ tenantId: p.tenantId, patientId: row!.id, duplicateOf, actorId: actor, reason: override, requestId: ctx.requestId }));
+    work.push(db.insert(patientDuplicateOverrides).values({ tenantId: p.tenantId, patientId: id, duplicateOf, actorId: actor, reason: override, requestId: ctx.requestId }));
   }
   // a provider or nurse who registers a patient is on their care team (else they could not read what they wrote)
   if (p.kind === 'user' && !scopes.has('tenant')) {
-    work.push(db.insert(patientCareTeam).values({ tenantId: p.tenantId, patientId: row!.id, userId: p.id, role: creatorCareTeamRole(p), addedBy: p.id }));
+    work.push(db.insert(patientCareTeam).values({ tenantId: p.tenantId, patientId: id, userId: p.id, role: creatorCareTeamRole(p), addedBy: p.id }));
   }
-  await Promise.all(work);
+  const [[row]] = (await Promise.all(work)) as [Awaited<typeof inserted>, ...unknown[]];
   return { ...viewOf(ctx, row as PatientRecord), ...(duplicateOf && override ? { duplicateOf } : {}) };
 }
 
