@@ -1,11 +1,11 @@
-import { checkpointKeys, ensureAuditPartitions, signCheckpoints } from '../../platform/audit/index.js';
+import { auditWriterFor, checkpointKeys, ensureAuditPartitions, signCheckpoints } from '../../platform/audit/index.js';
 import type { JobDefinition } from '../../platform/jobs/index.js';
 import { PATIENT_DIRECTORY, runAnomalyCheck, type PatientDirectory } from './anomalies.js';
 import { drainSecurityEvents } from './security-events.js';
 
 /**
  * The audit module's scheduled work: drain identity's security events into
- * the audit log, run the anomaly rules, create partitions ahead, sign each
+ * the audit log, chain staged write events left by a crash, run the anomaly rules, create partitions ahead, sign each
  * tenant's chain head. BullMQ job schedulers (platform/jobs): one run per
  * period whatever the number of API and worker processes, a failed run is
  * retried and then lands in the dead-letter queue. The tasks stay safe if two
@@ -20,6 +20,15 @@ export const AUDIT_SCHEDULES: Readonly<Record<string, JobDefinition>> = {
     backoffMs: 1_000,
     handler: async (_payload, ctx) => {
       await drainSecurityEvents(ctx.database.sql);
+    },
+  },
+  // a write's audit events are chained right after its commit; this chains what a crash in between left staged
+  'audit.chainStaged': {
+    every: 5_000,
+    attempts: 3,
+    backoffMs: 1_000,
+    handler: async (_payload, ctx) => {
+      await auditWriterFor(ctx.database.sql).chainAllStaged();
     },
   },
   'audit.anomalies': {

@@ -26,6 +26,38 @@ export type SqlRunner = postgres.Sql | postgres.TransactionSql | postgres.Reserv
  */
 export function appendChained(sql: SqlRunner, tenantId: string, events: readonly AuditEventInput[]): Promise<number | null> {
   if (events.length === 0) return Promise.resolve(null);
+  const { rows, before, after } = chainInput(tenantId, events);
+  const write = sql<{ seq: string }[]>`select carebase_audit_append(${tenantId}, ${sql.json(rows as never)}, ${before}::text[], ${after}::text[]) as seq`
+    .execute()
+    .then(([r]) => (r ? Number(r.seq) : null));
+  // handled here so that a failure before the caller awaits is not an unhandled rejection; the caller still sees it
+  write.catch(() => undefined);
+  return write;
+}
+
+/**
+ * Stages one tenant's events in `audit_staged` (one statement, started at
+ * once like appendChained): the write's transaction commits them with its
+ * change without locking the tenant's chain head; the group writer chains
+ * them afterwards (AuditWriter.chainStaged, carebase_audit_chain_staged).
+ * The canonical parts are built here, as for an append.
+ */
+export function stageChained(sql: SqlRunner, tenantId: string, events: readonly AuditEventInput[]): Promise<number> {
+  if (events.length === 0) return Promise.resolve(0);
+  const { rows, before, after } = chainInput(tenantId, events);
+  const write = sql`insert into audit_staged (tenant_id, event, before, after)
+      select ${tenantId}, e.value, p.b, p.a
+        from jsonb_array_elements(${sql.json(rows as never)}) with ordinality as e(value, i)
+        join unnest(${before}::text[], ${after}::text[]) with ordinality as p(b, a, i) on p.i = e.i
+       order by e.i`
+    .execute()
+    .then((r) => r.count);
+  write.catch(() => undefined);
+  return write;
+}
+
+/** The rows (audit_events columns but seq and hashes) and canonical parts of one tenant's events. */
+function chainInput(tenantId: string, events: readonly AuditEventInput[]) {
   const before: string[] = [];
   const after: string[] = [];
   const rows = events.map(safeEvent).map((e) => {
@@ -57,12 +89,7 @@ export function appendChained(sql: SqlRunner, tenantId: string, events: readonly
       detail: e.detail,
     };
   });
-  const write = sql<{ seq: string }[]>`select carebase_audit_append(${tenantId}, ${sql.json(rows as never)}, ${before}::text[], ${after}::text[]) as seq`
-    .execute()
-    .then(([r]) => (r ? Number(r.seq) : null));
-  // handled here so that a failure before the caller awaits is not an unhandled rejection; the caller still sees it
-  write.catch(() => undefined);
-  return write;
+  return { rows, before, after };
 }
 
 /**

@@ -6,7 +6,7 @@
  */
 export * from './types.js';
 export { GENESIS_HASH, canonicalEvent, chainHash, CANONICAL_VERSION } from './canonical.js';
-export { appendChained, ensureAuditPartitions, isMissingPartition, type SqlRunner } from './chain.js';
+export { appendChained, ensureAuditPartitions, isMissingPartition, stageChained, type SqlRunner } from './chain.js';
 export { AuditWriter, createAuditWriter, auditWriterFor, closeAuditWriter, type AuditWriterOptions, type AuditWriterStats } from './writer.js';
 export {
   AuditRequest,
@@ -26,7 +26,7 @@ export {
 export { auditApolloPlugin, PURPOSE_OF_USE_HEADER } from './apollo-plugin.js';
 export { verifyTenantChain, verifyAllTenants, rowToEvent, type IntegrityReport, type ChainBreak } from './verify.js';
 export { denialCode, type PhiFieldOption, type PhiResourceOptions, type AuditFieldOption } from './phi-plugin.js';
-export { auditEvents, auditChainHeads, auditCheckpoints } from './tables.js';
+export { auditEvents, auditChainHeads, auditCheckpoints, auditStaged } from './tables.js';
 export {
   checkpointKeys,
   exportCheckpointPublicKey,

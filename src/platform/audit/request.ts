@@ -3,7 +3,7 @@ import type postgres from 'postgres';
 import { dbAppError } from '../db/errors.js';
 import type { RequestTransaction } from '../db/tenancy.js';
 import { AppError, ErrorCode } from '../errors.js';
-import { appendChained, ensureAuditPartitions, isMissingPartition } from './chain.js';
+import { ensureAuditPartitions, isMissingPartition, stageChained } from './chain.js';
 import {
   defaultPurposeOfUse,
   isUuid,
@@ -348,21 +348,24 @@ export async function writeAuditRequest(r: AuditRequest, commitWithRequest: bool
   if (grouped.length) await r.writer.append(grouped);
   if (inTx.length) {
     await r.ctx.tx.connection(); // opens the transaction if the mutation has not
-    r.ctx.tx.beforeCommit((conn) => appendBeforeCommit(conn, r.writer, inTx));
+    r.ctx.tx.beforeCommit((conn) => stageBeforeCommit(conn, r.writer, inTx));
+    // once committed, the staged events join the chain (group-committed); the response waits for it
+    r.ctx.tx.afterCommit(() => r.writer.chainStaged(inTx[0]!.tenantId));
   }
   return { inTx: inTx.length, grouped: grouped.length };
 }
 
 /**
- * A mutation's events go into its own transaction as its last statement:
- * one carebase_audit_append call (lock the tenant's chain head, chain and
- * insert the rows, advance the head) leaves in the same write as COMMIT, so
- * concurrent writers of a tenant hold that lock only for the statement and
- * the commit (not across a round trip, and not for the rest of each other's
- * request). Any failure fails the commit: the change and its trail are saved
- * together or not at all (AUDIT_UNAVAILABLE).
+ * A mutation's events go into its own transaction as its last statement: one
+ * insert into audit_staged (stageChained) leaves in the same write as COMMIT,
+ * so the change and its trail are saved together or not at all
+ * (AUDIT_UNAVAILABLE). The tenant's chain head is not touched here:
+ * concurrent writes of a tenant do not queue on it through their commits.
+ * After the commit the group writer chains the staged events (afterCommit),
+ * many writes per batch; a crash in between leaves them staged, durable, and
+ * chained by the audit.chainStaged schedule.
  */
-async function appendBeforeCommit(conn: postgres.ReservedSql, writer: AuditWriter, events: AuditEventInput[]): Promise<Promise<unknown>[]> {
+async function stageBeforeCommit(conn: postgres.ReservedSql, writer: AuditWriter, events: AuditEventInput[]): Promise<Promise<unknown>[]> {
   const unavailable = (e: unknown) => {
     // partitions are created months ahead (boot, daily job); if one is missing anyway, create it for the retry
     if (isMissingPartition(e)) void ensureAuditPartitions(writer.pool).catch(() => undefined);
@@ -372,7 +375,7 @@ async function appendBeforeCommit(conn: postgres.ReservedSql, writer: AuditWrite
     return new AppError(ErrorCode.AUDIT_UNAVAILABLE, 'The audit log is unavailable; the change was not saved');
   };
   try {
-    const write = appendChained(conn, events[0]!.tenantId, events);
+    const write = stageChained(conn, events[0]!.tenantId, events);
     return [
       write.catch((e) => {
         throw unavailable(e);

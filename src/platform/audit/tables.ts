@@ -96,3 +96,26 @@ export const auditCheckpoints = pgTable(
   },
   (t) => [primaryKey({ name: 'audit_checkpoints_pkey', columns: [t.tenantId, t.seq] })],
 );
+
+/**
+ * A write's audit events, staged in the write's own transaction (so the
+ * change and its trail commit together) without taking the tenant's chain
+ * head: concurrent writes of a tenant no longer queue on that row until their
+ * COMMIT. The group writer chains staged events in batches
+ * (carebase_audit_chain_staged: head lock, move into audit_events with seq and
+ * hash, delete here), right after the write commits and, for whatever a crash
+ * left behind, every few seconds (audit.chainStaged). The app role may only
+ * INSERT here; reading and deleting happen inside the owner's functions.
+ * No foreign key to tenants: RLS's WITH CHECK already fixes tenant_id, and a
+ * key-share lock on the tenant row per write is what this table avoids.
+ */
+export const auditStaged = pgTable('audit_staged', {
+  n: bigint('n', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+  tenantId: uuid('tenant_id').notNull().default(sql`carebase_current_tenant()`),
+  /** the audit_events columns but seq, prev_hash and hash (chain.ts) */
+  event: jsonb('event').notNull(),
+  /** canonical form before and after the seq (canonical.ts) */
+  before: text('before').notNull(),
+  after: text('after').notNull(),
+  stagedAt: timestamp('staged_at', { withTimezone: true }).notNull().defaultNow(),
+});

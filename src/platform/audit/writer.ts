@@ -6,6 +6,8 @@ import type { AuditEventInput } from './types.js';
 
 interface Pending {
   events: readonly AuditEventInput[];
+  /** a tenant whose staged events (audit_staged) this batch chains */
+  chain?: string;
   resolve: () => void;
   reject: (e: unknown) => void;
 }
@@ -103,6 +105,26 @@ export class AuditWriter {
     });
   }
 
+  /**
+   * Chains a tenant's staged events (a write's events, staged in its own
+   * transaction: stageChained) in the next batch; resolves once they are in
+   * the chain. Many writes' calls share one batch and one head lock.
+   */
+  chainStaged(tenantId: string): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('audit writer is closed'));
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ events: [], chain: tenantId, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  /** Chains every tenant's staged events (what a crash between a write's commit and its chaining left behind). */
+  async chainAllStaged(): Promise<number> {
+    const tenants = await this.pool<{ t: string }[]>`select t from carebase_audit_staged_tenants() t`;
+    await Promise.all(tenants.map(({ t }) => this.chainStaged(t)));
+    return tenants.length;
+  }
+
   /** the pool this writer appends through */
   get pool(): postgres.Sql {
     return this.opts.writerSql ?? this.opts.sql;
@@ -187,7 +209,12 @@ export class AuditWriter {
   /** One transaction for the batch (one append per tenant); a missing partition is created and the batch retried once. */
   private async commit(batch: Pending[]): Promise<void> {
     const byTenant = new Map<string, AuditEventInput[]>();
+    const chain = new Set<string>();
     for (const p of batch) {
+      if (p.chain) {
+        chain.add(p.chain);
+        if (!byTenant.has(p.chain)) byTenant.set(p.chain, []);
+      }
       for (const e of p.events) {
         const list = byTenant.get(e.tenantId);
         if (list) list.push(e);
@@ -212,7 +239,9 @@ export class AuditWriter {
         try {
           for (const tenant of tenants) {
             steps.push(conn`select set_config('app.tenant_id', ${tenant}, true)`.execute());
-            steps.push(appendChained(conn, tenant, byTenant.get(tenant)!));
+            const events = byTenant.get(tenant)!;
+            if (events.length) steps.push(appendChained(conn, tenant, events));
+            if (chain.has(tenant)) steps.push(conn`select carebase_audit_chain_staged(${tenant})`.execute());
           }
         } catch (e) {
           // an event that could not be prepared: end the transaction before the connection goes back

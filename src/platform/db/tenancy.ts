@@ -131,6 +131,18 @@ export class RequestTransaction {
   }
   private hooks: ((conn: postgres.ReservedSql) => Promise<Promise<unknown>[]>)[] = [];
 
+  /**
+   * Work to run once the transaction has committed (and only then), awaited
+   * before commit() resolves: the audit trail's chaining of the events the
+   * transaction staged. A failure there is the work's own to report (it must
+   * not fail a commit that happened); it is not thrown here.
+   */
+  afterCommit(fn: () => Promise<unknown>): void {
+    if (this.done) throw new Error('request transaction already finished');
+    this.committed.push(fn);
+  }
+  private committed: (() => Promise<unknown>)[] = [];
+
   async commit(): Promise<void> {
     await this.finish('commit');
   }
@@ -168,6 +180,7 @@ export class RequestTransaction {
       return; // never opened
     }
     const { conn } = opened;
+    let committed = false;
     try {
       // BEGIN or the settings failed: there is no transaction to end (a commit fails with their error)
       const failed = await opened.ready;
@@ -175,12 +188,10 @@ export class RequestTransaction {
         if (how === 'commit') throw failed;
         return;
       }
-      if (how === 'commit' && this.hooks.length) {
-        await this.commitWithHooks(conn);
-        return;
-      }
+      if (how === 'commit' && this.hooks.length) await this.commitWithHooks(conn);
       // a connection cut mid-transaction must not hang the request: bound the wait
-      await withTimeout(how === 'commit' ? conn`commit` : conn`rollback`, this.deadlines.lockTimeoutMs + 2_000);
+      else await withTimeout(how === 'commit' ? conn`commit` : conn`rollback`, this.deadlines.lockTimeoutMs + 2_000);
+      committed = how === 'commit';
     } catch (e) {
       if (e instanceof HookFailed) {
         // the transaction is over (COMMIT of an aborted transaction rolls back); report the hook's own error
@@ -195,6 +206,8 @@ export class RequestTransaction {
       RequestTransaction.open--;
       conn.release(); // a dead connection stays with the pool (guarded pool, createPool)
     }
+    // with the connection given back: this work uses its own
+    if (committed) for (const fn of this.committed.splice(0)) await fn().catch(() => undefined);
   }
 }
 

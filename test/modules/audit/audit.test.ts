@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import auditModule from '../../../src/modules/audit/index.js';
 import identityModule from '../../../src/modules/identity/index.js';
+import { auditWriterFor, principalEvent, stageChained, verifyTenantChain } from '../../../src/platform/audit/index.js';
+import { withTenant } from '../../../src/platform/db/index.js';
 import { startTestApp, type TestApp } from '../../helpers/app.js';
 import { asHeader, createFixtureTable, createTenant, fixturePatientsModule, seedPatients, testAuthModule, type TestPrincipal } from './fixtures.js';
 import { QUIET_ENV } from './fixtures.js';
@@ -179,7 +181,9 @@ describe('PHI marker', () => {
   });
 
   it('returns AUDIT_UNAVAILABLE and no PHI when the audit write fails; a mutation then changes nothing', async () => {
+    // reads append through the group writer; a write stages its events in its own transaction (audit_staged)
     await t.db.owner`revoke insert on audit_events from carebase_app`;
+    await t.db.owner`revoke insert on audit_staged from carebase_app`;
     try {
       const { requestId, headers } = req(provider());
       const res = await t.gql('query Q($ids: [UUID!]!) { fixturePatients(ids: $ids) { name ssn } }', { ids: [patients[0]!.id] }, headers);
@@ -196,6 +200,7 @@ describe('PHI marker', () => {
       expect(JSON.stringify(mut.body)).not.toContain('Should Not Stick');
     } finally {
       await t.db.owner`grant insert on audit_events to carebase_app`;
+      await t.db.owner`grant insert on audit_staged to carebase_app`;
     }
     const [row] = await t.db.owner<{ name: string }[]>`select name from audit_fixture_patients where id = ${patients[0]!.id}`;
     expect(row?.name).toBe(patients[0]!.name);
@@ -362,9 +367,75 @@ describe('reports', () => {
   });
 });
 
+describe('writes stage their events and the group writer chains them', () => {
+  it("a write commits while the tenant's chain head is held; its events are chained once the head is free, before the response", async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let locked!: () => void;
+    const lockTaken = new Promise<void>((r) => (locked = r));
+    // as a long append of the same tenant would (the chain head row, locked until its COMMIT)
+    const tx = t.db.owner.begin(async (sql) => {
+      await sql`select set_config('app.tenant_id', ${tenantId}, true)`;
+      await sql`select 1 from audit_chain_heads where tenant_id = ${tenantId} for update`;
+      locked();
+      await held;
+    });
+    await lockTaken;
+    const m = req(provider());
+    const pending = t.gql('mutation { fixtureRenamePatient(id: "' + patients[2]!.id + '", name: "Staged Person") { name } }', undefined, m.headers);
+    // the change and its staged event commit without the head: visible while the head is still held
+    await expect
+      .poll(async () => (await t.db.owner<{ name: string }[]>`select name from audit_fixture_patients where id = ${patients[2]!.id}`)[0]?.name, { timeout: 5_000 })
+      .toBe('Staged Person');
+    expect(await t.db.owner`select 1 from audit_staged where tenant_id = ${tenantId}`).toHaveLength(1);
+    release();
+    await tx;
+    const res = await pending;
+    expect(res.body.errors).toBeUndefined();
+    // answered only once the event is in the chain
+    expect(await eventsOf(m.requestId)).toHaveLength(1);
+    expect(await t.db.owner`select 1 from audit_staged where tenant_id = ${tenantId}`).toHaveLength(0);
+    const report = await verifyTenantChain(t.db.owner, tenantId, new Map());
+    expect(report.ok).toBe(true);
+  });
+
+  it('events a crash left staged (committed, not chained) are chained by the next sweep, in order, and the chain verifies', async () => {
+    const before = (await verifyTenantChain(t.db.owner, tenantId, new Map())).headSeq;
+    const events = [0, 1, 2].map((i) =>
+      principalEvent({ kind: 'user', id: `crashed-${i}`, tenantId, roles: ['PROVIDER'] }, { requestId: `crash-${i}` }, {
+        eventType: 'phi',
+        action: 'update',
+        outcome: 'allowed',
+        resourceType: 'Patient',
+        patientId: patients[3]!.id,
+        resourceId: patients[3]!.id,
+        fields: ['Patient.name'],
+      }),
+    );
+    // staged and committed by the app role, as a write does, and never chained (the process died)
+    await withTenant(t.db.sql, tenantId, async (_db, sql) => {
+      await stageChained(sql, tenantId, events);
+    });
+    expect(await t.db.owner`select 1 from audit_staged where tenant_id = ${tenantId}`).toHaveLength(3);
+    expect(await auditWriterFor(t.db.sql).chainAllStaged()).toBeGreaterThanOrEqual(1);
+    const rows = await t.db.owner<{ request_id: string; seq: string }[]>`select request_id, seq from audit_events where tenant_id = ${tenantId} and request_id like 'crash-%' order by seq`;
+    expect(rows.map((r) => r.request_id)).toEqual(['crash-0', 'crash-1', 'crash-2']);
+    expect(Number(rows[0]!.seq)).toBe(before + 1);
+    expect(await t.db.owner`select 1 from audit_staged where tenant_id = ${tenantId}`).toHaveLength(0);
+    expect((await verifyTenantChain(t.db.owner, tenantId, new Map())).ok).toBe(true);
+  });
+
+  it('the app role can stage events but not read, change or delete staged ones', async () => {
+    for (const statement of ['select * from audit_staged', 'delete from audit_staged', 'update audit_staged set before = before']) {
+      const err = await withTenant(t.db.sql, tenantId, async (_db, sql) => sql.unsafe(statement)).catch((e) => e);
+      expect(err?.code).toBe('42501'); // insufficient_privilege
+    }
+  });
+});
+
 // last in this file: the detached partition leaves the fixture tenant's chain with a gap
 describe('a missing monthly partition', () => {
-  it('a mutation that meets it fails whole (AUDIT_UNAVAILABLE), the partition is created, the retry and later reads are audited', async () => {
+  it('a mutation is saved with its events staged; chaining them creates the partition; later reads are audited', async () => {
     const now = new Date();
     const part = `audit_events_${now.getUTCFullYear()}${String(now.getUTCMonth() + 1).padStart(2, '0')}`;
     const detached = `detached_${part}_${Date.now()}`;
@@ -374,15 +445,14 @@ describe('a missing monthly partition', () => {
 
     const m = req(provider());
     const mut = await t.gql('mutation { fixtureRenamePatient(id: "' + patients[1]!.id + '", name: "Partitioned Person") { name } }', undefined, m.headers);
-    // the first attempt meets the missing partition: nothing saved, and the partition is made for the retry
-    expect(mut.body.errors?.[0]?.extensions?.code).toBe('AUDIT_UNAVAILABLE');
-    const [row] = await t.db.owner<{ name: string }[]>`select name from audit_fixture_patients where id = ${patients[1]!.id}`;
-    expect(row?.name).toBe(patients[1]!.name);
-    await expect.poll(async () => (await t.db.owner`select to_regclass(${`audit_partitions.${part}`}) as r`)[0]!.r, { timeout: 5_000 }).not.toBeNull();
-    const again = await t.gql('mutation { fixtureRenamePatient(id: "' + patients[1]!.id + '", name: "Partitioned Person") { name } }', undefined, req(provider()).headers);
-    expect(again.body.errors).toBeUndefined();
+    // the write and its staged events commit together (staging is not partitioned); the chaining that follows meets
+    // the missing partition, creates it and chains the events before the response
+    expect(mut.body.errors).toBeUndefined();
     const [renamed] = await t.db.owner<{ name: string }[]>`select name from audit_fixture_patients where id = ${patients[1]!.id}`;
     expect(renamed?.name).toBe('Partitioned Person');
+    expect((await t.db.owner`select to_regclass(${`audit_partitions.${part}`}) as r`)[0]!.r).not.toBeNull();
+    expect(await eventsOf(m.requestId)).toHaveLength(1);
+    expect(await t.db.owner`select 1 from audit_staged`).toHaveLength(0);
 
     const { requestId, headers } = req(provider());
     const res = await t.gql('query One($id: UUID!) { fixturePatient(id: $id) { name } }', { id: patients[1]!.id }, headers);
