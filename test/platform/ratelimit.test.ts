@@ -15,6 +15,7 @@ import {
   type RateLimitStoreKind,
 } from '../../src/platform/ratelimit/index.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { holdInTransaction } from '../helpers/locks.js';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PREFIX = `test:rl:${randomBytes(4).toString('hex')}`;
@@ -200,24 +201,14 @@ describe.each([false, true])('postgres store that does not answer (batched: %s)'
   it('a rate_limits table held by a lock (or a query lost on a dying connection) times out into the fallback instead of stalling requests, and recovers', async () => {
     const { l } = await liveLimiter('postgres', { pgStoreTimeoutMs: 200 });
     const p = policy(`t-pg-hang-${batched}`, 1, { batched });
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    let locked!: () => void;
-    const lockTaken = new Promise<void>((r) => (locked = r));
-    const tx = db.owner.begin(async (sql) => {
-      await sql`lock table rate_limits in access exclusive mode`;
-      locked();
-      await held;
-    });
+    const release = await holdInTransaction(db.owner, (sql) => sql`lock table rate_limits in access exclusive mode`);
     try {
-      await lockTaken;
       // the store cannot answer while the lock is held: the limit is decided per process, and the limiter says so
       await l.consume(p, 'stalled');
       await expect(l.consume(p, 'stalled')).rejects.toBeInstanceOf(RateLimitedError);
       expect(l.degraded).toBe(true);
     } finally {
-      release();
-      await tx;
+      await release();
     }
     // the store answers again
     await expect(l.consume(p, 'fresh-key')).resolves.toMatchObject({ remaining: 0 });

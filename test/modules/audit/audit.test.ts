@@ -5,6 +5,7 @@ import identityModule from '../../../src/modules/identity/index.js';
 import { auditWriterFor, principalEvent, stageChained, verifyTenantChain } from '../../../src/platform/audit/index.js';
 import { withTenant } from '../../../src/platform/db/index.js';
 import { startTestApp, type TestApp } from '../../helpers/app.js';
+import { holdInTransaction } from '../../helpers/locks.js';
 import { asHeader, createFixtureTable, createTenant, fixturePatientsModule, seedPatients, testAuthModule, type TestPrincipal } from './fixtures.js';
 import { QUIET_ENV } from './fixtures.js';
 
@@ -369,18 +370,11 @@ describe('reports', () => {
 
 describe('writes stage their events and the group writer chains them', () => {
   it("a write commits while the tenant's chain head is held; its events are chained once the head is free, before the response", async () => {
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    let locked!: () => void;
-    const lockTaken = new Promise<void>((r) => (locked = r));
     // as a long append of the same tenant would (the chain head row, locked until its COMMIT)
-    const tx = t.db.owner.begin(async (sql) => {
+    const release = await holdInTransaction(t.db.owner, async (sql) => {
       await sql`select set_config('app.tenant_id', ${tenantId}, true)`;
       await sql`select 1 from audit_chain_heads where tenant_id = ${tenantId} for update`;
-      locked();
-      await held;
     });
-    await lockTaken;
     const m = req(provider());
     const pending = t.gql('mutation { fixtureRenamePatient(id: "' + patients[2]!.id + '", name: "Staged Person") { name } }', undefined, m.headers);
     // the change and its staged event commit without the head: visible while the head is still held
@@ -388,8 +382,7 @@ describe('writes stage their events and the group writer chains them', () => {
       .poll(async () => (await t.db.owner<{ name: string }[]>`select name from audit_fixture_patients where id = ${patients[2]!.id}`)[0]?.name, { timeout: 5_000 })
       .toBe('Staged Person');
     expect(await t.db.owner`select 1 from audit_staged where tenant_id = ${tenantId}`).toHaveLength(1);
-    release();
-    await tx;
+    await release();
     const res = await pending;
     expect(res.body.errors).toBeUndefined();
     // answered only once the event is in the chain

@@ -3,6 +3,7 @@ import { createIdentityModule } from '../../../src/modules/identity/index.js';
 import { startTestApp, type TestApp } from '../../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../../helpers/db.js';
 import { createTenantWithAdmin, userSession, type AuthSession } from '../../helpers/auth.js';
+import { holdInTransaction } from '../../helpers/locks.js';
 
 /**
  * Each request's access token is checked against its session (revoked, idle,
@@ -50,20 +51,10 @@ describe('session checks under load', () => {
     clock += 60_000; // every cached session state is stale now (the default cache is 5 s)
     // hold the session row, as a slow database would: the check's activity update waits, so all 20 requests
     // arrive while the first check is still running
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    let locked!: () => void;
-    const lockTaken = new Promise<void>((r) => (locked = r));
-    const tx = db.owner.begin(async (sql) => {
-      await sql`select 1 from sessions where id = ${session.sessionId} for update`;
-      locked();
-      await held;
-    });
-    await lockTaken;
+    const release = await holdInTransaction(db.owner, (sql) => sql`select 1 from sessions where id = ${session.sessionId} for update`);
     const pending = Promise.all(Array.from({ length: 20 }, () => t.gql('{ viewer { user { id } } }', {}, session.headers)));
     await new Promise((r) => setTimeout(r, 1_000));
-    release();
-    await tx;
+    await release();
     for (const a of await pending) expect(a.body.errors).toBeUndefined();
     expect((await sessionChecks()) - before).toBe(1);
   });
