@@ -3,7 +3,7 @@ import type postgres from 'postgres';
 import { dbAppError } from '../db/errors.js';
 import type { RequestTransaction } from '../db/tenancy.js';
 import { AppError, ErrorCode } from '../errors.js';
-import { ensureAuditPartitions, isMissingPartition, stageChained } from './chain.js';
+import { stageChained } from './chain.js';
 import {
   defaultPurposeOfUse,
   isUuid,
@@ -348,7 +348,7 @@ export async function writeAuditRequest(r: AuditRequest, commitWithRequest: bool
   if (grouped.length) await r.writer.append(grouped);
   if (inTx.length) {
     await r.ctx.tx.connection(); // opens the transaction if the mutation has not
-    r.ctx.tx.beforeCommit((conn) => stageBeforeCommit(conn, r.writer, inTx));
+    r.ctx.tx.beforeCommit((conn) => stageBeforeCommit(conn, inTx));
     // once committed, the staged events join the chain (group-committed); the response waits for it
     r.ctx.tx.afterCommit(() => r.writer.chainStaged(inTx[0]!.tenantId));
   }
@@ -365,10 +365,9 @@ export async function writeAuditRequest(r: AuditRequest, commitWithRequest: bool
  * many writes per batch; a crash in between leaves them staged, durable, and
  * chained by the audit.chainStaged schedule.
  */
-async function stageBeforeCommit(conn: postgres.ReservedSql, writer: AuditWriter, events: AuditEventInput[]): Promise<Promise<unknown>[]> {
+async function stageBeforeCommit(conn: postgres.ReservedSql, events: AuditEventInput[]): Promise<Promise<unknown>[]> {
+  // (audit_staged is not partitioned: a missing monthly partition is met, and created, by the chaining)
   const unavailable = (e: unknown) => {
-    // partitions are created months ahead (boot, daily job); if one is missing anyway, create it for the retry
-    if (isMissingPartition(e)) void ensureAuditPartitions(writer.pool).catch(() => undefined);
     // the whole database is down (not just the audit log): say so, like every other statement of the outage
     const down = dbAppError(e);
     if (down?.code === ErrorCode.DATABASE_UNAVAILABLE) return down;

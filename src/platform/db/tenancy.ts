@@ -139,9 +139,9 @@ export class RequestTransaction {
    */
   afterCommit(fn: () => Promise<unknown>): void {
     if (this.done) throw new Error('request transaction already finished');
-    this.committed.push(fn);
+    this.afterCommitWork.push(fn);
   }
-  private committed: (() => Promise<unknown>)[] = [];
+  private afterCommitWork: (() => Promise<unknown>)[] = [];
 
   async commit(): Promise<void> {
     await this.finish('commit');
@@ -207,7 +207,7 @@ export class RequestTransaction {
       conn.release(); // a dead connection stays with the pool (guarded pool, createPool)
     }
     // with the connection given back: this work uses its own
-    if (committed) for (const fn of this.committed.splice(0)) await fn().catch(() => undefined);
+    if (committed) for (const fn of this.afterCommitWork.splice(0)) await fn().catch(() => undefined);
   }
 }
 

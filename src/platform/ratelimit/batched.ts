@@ -55,11 +55,15 @@ interface Waiter {
   reject: (e: unknown) => void;
 }
 
-/** Most keys remembered; expired ones are dropped at each flush. */
+/** Most keys remembered; expired ones are dropped after a flush, at most once per SWEEP_MS. */
 const MAX_KEYS = 100_000;
+const SWEEP_MS = 1_000;
 
 export class BatchedPgCounter {
   private keys = new Map<string, KeyState>();
+  /** keys with points counted here and not yet sent (pending > 0): what a flush sends, without scanning every key */
+  private dirty = new Set<string>();
+  private sweptAt = 0;
   private waiting = new Map<string, Waiter[]>();
   private timer: NodeJS.Timeout | undefined;
   private immediate: NodeJS.Immediate | undefined;
@@ -88,6 +92,7 @@ export class BatchedPgCounter {
       const res = new RateLimiterRes(Math.max(0, limit - consumed), s.expire - now, consumed, false);
       if (consumed > limit) return Promise.reject(res);
       s.pending += points;
+      this.dirty.add(key);
       this.schedule(false);
       return Promise.resolve(res);
     }
@@ -109,6 +114,7 @@ export class BatchedPgCounter {
   /** Forgets what this process knows of a key (after a reset or reward through the exact store). */
   forget(key: string): void {
     this.keys.delete(key);
+    this.dirty.delete(key);
   }
 
   async close(): Promise<void> {
@@ -116,8 +122,7 @@ export class BatchedPgCounter {
     if (this.timer) clearTimeout(this.timer);
     if (this.immediate) clearImmediate(this.immediate);
     this.timer = this.immediate = undefined;
-    while (this.flushing) await this.flushing;
-    await this.flush(); // what was counted since the last flush
+    await this.sent(); // what was counted since the last flush
   }
 
   private schedule(urgent: boolean) {
@@ -143,11 +148,10 @@ export class BatchedPgCounter {
     const waiting = this.waiting;
     this.waiting = new Map();
     const rows = new Map<string, { points: number; durationMs: number }>();
-    for (const [key, s] of this.keys) {
-      if (s.pending > 0) {
-        rows.set(key, { points: s.pending, durationMs: s.durationMs });
-        s.sending = s.pending;
-      }
+    for (const key of this.dirty) {
+      const s = this.keys.get(key)!;
+      rows.set(key, { points: s.pending, durationMs: s.durationMs });
+      s.sending = s.pending;
     }
     for (const [key, list] of waiting) {
       // a waiter's points are counted whether it fits or not, as the per-request store counts refused requests
@@ -158,7 +162,7 @@ export class BatchedPgCounter {
       this.flushing = undefined;
       this.sweep();
       if (this.waiting.size) this.schedule(true);
-      else if ([...this.keys.values()].some((s) => s.pending > 0)) this.schedule(false);
+      else if (this.dirty.size) this.schedule(false);
     });
     return this.flushing;
   }
@@ -186,7 +190,7 @@ export class BatchedPgCounter {
       });
     } catch {
       // decided per process; the keys are asked again once the store answers
-      for (const key of keys) this.keys.delete(key);
+      for (const key of keys) this.forget(key);
       for (const list of waiting.values()) for (const w of list) w.alone().then(w.resolve, w.reject);
       return;
     }
@@ -199,6 +203,8 @@ export class BatchedPgCounter {
       const s = this.keys.get(key);
       const state: KeyState = { shared, expire, pending: s ? s.pending - s.sending : 0, sending: 0, durationMs: rows.get(key)!.durationMs };
       this.keys.set(key, state);
+      if (state.pending > 0) this.dirty.add(key);
+      else this.dirty.delete(key);
       const list = waiting.get(key) ?? [];
       // the waiters' points are in `shared`: each one sees those of the waiters before it
       let before = shared - list.reduce((n, w) => n + w.points, 0);
@@ -212,16 +218,13 @@ export class BatchedPgCounter {
     }
   }
 
-  /** Drops keys whose window ended with nothing left to send; bounds the map. */
+  /** Drops keys whose window ended with nothing left to send (at most once per SWEEP_MS); bounds the map. */
   private sweep() {
     const now = this.opts.now();
-    for (const [key, s] of this.keys) {
-      if (s.expire <= now && s.pending === 0) {
-        this.keys.delete(key);
-      }
+    if (now - this.sweptAt >= SWEEP_MS || now < this.sweptAt) {
+      this.sweptAt = now;
+      for (const [key, s] of this.keys) if (s.expire <= now && s.pending === 0) this.forget(key);
     }
-    while (this.keys.size > MAX_KEYS) {
-      this.keys.delete(this.keys.keys().next().value!);
-    }
+    while (this.keys.size > MAX_KEYS) this.forget(this.keys.keys().next().value!);
   }
 }

@@ -201,11 +201,11 @@ export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
   }
 
   const limiters = new Map<string, RateLimiterAbstract>();
-  const insurances = new Map<string, RateLimiterAbstract>();
+  /** each store limiter's per-process insurance (the batched counter decides with it when the store fails) */
+  const insurances = new Map<RateLimiterAbstract, RateLimiterAbstract>();
   let cleanerAssigned = false;
-  const idOf = (policy: RateLimitPolicy) => `${policy.name}:${policy.points}:${policy.durationSec}:${policy.blockDurationSec ?? 0}`;
   function limiterFor(policy: RateLimitPolicy): RateLimiterAbstract {
-    const id = idOf(policy);
+    const id = `${policy.name}:${policy.points}:${policy.durationSec}:${policy.blockDurationSec ?? 0}`;
     let l = limiters.get(id);
     if (l) return l;
     const base = { keyPrefix: `${prefix}:${policy.name}`, points: policy.points, duration: policy.durationSec, blockDuration: policy.blockDurationSec ?? 0 };
@@ -213,7 +213,6 @@ export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
       l = new RateLimiterMemory(base);
     } else {
       const insuranceLimiter = new InsuranceLimiter(base);
-      insurances.set(id, insuranceLimiter);
       if (store === 'redis') {
         l = new RateLimiterRedis({ ...base, storeClient: redis, rejectIfRedisNotReady: true, insuranceLimiter });
       } else {
@@ -229,6 +228,7 @@ export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
         });
         cleanerAssigned = true;
       }
+      insurances.set(l, insuranceLimiter);
     }
     limiters.set(id, l);
     return l;
@@ -298,10 +298,9 @@ export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
       try {
         const res = stored
           ? await tracked(() =>
-              batchedCounter!.consume(stored, points, policy.points, windowSec * 1000, () => {
-                limiterFor(policy);
-                return insurances.get(idOf(policy))!.consume(rlKey, points, options);
-              }),
+              batchedCounter!.consume(stored, points, policy.points, windowSec * 1000, () =>
+                insurances.get(limiterFor(policy))!.consume(rlKey, points, options),
+              ),
             )
           : await tracked(() => limiterFor(policy).consume(rlKey, points, options));
         metrics.decisions.inc({ policy: policy.name, outcome: 'allowed' });
