@@ -172,12 +172,22 @@ async function upsertAlerts(tx: Tx, tenantId: string, rule: string, severity: st
 export const ALERT_EVENT = 'audit.alertRaised';
 export const ALERT_ROOM = 'alerts:security';
 
+/**
+ * audit_events as the rules read it: one row per patient an event covers (an event about several patients, a search
+ * page, counts once for each of them, as when it was one row per patient); the rules' filters reach the table.
+ */
+function perPatient(tx: Tx) {
+  return tx`(select e.tenant_id, e.at, e.event_type, e.actor_type, e.actor_id, e.actor_roles, e.action, e.outcome, e.purpose_of_use, p.patient_id
+               from audit_events e
+               cross join lateral unnest(case when cardinality(e.patient_ids) = 0 then array[e.patient_id] else e.patient_ids end) as p(patient_id)) audit_events`;
+}
+
 /** HIGH_VOLUME: a user touched more distinct patients in one hour than the threshold. */
 async function highVolume(tx: Tx, tenantId: string, since: Date, until: Date, s: AnomalySettings) {
   const rows = await tx<Candidate[]>`
     select actor_id, null::uuid as patient_id, date_trunc('hour', at) as window_start, date_trunc('hour', at) + interval '1 hour' as window_end,
            count(distinct patient_id)::int as n
-      from audit_events
+      from ${perPatient(tx)}
      where tenant_id = ${tenantId} and event_type = 'phi' and outcome = 'allowed' and actor_id is not null and patient_id is not null
        and at >= date_trunc('hour', ${since}::timestamptz) and at < ${until}
      group by actor_id, date_trunc('hour', at)
@@ -193,7 +203,7 @@ async function afterHours(tx: Tx, tenantId: string, since: Date, until: Date, s:
            date_trunc('day', at at time zone ${timezone}) at time zone ${timezone} as window_start,
            (date_trunc('day', at at time zone ${timezone}) + interval '1 day') at time zone ${timezone} as window_end,
            count(*)::int as n, count(distinct patient_id)::int as patients
-      from audit_events
+      from ${perPatient(tx)}
      where tenant_id = ${tenantId} and event_type = 'phi' and actor_type = 'user' and outcome = 'allowed'
        and at >= ${since} and at < ${until}
        and (extract(hour from at at time zone ${timezone}) < ${start}
@@ -208,7 +218,7 @@ async function breakGlassFrequent(tx: Tx, tenantId: string, since: Date, until: 
   const rows = await tx<Candidate[]>`
     select actor_id, null::uuid as patient_id, date_trunc('day', at) as window_start, date_trunc('day', at) + interval '1 day' as window_end,
            count(distinct patient_id)::int as n
-      from audit_events
+      from ${perPatient(tx)}
      where tenant_id = ${tenantId} and (action = 'break-glass' or purpose_of_use = 'ETREAT') and outcome = 'allowed' and actor_id is not null
        and at >= date_trunc('day', ${since}::timestamptz) and at < ${until}
      group by actor_id, date_trunc('day', at)
@@ -220,7 +230,7 @@ async function breakGlassFrequent(tx: Tx, tenantId: string, since: Date, until: 
 async function flaggedPatients(tx: Tx, tenantId: string, since: Date, until: Date, directories: readonly PatientDirectory[]) {
   const accessed = await tx<(Candidate & { patient_id: string })[]>`
     select actor_id, patient_id, date_trunc('day', at) as window_start, date_trunc('day', at) + interval '1 day' as window_end, count(*)::int as n
-      from audit_events
+      from ${perPatient(tx)}
      where tenant_id = ${tenantId} and event_type = 'phi' and outcome = 'allowed' and patient_id is not null and actor_id is not null
        and at >= ${since} and at < ${until}
      group by actor_id, patient_id, date_trunc('day', at)`;
@@ -246,7 +256,7 @@ async function outsideCareTeam(tx: Tx, tenantId: string, since: Date, until: Dat
   const pairs = await tx<(Candidate & { actor_id: string; patient_id: string; roles: string[] })[]>`
     select actor_id, patient_id, date_trunc('day', at) as window_start, date_trunc('day', at) + interval '1 day' as window_end, count(*)::int as n,
            array(select distinct r from unnest(array_agg(array_to_string(actor_roles, ','))) a, unnest(string_to_array(a, ',')) r where r <> '') as roles
-      from audit_events
+      from ${perPatient(tx)}
      where tenant_id = ${tenantId} and event_type = 'phi' and actor_type = 'user' and outcome = 'allowed'
        and patient_id is not null and actor_id is not null and coalesce(purpose_of_use, '') <> 'ETREAT'
        and at >= ${since} and at < ${until}

@@ -13,6 +13,8 @@ export const EXPORT_PATH = '/exports/audit.csv';
 const HEADER = [
   'id', 'at', 'seq', 'event_type', 'actor_type', 'actor_id', 'actor_roles', 'session_id', 'patient_id', 'resource_type', 'resource_id',
   'fields', 'categories', 'action', 'outcome', 'purpose_of_use', 'request_id', 'ip', 'user_agent', 'operation_name', 'detail',
+  // last, so that the columns before keep their places: an event about several patients (patient_id empty) names them here
+  'patient_ids',
 ];
 
 /** Spreadsheet formula injection: a cell starting with = + - @ or a control character is prefixed with '. */
@@ -26,6 +28,7 @@ function toRecord(r: AuditEventRow): string[] {
     r.id, r.at.toISOString(), String(r.seq), r.event_type, r.actor_type, cell(r.actor_id), r.actor_roles.join(';'), cell(r.session_id),
     r.patient_id ?? '', cell(r.resource_type), cell(r.resource_id), r.fields.join(';'), r.categories.join(';'), cell(r.action), r.outcome,
     r.purpose_of_use ?? '', cell(r.request_id), cell(r.ip), cell(r.user_agent), cell(r.operation_name), cell(JSON.stringify(r.detail ?? {})),
+    r.patient_ids.join(';'),
   ];
 }
 

@@ -80,7 +80,12 @@ export function registerAuditSchema(builder: Builder) {
       actorId: t.exposeString('actor_id', { nullable: true }),
       actorRoles: t.exposeStringList('actor_roles'),
       sessionId: t.exposeString('session_id', { nullable: true }),
-      patientId: t.field({ type: 'UUID', nullable: true, resolve: (r) => r.patient_id }),
+      patientId: t.field({ type: 'UUID', nullable: true, description: 'the patient, for an event about one patient', resolve: (r) => r.patient_id }),
+      patientIds: t.field({
+        type: ['UUID'],
+        description: 'every patient the event covers: [patientId] for an event about one patient; for an event about several (a search page, a list) all of them, with patientId null',
+        resolve: (r) => (r.patient_ids.length ? r.patient_ids : r.patient_id ? [r.patient_id] : []),
+      }),
       resourceType: t.exposeString('resource_type', { nullable: true }),
       resourceId: t.exposeString('resource_id', { nullable: true }),
       fields: t.exposeStringList('fields', { description: 'field coordinates accessed, e.g. Patient.ssn' }),
@@ -99,7 +104,7 @@ export function registerAuditSchema(builder: Builder) {
   const Filter = builder.inputType('AuditEventFilter', {
     description: 'Report filter; every field narrows the result (AND).',
     fields: (t) => ({
-      patientId: t.field({ type: 'UUID' }),
+      patientId: t.field({ type: 'UUID', description: "the patient's events, and the events about several patients that name it" }),
       actorId: t.string({ description: 'user or API key id' }),
       from: t.field({ type: 'DateTime', description: 'inclusive' }),
       to: t.field({ type: 'DateTime', description: 'exclusive' }),

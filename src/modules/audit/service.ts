@@ -83,9 +83,9 @@ export function filterFields(f: AuditFilter | null | undefined): string[] {
  * is a literal so that a prepared statement's generic plan can still use the
  * partial index on denied events.
  */
-export function filterSql(sql: postgres.Sql | postgres.ReservedSql, tenantId: string, f: AuditFilter) {
+export function filterSql(sql: postgres.Sql | postgres.ReservedSql, tenantId: string, f: AuditFilter, patientMatch?: PatientMatch) {
   const conds = [sql`tenant_id = ${tenantId}`];
-  if (f.patientId) conds.push(sql`patient_id = ${f.patientId}`);
+  if (f.patientId) conds.push(PATIENT_SQL[patientMatch ?? 'either'](sql, f.patientId));
   if (f.actorId) conds.push(sql`actor_id = ${f.actorId}`);
   if (f.from) conds.push(sql`at >= ${f.from}`);
   if (f.to) conds.push(sql`at < ${f.to}`);
@@ -97,6 +97,18 @@ export function filterSql(sql: postgres.Sql | postgres.ReservedSql, tenantId: st
   if (f.requestId) conds.push(sql`request_id = ${f.requestId}`);
   return conds.reduce((acc, c) => sql`${acc} and ${c}`);
 }
+
+/**
+ * How a patient filter matches: the patient's own events (`patient_id`, index audit_events_patient_idx, in keyset
+ * order), events about several patients that name it (`patient_ids`, the GIN index), or either (the CSV export,
+ * which reads in order anyway). A report lists both as two branches of one union.
+ */
+type PatientMatch = 'one' | 'many' | 'either';
+const PATIENT_SQL: Record<PatientMatch, (sql: postgres.Sql | postgres.ReservedSql, id: string) => postgres.PendingQuery<postgres.Row[]>> = {
+  one: (sql, id) => sql`patient_id = ${id}`,
+  many: (sql, id) => sql`patient_ids @> array[${id}]::uuid[] and cardinality(patient_ids) > 0`,
+  either: (sql, id) => sql`(patient_id = ${id} or (patient_ids @> array[${id}]::uuid[] and cardinality(patient_ids) > 0))`,
+};
 
 const OUTCOME_SQL: Record<AuditFilter['outcome'] & string, (sql: postgres.Sql | postgres.ReservedSql) => postgres.PendingQuery<postgres.Row[]>> = {
   allowed: (sql) => sql`outcome = 'allowed'`,
@@ -115,6 +127,8 @@ export interface AuditEventRow {
   actor_roles: string[];
   session_id: string | null;
   patient_id: string | null;
+  /** an event about several patients: all of them (patient_id null) */
+  patient_ids: string[];
   resource_type: string | null;
   resource_id: string | null;
   fields: string[];
@@ -146,7 +160,7 @@ function normalizeAlert(a: AlertRow): AlertRow {
 }
 
 export function reportColumns(sql: postgres.Sql | postgres.ReservedSql) {
-  return sql`id, at, seq, event_type, actor_type, actor_id, actor_roles, session_id, patient_id, resource_type, resource_id,
+  return sql`id, at, seq, event_type, actor_type, actor_id, actor_roles, session_id, patient_id, patient_ids, resource_type, resource_id,
              fields, categories, action, outcome, purpose_of_use, request_id, ip, user_agent, operation_name, detail`;
 }
 
@@ -186,29 +200,33 @@ function pageSize(args: PageArgs): number {
   return first;
 }
 
+type Branch = [AuditFilter, PatientMatch];
+
 /** Newest first, keyset pagination on (at, id). */
 export async function listAuditEvents(ctx: RequestContext, filter: AuditFilter, args: PageArgs): Promise<Page<AuditEventRow>> {
   const principal = requireComplianceUser(ctx.principal, AUDIT_READ);
   const first = pageSize(args);
   const after = args.after ? decodeCursor(args.after) : null;
   const sql = await ctx.tx.connection();
-  const query = (f: AuditFilter) => sql`
+  const query = ([f, patientMatch]: Branch) => sql`
     select ${reportColumns(sql)} from audit_events
-     where ${filterSql(sql, principal.tenantId, f)}
+     where ${filterSql(sql, principal.tenantId, f, patientMatch)}
        ${after ? sql`and (at, id) < (${after.at}, ${after.id}::uuid)` : sql``}
      order by at desc, id desc
      limit ${first + 1}`;
   // a list of actions (or purposes) is one index range per value: each branch reads its newest rows in index order
   // and the union keeps the newest of all (one `= any(list)` scan would have to sort every matching row)
-  const branches =
+  // and a patient's own events and the events naming it among several patients are two branches too
+  const byValue =
     (filter.actions?.length ?? 0) > 1
       ? filter.actions!.map((a) => ({ ...filter, actions: [a] }))
       : (filter.purposes?.length ?? 0) > 1
         ? filter.purposes!.map((p) => ({ ...filter, purposes: [p] }))
         : [filter];
+  const branches: Branch[] = filter.patientId ? byValue.flatMap((f) => [[f, 'one'] as Branch, [f, 'many'] as Branch]) : byValue.map((f) => [f, 'either']);
   const rows =
     branches.length === 1
-      ? await sql<AuditEventRow[]>`${query(filter)}`
+      ? await sql<AuditEventRow[]>`${query(branches[0]!)}`
       : await sql<AuditEventRow[]>`
           select * from (${branches.map((f) => sql`(${query(f)})`).reduce((a, b) => sql`${a} union all ${b}`)}) u
            order by at desc, id desc

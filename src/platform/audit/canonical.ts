@@ -6,6 +6,12 @@ export const GENESIS_HASH = Buffer.alloc(32, 0);
 
 /** Version tag of the canonical form below; bump it (and keep the old one for verification) when the form changes. */
 export const CANONICAL_VERSION = 'carebase-audit-v1';
+/**
+ * The form of an event about several patients (`patientIds` not empty): v1 with the sorted patient ids appended.
+ * Which form a row has follows from the row itself (is `patient_ids` empty?), so every row written before v2 still
+ * verifies, and emptying or filling a row's `patient_ids` afterwards changes its hash either way.
+ */
+export const CANONICAL_VERSION_MANY = 'carebase-audit-v2';
 
 function canonicalDetail(detail: AuditDetail): [string, string | number | boolean | null][] {
   return Object.keys(detail)
@@ -16,7 +22,8 @@ function canonicalDetail(detail: AuditDetail): [string, string | number | boolea
 
 /**
  * The canonical content of an event: a JSON array of every column in a fixed
- * order (detail as sorted key/value pairs). The writer and the verifier (CLI
+ * order (detail as sorted key/value pairs; `patientIds` last, only in the v2
+ * form of an event about several patients). The writer and the verifier (CLI
  * and GraphQL) share this one definition.
  */
 export function canonicalEvent(e: AuditEventInput, seq: number): string {
@@ -31,7 +38,8 @@ export function canonicalEvent(e: AuditEventInput, seq: number): string {
  * with the seq it assigns under the chain-head lock.
  */
 export function canonicalParts(e: AuditEventInput): [before: string, after: string] {
-  const head = JSON.stringify([CANONICAL_VERSION, e.id, e.tenantId]);
+  const many = e.patientIds?.length ? [e.patientIds] : [];
+  const head = JSON.stringify([many.length ? CANONICAL_VERSION_MANY : CANONICAL_VERSION, e.id, e.tenantId]);
   const tail = JSON.stringify([
     e.at.toISOString(),
     e.eventType,
@@ -52,6 +60,7 @@ export function canonicalParts(e: AuditEventInput): [before: string, after: stri
     e.userAgent,
     e.operationName,
     canonicalDetail(e.detail),
+    ...many,
   ]);
   return [`${head.slice(0, -1)},`, `,${tail.slice(1)}`];
 }

@@ -75,6 +75,7 @@ function chainInput(tenantId: string, events: readonly AuditEventInput[]) {
       actor_roles: e.actorRoles,
       session_id: e.sessionId,
       patient_id: e.patientId,
+      patient_ids: e.patientIds ?? [],
       resource_type: e.resourceType,
       resource_id: e.resourceId,
       fields: e.fields,

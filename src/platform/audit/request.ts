@@ -208,8 +208,49 @@ export class AuditRequest {
       ev.operationName = this.operationName;
       (commitWithRequest && p && ev.tenantId === p.tenantId && ev.outcome !== 'denied' ? inTx : grouped).push(ev);
     }
-    return { inTx, grouped };
+    return { inTx: mergeAcrossPatients(inTx), grouped: mergeAcrossPatients(grouped) };
   }
+}
+
+/**
+ * One event for what a request read alike of several patients: read events
+ * that differ only in the patient (a search page or a list: the same fields of
+ * each patient's own record, same outcome, purpose and detail) become one
+ * event naming every patient in `patientIds` (patientId and resourceId null),
+ * in the place of the first. Nothing is lost: each patient, field and category
+ * is still recorded (and reports by patient find the event), and the row costs
+ * one insert instead of one per patient. Writes, reveals and exports, events
+ * about another record of a patient (resourceId not the patient's id),
+ * break-glass accesses (their grant differs) and single-patient events are
+ * left as they are.
+ */
+function mergeAcrossPatients(events: AuditEventInput[]): AuditEventInput[] {
+  if (events.length < 2) return events;
+  const groups = new Map<string, AuditEventInput[]>();
+  const out: (AuditEventInput | AuditEventInput[])[] = [];
+  for (const e of events) {
+    if (e.action !== 'read' || e.patientId === null || (e.resourceId !== null && e.resourceId !== e.patientId)) {
+      out.push(e);
+      continue;
+    }
+    const detail = Object.keys(e.detail)
+      .sort()
+      .map((k) => [k, e.detail[k]]);
+    const key = JSON.stringify([e.tenantId, e.eventType, e.resourceType, e.action, e.outcome, e.purposeOfUse, e.fields, e.categories, detail]);
+    const group = groups.get(key);
+    if (group) group.push(e);
+    else {
+      const g = [e];
+      groups.set(key, g);
+      out.push(g);
+    }
+  }
+  return out.map((g) => {
+    if (!Array.isArray(g)) return g;
+    if (g.length === 1) return g[0]!;
+    const patientIds = [...new Set(g.map((e) => e.patientId!))].sort();
+    return { ...g[0]!, patientId: null, patientIds, resourceId: null };
+  });
 }
 
 /** Patient ids are UUIDs; anything else is a marking bug, and the request fails closed (AUDIT_UNAVAILABLE). */

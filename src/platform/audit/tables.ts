@@ -5,7 +5,9 @@ import type { AuditDetail } from './types.js';
 
 /**
  * The audit log: one row per (request, patient, resource, action, outcome),
- * never a PHI value. Declaratively partitioned by month on `at` (the
+ * never a PHI value; the rows of one request that differ only in the patient
+ * (a search page: the same fields of each patient's record) are one row naming
+ * every patient in `patient_ids` (request.ts mergeAcrossPatients). Declaratively partitioned by month on `at` (the
  * PARTITION BY clause and the partition functions are hand-written in the
  * audit migration; partitions live in schema audit_partitions, where the app
  * role has no access, so RLS on this parent is the only way in).
@@ -15,7 +17,7 @@ import type { AuditDetail } from './types.js';
  * hash = SHA-256(prev_hash || canonical row), see canonical.ts.
  *
  * Indexes serve the compliance reports (keyset on (at, id), newest first):
- * by patient, by actor, by action, by purpose, denied, break-glass, and the
+ * by patient (`patient_id`, and the GIN index on `patient_ids`), by actor, by action, by purpose, denied, break-glass, and the
  * chain order for verification.
  */
 export const auditEvents = pgTable(
@@ -33,6 +35,8 @@ export const auditEvents = pgTable(
     actorRoles: text('actor_roles').array().notNull().default(sql`'{}'::text[]`),
     sessionId: text('session_id'),
     patientId: uuid('patient_id'),
+    /** an event about several patients (a search page): all of them, patient_id null; '{}' otherwise */
+    patientIds: uuid('patient_ids').array().notNull().default(sql`'{}'::uuid[]`),
     resourceType: text('resource_type'),
     resourceId: text('resource_id'),
     fields: text('fields').array().notNull().default(sql`'{}'::text[]`),
@@ -49,6 +53,7 @@ export const auditEvents = pgTable(
   (t) => [
     primaryKey({ name: 'audit_events_pkey', columns: [t.tenantId, t.at, t.id] }),
     index('audit_events_patient_idx').on(t.tenantId, t.patientId, t.at, t.id).where(sql`${t.patientId} is not null`),
+    index('audit_events_patients_idx').using('gin', t.patientIds).where(sql`cardinality(${t.patientIds}) > 0`),
     index('audit_events_actor_idx').on(t.tenantId, t.actorId, t.at, t.id),
     index('audit_events_action_idx').on(t.tenantId, t.action, t.at, t.id),
     index('audit_events_purpose_idx').on(t.tenantId, t.purposeOfUse, t.at, t.id),

@@ -88,6 +88,11 @@ export interface AuditEventInput {
   actorRoles: string[];
   sessionId: string | null;
   patientId: string | null;
+  /**
+   * An event about several patients (a search page, a list of their records): every patient it covers, sorted, with
+   * `patientId` and `resourceId` null. Empty or absent for an event about one patient (`patientId`) or none.
+   */
+  patientIds?: string[];
   resourceType: string | null;
   resourceId: string | null;
   /** field coordinates, e.g. Patient.ssn, never values */

@@ -54,6 +54,7 @@ interface Row {
   actor_roles: string[];
   session_id: string | null;
   patient_id: string | null;
+  patient_ids: string[];
   resource_type: string | null;
   resource_id: string | null;
   fields: string[];
@@ -79,6 +80,7 @@ export function rowToEvent(r: Row): AuditEventInput {
     actorRoles: r.actor_roles,
     sessionId: r.session_id,
     patientId: r.patient_id,
+    patientIds: r.patient_ids ?? [],
     resourceType: r.resource_type,
     resourceId: r.resource_id,
     fields: r.fields,
@@ -119,7 +121,7 @@ export async function verifyTenantChain(sql: SqlRunner, tenantId: string, truste
   let prev: Buffer | null = head ? head.anchor_hash : null;
   const cursor = sql<Row[]>`
     select id, tenant_id, at, seq, prev_hash, hash, event_type, actor_type, actor_id, actor_roles, session_id, patient_id,
-           resource_type, resource_id, fields, categories, action, outcome, purpose_of_use, request_id, ip, user_agent,
+           patient_ids, resource_type, resource_id, fields, categories, action, outcome, purpose_of_use, request_id, ip, user_agent,
            operation_name, detail
       from audit_events where tenant_id = ${tenantId} order by seq, id`.cursor(batchSize);
   const fail = (seq: number, eventId: string | null, reason: ChainBreak) => {

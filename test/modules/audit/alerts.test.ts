@@ -128,11 +128,14 @@ describe('anomaly alerts', () => {
     const now = new Date();
     const day = new Date(now.getTime() - 86_400_000).toISOString().slice(0, 10); // yesterday (UTC)
     const events: AuditEventInput[] = [];
-    for (let i = 0; i < 25; i++) events.push(at(`${day}T10:${String(i).padStart(2, '0')}:00Z`, snooper, randomUUID()));
+    // the snooper's 25 patients: 15 charts opened one by one and a search page of 10 (one event naming the 10)
+    for (let i = 0; i < 15; i++) events.push(at(`${day}T10:${String(i).padStart(2, '0')}:00Z`, snooper, randomUUID()));
+    const page = Array.from({ length: 10 }, () => randomUUID()).sort();
+    events.push(at(`${day}T10:30:00Z`, snooper, randomUUID(), { patientId: null, patientIds: page }));
     events.push(at(`${day}T02:30:00Z`, clinician, onTeam));
     for (let i = 0; i < 4; i++) events.push(at(`${day}T11:0${i}:00Z`, clinician, randomUUID(), { purposeOfUse: 'ETREAT' }));
-    events.push(at(`${day}T12:00:00Z`, clinician, vip));
-    events.push(at(`${day}T12:05:00Z`, clinician, offTeam));
+    // the VIP and the patient off the clinician's care team were on a page of search results
+    events.push(at(`${day}T12:00:00Z`, clinician, vip, { patientId: null, patientIds: [vip, offTeam].sort() }));
     await auditWriterFor(t.db.sql).append(events);
 
     // the care teams a patients module would provide under PATIENT_DIRECTORY (the audit.anomalies job passes what is provided)

@@ -32,6 +32,7 @@ const compliance = (amr = ['pwd', 'mfa']): TestPrincipal => ({
 interface EventRow {
   id: string;
   patient_id: string | null;
+  patient_ids: string[];
   fields: string[];
   categories: string[];
   action: string;
@@ -71,7 +72,7 @@ afterAll(async () => {
 });
 
 describe('PHI marker', () => {
-  it('a query returning PHI for 3 patients records one event per patient naming the fields, durable before the response', async () => {
+  it('a query returning PHI for 3 patients records one event naming the 3 patients and the fields, durable before the response', async () => {
     const p = provider();
     const { requestId, headers } = req(p);
     const ids = patients.slice(0, 3).map((x) => x.id);
@@ -82,28 +83,32 @@ describe('PHI marker', () => {
     );
     expect(res.body.errors).toBeUndefined();
     expect(res.body.data?.fixturePatients).toHaveLength(3);
-    // read immediately after the response: the events must already be committed
+    // read immediately after the response: the event must already be committed, one row for the page
     const rows = await eventsOf(requestId);
-    expect(rows.map((r) => r.patient_id).sort()).toEqual([...ids].sort());
-    for (const r of rows) {
-      expect(r).toMatchObject({
-        event_type: 'phi',
-        action: 'read',
-        outcome: 'allowed',
-        actor_type: 'user',
-        actor_id: p.id,
-        actor_roles: ['PROVIDER'],
-        session_id: p.sessionId,
-        purpose_of_use: 'TREAT',
-        resource_type: 'Patient',
-        operation_name: 'ChartList',
-        user_agent: 'audit-test/1.0',
-      });
-      expect(r.fields).toEqual(['AuditFixturePatient.name', 'AuditFixturePatient.ssn']);
-      expect(r.categories).toEqual(['demographics', 'ssn']);
-      expect(r.resource_id).toBe(r.patient_id);
-      expect(r.ip).toBeTruthy();
-    }
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({
+      event_type: 'phi',
+      action: 'read',
+      outcome: 'allowed',
+      actor_type: 'user',
+      actor_id: p.id,
+      actor_roles: ['PROVIDER'],
+      session_id: p.sessionId,
+      purpose_of_use: 'TREAT',
+      resource_type: 'Patient',
+      operation_name: 'ChartList',
+      user_agent: 'audit-test/1.0',
+      patient_id: null,
+      patient_ids: [...ids].sort(),
+      resource_id: null,
+      fields: ['AuditFixturePatient.name', 'AuditFixturePatient.ssn'],
+      categories: ['demographics', 'ssn'],
+    });
+    expect(rows[0]!.ip).toBeTruthy();
+    // one patient alone is an event about that patient, as before
+    const one = req(p);
+    await t.gql('query ChartList($ids: [UUID!]!) { fixturePatients(ids: $ids) { name } }', { ids: [ids[0]] }, one.headers);
+    expect(await eventsOf(one.requestId)).toMatchObject([{ patient_id: ids[0], patient_ids: [], resource_id: ids[0] }]);
     // never a PHI value in the log
     const text = JSON.stringify(await t.db.owner`select * from audit_events`);
     for (const x of patients) {
@@ -223,12 +228,12 @@ describe('reports', () => {
 
   const REPORT = `query Report($filter: AuditEventFilter, $first: Int, $after: String) {
     auditEvents(filter: $filter, first: $first, after: $after) {
-      edges { cursor node { id at patientId actorId action outcome purposeOfUse fields eventType } }
+      edges { cursor node { id at patientId patientIds actorId action outcome purposeOfUse fields eventType } }
       pageInfo { hasNextPage endCursor }
     } }`;
   type Report = {
     auditEvents: {
-      edges: { cursor: string; node: { id: string; at: string; patientId: string; actorId: string; action: string; outcome: string; fields: string[]; eventType: string } }[];
+      edges: { cursor: string; node: { id: string; at: string; patientId: string; patientIds: string[]; actorId: string; action: string; outcome: string; fields: string[]; eventType: string } }[];
       pageInfo: { hasNextPage: boolean; endCursor: string | null };
     };
   };
@@ -237,8 +242,15 @@ describe('reports', () => {
     const res = await t.gql<Report>(REPORT, { filter: { patientId: patients[0]!.id, eventTypes: ['PHI'] }, first: 100 }, req(compliance()).headers);
     expect(res.body.errors).toBeUndefined();
     const nodes = res.body.data!.auditEvents.edges.map((e) => e.node);
-    expect(nodes.every((n) => n.patientId === patients[0]!.id)).toBe(true);
+    expect(nodes.every((n) => n.patientIds.includes(patients[0]!.id))).toBe(true);
     expect(nodes.filter((n) => n.actorId === reader.id)).toHaveLength(3);
+    // with the lists that named it among other patients (one event per page: patientId null)
+    const lists = nodes.filter((n) => n.patientId === null);
+    expect(lists.length).toBeGreaterThan(0);
+    for (const n of lists) expect(n.patientIds.length).toBeGreaterThan(1);
+    const [all] = await t.db.owner<{ n: number }[]>`
+      select count(*)::int as n from audit_events where event_type = 'phi' and (patient_id = ${patients[0]!.id} or ${patients[0]!.id} = any(patient_ids))`;
+    expect(nodes).toHaveLength(all!.n);
     expect(nodes.find((n) => n.actorId === other.id && n.outcome === 'DENIED')?.fields).toEqual(['AuditFixturePatient.ssn']);
     const times = nodes.map((n) => Date.parse(n.at));
     expect([...times].sort((a, b) => b - a)).toEqual(times);

@@ -83,9 +83,12 @@ describe('durability', () => {
       await exited;
       expect(received.length).toBeGreaterThan(0);
       for (const r of received) {
-        const rows = await db.owner<{ patient_id: string; action: string; outcome: string }[]>`
-          select patient_id, action, outcome from audit_events where request_id = ${r.requestId}`;
-        expect(rows.map((x) => x.patient_id).sort()).toEqual([...r.patientIds].sort());
+        // (a read of several patients is one event naming them all; a write one event per patient)
+        const rows = await db.owner<{ patient: string; action: string; outcome: string }[]>`
+          select p.patient, action, outcome
+            from audit_events, unnest(case when cardinality(patient_ids) = 0 then array[patient_id] else patient_ids end) as p(patient)
+           where request_id = ${r.requestId}`;
+        expect(rows.map((x) => x.patient).sort()).toEqual([...r.patientIds].sort());
         expect(rows.every((x) => x.outcome === 'allowed' && x.action === (r.kind === 'write' ? 'update' : 'read'))).toBe(true);
       }
       console.log(`durability round ${round}: ${received.length} responses received before/around SIGKILL, all with their audit events`);

@@ -72,7 +72,7 @@ describe('CSV export', () => {
         peakHeap = Math.max(peakHeap, m.heapUsed);
       }
     }
-    expect(first).toBe('id,at,seq,event_type,actor_type,actor_id,actor_roles,session_id,patient_id,resource_type,resource_id,fields,categories,action,outcome,purpose_of_use,request_id,ip,user_agent,operation_name,detail');
+    expect(first).toBe('id,at,seq,event_type,actor_type,actor_id,actor_roles,session_id,patient_id,resource_type,resource_id,fields,categories,action,outcome,purpose_of_use,request_id,ip,user_agent,operation_name,detail,patient_ids');
     expect(lines).toBe(ROWS + 1);
     const rssGrowthMb = (peakRss - before.rss) / 2 ** 20;
     const heapGrowthMb = (peakHeap - before.heapUsed) / 2 ** 20;

@@ -139,4 +139,28 @@ describe('tamper resistance', () => {
       ['HASH_MISMATCH', 'HASH_MISMATCH', 'PREV_HASH_MISMATCH', 'SEQ_GAP', 'SEQ_GAP'].sort(),
     );
   });
+
+  it('an event naming several patients (patient_ids) verifies, and adding, dropping or moving one of its patients breaks the chain there', async () => {
+    const edits = [
+      (tx: typeof t.db.owner, id: string) => tx`update audit_events set patient_ids = patient_ids[1:2] where tenant_id = ${id} and seq = 2`,
+      (tx: typeof t.db.owner, id: string) => tx`update audit_events set patient_ids = array_append(patient_ids, gen_random_uuid()) where tenant_id = ${id} and seq = 2`,
+      // the same event rewritten as a single-patient one (v1 form), and a single-patient one given a second patient
+      (tx: typeof t.db.owner, id: string) => tx`update audit_events set patient_id = patient_ids[1], patient_ids = '{}' where tenant_id = ${id} and seq = 2`,
+      (tx: typeof t.db.owner, id: string) => tx`update audit_events set patient_ids = array[patient_id, gen_random_uuid()], patient_id = null where tenant_id = ${id} and seq = 1`,
+    ];
+    for (const edit of edits) {
+      const tenantId = await createTenant(t.db.owner);
+      const actor = { kind: 'user' as const, id: randomUUID(), tenantId, roles: ['PROVIDER'] };
+      const read = (patientId: string | null, patientIds?: string[]) => ({
+        ...principalEvent(actor, { requestId: randomUUID() }, { eventType: 'phi', action: 'read', outcome: 'allowed', resourceType: 'Patient', patientId, fields: ['Patient.name'] }),
+        ...(patientIds ? { patientIds } : {}),
+      });
+      const page = [randomUUID(), randomUUID(), randomUUID()].sort();
+      await auditWriterFor(t.db.sql).append([read(randomUUID()), read(null, page), read(randomUUID())]);
+      expect(await verifyOverGraphql(tenantId)).toMatchObject({ ok: true, checked: 3, brokenAt: null });
+      await tamper(tenantId, (tx) => edit(tx, tenantId));
+      const seq = edit === edits[3] ? 1 : 2;
+      expect(await verifyOverGraphql(tenantId)).toMatchObject({ ok: false, brokenAt: { seq, reason: 'HASH_MISMATCH' } });
+    }
+  });
 });
