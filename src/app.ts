@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
-import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import fastifyApollo, { fastifyApolloDrainPlugin } from '@as-integrations/fastify';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
 import Fastify, { LogController, type FastifyServerOptions, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -17,7 +17,7 @@ import { Entitlements, entitlementKey, registerRoute, ScopeFactory, type RouteAd
 import { settledWithin } from './platform/deadline.js';
 import { dbAppError } from './platform/db/errors.js';
 import { AppError, ErrorCode } from './platform/errors.js';
-import { errorStatusPlugin } from './platform/http/error-status.js';
+import { errorStatusPlugin, noStorePlugin } from './platform/http/error-status.js';
 import { describeForLog, formatError, isUnexpected } from './platform/http/graphql-errors.js';
 import { apolloLogger } from './platform/http/apollo-logger.js';
 import { IdempotencyKeys, idempotencyPlugin } from './platform/http/idempotency.js';
@@ -257,6 +257,9 @@ async function startServer(parts: Parts): Promise<App> {
       ...(protection.plugins as unknown as ApolloServerPlugin<RequestContext>[]),
       fastifyApolloDrainPlugin(server) as unknown as ApolloServerPlugin<RequestContext>,
       ...(config.isProduction ? [ApolloServerPluginLandingPageDisabled() as ApolloServerPlugin<RequestContext>] : []),
+      // no cache hints are given: the built-in plugin would only instrument every field; no-store is set below
+      ApolloServerPluginCacheControlDisabled() as ApolloServerPlugin<RequestContext>,
+      noStorePlugin<RequestContext>(),
       // writes each request's PHI audit trail before transactionPlugin commits and before the response is sent
       auditApolloPlugin<RequestContext>(auditWriter, log),
       // query nesting is checked in preHandler; here: subscriptions over HTTP, variable size, no NUL / unpaired surrogate in any input string

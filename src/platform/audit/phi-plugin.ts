@@ -31,7 +31,7 @@ import SchemaBuilder, {
   type TypeParam,
 } from '@pothos/core';
 import type { GraphQLFieldResolver, GraphQLResolveInfo } from 'graphql';
-import { auditRequestOf, type AccessRecord } from './request.js';
+import { auditRequestOf } from './request.js';
 import { PHI_ACTIONS, type AuditDetail, type PhiAction, type PhiCategory, type PurposeOfUse } from './types.js';
 
 type Ids = string | readonly string[] | null | undefined;
@@ -258,41 +258,46 @@ export class PhiAuditPlugin<Types extends SchemaTypes> extends BasePlugin<Types>
     const categories = [field.category];
     const fields = [coordinate];
 
-    return (parentValue, args, ctx, info) => {
+    // per resolution (a list of 100 patients resolves each PHI field 100 times): no closure is made per call
+    const recordAccess = (ctx: object, parentValue: unknown, info: GraphQLResolveInfo, outcome: 'allowed' | 'denied', detail?: AuditDetail) => {
       const audit = auditRequestOf(ctx);
       const marker = audit.rootActions.get(rootKey(info));
-      const record = (outcome: 'allowed' | 'denied', detail?: AuditDetail) => {
-        const r: AccessRecord = {
-          patientIds: toIds(patientIdOf(parentValue)),
-          resourceType,
-          resourceId: resourceIdOf(parentValue) ?? null,
-          fields,
-          categories,
-          action: marker?.action ?? 'read',
-          outcome,
-          purposeOfUse: marker?.purposeOfUse,
-          detail,
-        };
-        audit.record(r);
-      };
-      const onError = (e: unknown) => {
-        const code = denialCode(e);
-        if (code) record('denied', { reason: code });
-        throw e;
-      };
+      audit.record({
+        patientIds: toIds(patientIdOf(parentValue)),
+        resourceType,
+        resourceId: resourceIdOf(parentValue) ?? null,
+        fields,
+        categories,
+        action: marker?.action ?? 'read',
+        outcome,
+        purposeOfUse: marker?.purposeOfUse,
+        detail,
+      });
+    };
+    const onError = (ctx: object, parentValue: unknown, info: GraphQLResolveInfo, e: unknown) => {
+      const code = denialCode(e);
+      if (code) recordAccess(ctx, parentValue, info, 'denied', { reason: code });
+      throw e;
+    };
+
+    return (parentValue, args, ctx, info) => {
+      auditRequestOf(ctx); // no trail: fail closed before resolving PHI
       let result: unknown;
       try {
         result = resolver(parentValue, args, ctx, info);
       } catch (e) {
-        return onError(e);
+        return onError(ctx, parentValue, info, e);
       }
       if (isThenable(result)) {
-        return Promise.resolve(result).then((v) => {
-          record('allowed');
-          return v;
-        }, onError);
+        return Promise.resolve(result).then(
+          (v) => {
+            recordAccess(ctx, parentValue, info, 'allowed');
+            return v;
+          },
+          (e) => onError(ctx, parentValue, info, e),
+        );
       }
-      record('allowed');
+      recordAccess(ctx, parentValue, info, 'allowed');
       return result;
     };
   }

@@ -109,30 +109,34 @@ export class AuditRequest {
   }
 
   record(r: AccessRecord) {
+    const ids = r.patientIds;
+    if (ids.length === 0) this.recordFor(null, r);
+    else for (let i = 0; i < ids.length; i++) this.recordFor(ids[i]!, r);
+  }
+
+  private recordFor(patientId: string | null, r: AccessRecord) {
     const eventType = r.eventType ?? 'phi';
-    const patients = r.patientIds.length ? r.patientIds : [null];
-    for (const patientId of patients) {
-      const key = `${eventType}\u0000${patientId}\u0000${r.resourceType}\u0000${r.resourceId}\u0000${r.action}\u0000${r.outcome}\u0000${r.purposeOfUse ?? ''}`;
-      let e = this.entries.get(key);
-      if (!e) {
-        e = {
-          eventType,
-          patientId,
-          resourceType: r.resourceType,
-          resourceId: r.resourceId,
-          action: r.action,
-          outcome: r.outcome,
-          purpose: r.purposeOfUse,
-          fields: new Set(),
-          categories: new Set(),
-          detail: {},
-        };
-        this.entries.set(key, e);
-      }
-      for (const f of r.fields) e.fields.add(f);
-      for (const c of r.categories ?? []) e.categories.add(c);
-      if (r.detail) Object.assign(e.detail, r.detail);
+    const key = eventType + '\u0000' + patientId + '\u0000' + r.resourceType + '\u0000' + r.resourceId + '\u0000' + r.action + '\u0000' + r.outcome + '\u0000' + (r.purposeOfUse ?? '');
+    let e = this.entries.get(key);
+    if (!e) {
+      e = {
+        eventType,
+        patientId,
+        resourceType: r.resourceType,
+        resourceId: r.resourceId,
+        action: r.action,
+        outcome: r.outcome,
+        purpose: r.purposeOfUse,
+        fields: new Set(),
+        categories: new Set(),
+        detail: {},
+      };
+      this.entries.set(key, e);
     }
+    for (let i = 0; i < r.fields.length; i++) e.fields.add(r.fields[i]!);
+    const categories = r.categories;
+    if (categories) for (let i = 0; i < categories.length; i++) e.categories.add(categories[i]!);
+    if (r.detail) Object.assign(e.detail, r.detail);
   }
 
   /** Access to this patient in this request was granted by break-glass: its events carry purpose ETREAT. */
@@ -233,10 +237,10 @@ function mergeAcrossPatients(events: AuditEventInput[]): AuditEventInput[] {
       out.push(e);
       continue;
     }
-    const detail = Object.keys(e.detail)
-      .sort()
-      .map((k) => [k, e.detail[k]]);
-    const key = JSON.stringify([e.tenantId, e.eventType, e.resourceType, e.action, e.outcome, e.purposeOfUse, e.fields, e.categories, detail]);
+    const keys = Object.keys(e.detail);
+    const detail = keys.length === 0 ? '' : JSON.stringify(keys.sort().map((k) => [k, e.detail[k]]));
+    // (String(): null stays apart from '')
+    const key = [e.tenantId, e.eventType, String(e.resourceType), e.action, e.outcome, String(e.purposeOfUse), e.fields.join('\u0001'), e.categories.join('\u0001'), detail].join('\u0000');
     const group = groups.get(key);
     if (group) group.push(e);
     else {

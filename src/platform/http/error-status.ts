@@ -25,3 +25,23 @@ export function errorStatusPlugin<C extends BaseContext>(): ApolloServerPlugin<C
     },
   };
 }
+
+/**
+ * Every GraphQL response is `Cache-Control: no-store` (most carry PHI; none may
+ * sit in a browser or proxy cache). Apollo's cache-control plugin used to set
+ * it; that plugin is disabled (app.ts) because it instruments every field
+ * resolution (a wrapper and a promise per field) for cache hints Carebase
+ * never gives: 2-3% of a 20-result search's CPU.
+ */
+export function noStorePlugin<C extends BaseContext>(): ApolloServerPlugin<C> {
+  const listener = {
+    async willSendResponse({ response }: { response: { http: { headers: Map<string, string> } } }) {
+      response.http.headers.set('cache-control', 'no-store');
+    },
+  };
+  return {
+    async requestDidStart() {
+      return listener;
+    },
+  };
+}

@@ -83,6 +83,9 @@ describe('PHI marker', () => {
     );
     expect(res.body.errors).toBeUndefined();
     expect(res.body.data?.fixturePatients).toHaveLength(3);
+    // a response with PHI is never cached by a browser or proxy (errors neither)
+    expect(res.headers.get('cache-control')).toBe('no-store');
+    expect((await t.gql('{ nope }', undefined, headers)).headers.get('cache-control')).toBe('no-store');
     // read immediately after the response: the event must already be committed, one row for the page
     const rows = await eventsOf(requestId);
     expect(rows).toHaveLength(1);
