@@ -446,11 +446,18 @@ function fastifyErrorCode(err: Error & { code?: string; statusCode?: number }): 
   }
 }
 
-/** Ends each request's transaction before the response is sent: commit, or roll back a failed mutation. */
+/**
+ * Ends each request's transaction before the response is sent: commit, or roll back a failed mutation. A query's
+ * statements are transactions of their own (perStatement); it ends by waiting for their last COMMIT.
+ */
 function transactionPlugin(): ApolloServerPlugin<RequestContext> {
   return {
     async requestDidStart() {
       return {
+        // a query reads: each of its statements is a transaction of its own, sent in one write (RequestTransaction.perStatement)
+        async didResolveOperation({ contextValue, operation }) {
+          if (operation?.operation === 'query') contextValue.tx.perStatement();
+        },
         async willSendResponse({ contextValue, response, operation }) {
           const body = response.body.kind === 'single' ? response.body.singleResult : undefined;
           for (const [k, v] of contextValue.responseHeaders) response.http.headers.set(k, Array.isArray(v) ? v.join(', ') : v);

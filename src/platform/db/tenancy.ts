@@ -15,12 +15,12 @@ const OPEN_CIRCUIT_MS = 500;
 /** A drizzle client bound to one connection inside one transaction. */
 export type Db = ReturnType<typeof bind>;
 
-function bind(pool: postgres.Sql, conn: postgres.ReservedSql) {
+function bind(pool: postgres.Sql, conn: postgres.ReservedSql, around: (q: postgres.PendingQuery<postgres.Row[]>) => postgres.PendingQuery<postgres.Row[]>) {
   // A reserved connection shares the pool's parsers but does not expose them;
   // drizzle needs them to install its date codecs.
   if (!(conn as { options?: unknown }).options) Object.assign(conn, { options: pool.options });
   const unsafe = (query: string, params?: unknown[], options?: postgres.UnsafeQueryOptions) =>
-    conn.unsafe(query, params as never, preparedOptions(params, options));
+    around(conn.unsafe(query, params as never, preparedOptions(params, options)));
   const client = new Proxy(conn, { get: (target, prop, receiver) => (prop === 'unsafe' ? unsafe : Reflect.get(target, prop, receiver)) });
   return drizzle({ client: client as postgres.Sql });
 }
@@ -36,6 +36,10 @@ export class RequestTransaction {
   /** the reserved connection, its Db, and `ready`: settles once BEGIN and the settings ran (with their error, if any) */
   private opening?: Promise<{ conn: postgres.ReservedSql; db: Db; ready: Promise<unknown> }>;
   private done = false;
+  /** each statement is a transaction of its own (perStatement), until raw access opens one for the rest */
+  private autocommit = false;
+  /** the per-statement transactions' BEGIN, settings and COMMIT, settled before the connection goes back */
+  private inflight: Promise<unknown>[] = [];
   /** transactions currently open in this process (metrics) */
   static open = 0;
   /** requests waiting for a pool connection (load shedding, metrics) */
@@ -66,6 +70,41 @@ export class RequestTransaction {
     this.tenantId = tenantId;
   }
 
+  /**
+   * For a read-only GraphQL operation (a query; the transaction plugin calls this once the operation is known,
+   * before its first statement): each statement goes out as BEGIN, the tenant settings, the statement and
+   * COMMIT, started together so that postgres-js sends them in one socket write. A query that reads once then
+   * costs one write and one round trip, where a request transaction costs two writes (the statement with BEGIN,
+   * then COMMIT at the end). RLS is as strict (every statement runs under its own settings) and the answers are
+   * the same: under READ COMMITTED each statement of a transaction sees its own snapshot anyway. Raw access
+   * (`connection()`: cursors, SET TRANSACTION, the audit trail's staging) opens one transaction for the rest of
+   * the request, as without this. Does nothing once the transaction is open.
+   */
+  perStatement(): void {
+    if (!this.opening) this.autocommit = true;
+  }
+
+  /** BEGIN and the tenant settings, started (not awaited). */
+  private begin(conn: postgres.ReservedSql): Promise<unknown>[] {
+    const d = this.deadlines;
+    return [
+      conn`begin`.execute(),
+      conn`select set_config('app.tenant_id', ${this.tenantId ?? ''}, true), set_config('app.user_id', ${this.userId ?? ''}, true),
+        set_config('statement_timeout', ${String(d.statementTimeoutMs)}, true), set_config('lock_timeout', ${String(d.lockTimeoutMs)}, true)`.execute(),
+    ];
+  }
+
+  /** A statement of the Db: in per-statement mode wrapped in its own BEGIN, settings and COMMIT (one write). */
+  private around(conn: postgres.ReservedSql, q: postgres.PendingQuery<postgres.Row[]>): postgres.PendingQuery<postgres.Row[]> {
+    if (!this.autocommit) return q;
+    const begun = this.begin(conn);
+    q.execute();
+    // a statement that failed makes this COMMIT a ROLLBACK: the connection is clean for the next one
+    const commit = conn`commit`.execute();
+    for (const p of [...begun, commit]) this.inflight.push(p.catch(() => undefined));
+    return q;
+  }
+
   db(): Promise<Db> {
     if (this.done) return Promise.reject(new Error('request transaction already finished'));
     this.opening ??= (async () => {
@@ -79,25 +118,26 @@ export class RequestTransaction {
       } finally {
         RequestTransaction.waiting--;
       }
-      const d = this.deadlines;
-      // BEGIN and the settings are started, not awaited: postgres-js writes queries started before its next
-      // flush (setImmediate) in one socket write, so the caller's first statement goes out with them and a
-      // request that reads one row costs one round trip before COMMIT instead of two. PostgreSQL runs them in
-      // order: if BEGIN or the settings fail, so does that statement; `ready` keeps their own error, and the
-      // connection is given back only after they settled (never with a query in flight).
-      const begun = [
-        conn`begin`.execute(),
-        conn`select set_config('app.tenant_id', ${this.tenantId ?? ''}, true), set_config('app.user_id', ${this.userId ?? ''}, true),
-          set_config('statement_timeout', ${String(d.statementTimeoutMs)}, true), set_config('lock_timeout', ${String(d.lockTimeoutMs)}, true)`.execute(),
-      ];
-      const ready = Promise.allSettled(begun).then((settled) => {
-        const failed = settled.find((r) => r.status === 'rejected');
-        return failed ? RequestTransaction.failed((failed as PromiseRejectedResult).reason) : undefined;
-      });
       RequestTransaction.open++;
-      return { conn, db: bind(this.pool, conn), ready };
+      const db = bind(this.pool, conn, (q) => this.around(conn, q));
+      // per statement: each statement brings its own BEGIN and settings (around)
+      return { conn, db, ready: this.autocommit ? Promise.resolve(undefined) : this.started(conn) };
     })();
     return this.opening.then((o) => o.db);
+  }
+
+  /**
+   * BEGIN and the settings are started, not awaited: postgres-js writes queries started before its next
+   * flush (setImmediate) in one socket write, so the caller's first statement goes out with them and a
+   * request that reads one row costs one round trip before COMMIT instead of two. PostgreSQL runs them in
+   * order: if BEGIN or the settings fail, so does that statement; the returned promise keeps their own error,
+   * and the connection is given back only after they settled (never with a query in flight).
+   */
+  private started(conn: postgres.ReservedSql): Promise<unknown> {
+    return Promise.allSettled(this.begin(conn)).then((settled) => {
+      const failed = settled.find((r) => r.status === 'rejected');
+      return failed ? RequestTransaction.failed((failed as PromiseRejectedResult).reason) : undefined;
+    });
   }
 
   /** Maps a connection failure to DATABASE_UNAVAILABLE and opens the circuit briefly. */
@@ -109,7 +149,13 @@ export class RequestTransaction {
   /** Raw connection of the transaction (for COPY / streaming). */
   async connection(): Promise<postgres.ReservedSql> {
     await this.db();
-    const { conn, ready } = await this.opening!;
+    const opened = await this.opening!;
+    if (this.autocommit) {
+      // raw access wants a transaction (a cursor, SET TRANSACTION): the rest of the request is one
+      this.autocommit = false;
+      opened.ready = this.started(opened.conn);
+    }
+    const { conn, ready } = opened;
     const failed = await ready;
     if (failed) throw failed;
     return conn;
@@ -182,6 +228,11 @@ export class RequestTransaction {
     const { conn } = opened;
     let committed = false;
     try {
+      if (this.autocommit) {
+        // every statement ended its own transaction: wait for their last COMMIT, bounded like a commit
+        await withTimeout(Promise.all(this.inflight), this.deadlines.lockTimeoutMs + 2_000).catch(() => undefined);
+        return;
+      }
       // BEGIN or the settings failed: there is no transaction to end (a commit fails with their error)
       const failed = await opened.ready;
       if (failed) {
