@@ -4,6 +4,7 @@ import { inject } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import { expectedMigrationCount, runMigrations, withTenant } from '../../src/platform/db/index.js';
+import { RequestTransaction } from '../../src/platform/db/tenancy.js';
 import { createLogger } from '../../src/platform/logger.js';
 import { tenants } from '../../src/db/schema.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
@@ -112,6 +113,39 @@ describe('row level security', () => {
       const [r] = await tx.execute<{ t: string }>(sql`select current_setting('app.tenant_id') as t`);
       expect(r!.t).toBe(id);
     });
+    const rows = await db.sql<{ t: string | null }[]>`select nullif(current_setting('app.tenant_id', true), '') as t`;
+    expect(rows[0]!.t).toBeNull();
+  });
+
+  it('per statement (a GraphQL query): each statement is a transaction of its own under the tenant settings; raw access makes the rest one transaction', async () => {
+    const tenant = randomUUID();
+    const state = sql`select txid_current()::text as tx, current_setting('app.tenant_id') as tenant, current_setting('statement_timeout') as timeout`;
+    type State = { tx: string; tenant: string; timeout: string };
+    const run = async (perStatement: boolean) => {
+      const t = new RequestTransaction(db.sql, tenant);
+      if (perStatement) t.perStatement();
+      const d = await t.db();
+      // two at once (as parallel resolvers send them) and one after
+      const [[a], [b]] = await Promise.all([d.execute<State>(state), d.execute<State>(state)]);
+      const [c] = await d.execute<State>(state);
+      // raw access (a cursor, SET TRANSACTION): one transaction from here on
+      const conn = await t.connection();
+      const [e] = await conn<State[]>`select txid_current()::text as tx, current_setting('app.tenant_id') as tenant, current_setting('statement_timeout') as timeout`;
+      const [f] = await d.execute<State>(state);
+      await t.commit();
+      return [a!, b!, c!, e!, f!];
+    };
+    const each = await run(true);
+    for (const r of each) expect(r).toMatchObject({ tenant, timeout: '10s' });
+    expect(new Set(each.slice(0, 4).map((r) => r.tx)).size).toBe(4);
+    expect(each[4]!.tx).toBe(each[3]!.tx);
+    // the default: one transaction for the request
+    const one = await run(false);
+    for (const r of one) expect(r).toMatchObject({ tenant, timeout: '10s' });
+    expect(new Set(one.map((r) => r.tx)).size).toBe(1);
+    // nothing is left open on the connection, and the pool's next user sees no tenant
+    const [idle] = await db.owner<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where state like 'idle in transaction%' and usename = 'carebase_app'`;
+    expect(idle!.n).toBe(0);
     const rows = await db.sql<{ t: string | null }[]>`select nullif(current_setting('app.tenant_id', true), '') as t`;
     expect(rows[0]!.t).toBeNull();
   });
