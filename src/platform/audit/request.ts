@@ -91,6 +91,7 @@ const WRITE_ACTIONS = new Set(['create', 'update', 'delete']);
  */
 export class AuditRequest {
   private readonly entries = new Map<string, Entry>();
+  private last: Entry | undefined;
   private readonly extra: AuditEventInput[] = [];
   private readonly breakGlass = new Map<string, string | null>();
   /** the action of each audited root field (by response key), inherited by PHI fields below it */
@@ -116,23 +117,39 @@ export class AuditRequest {
 
   private recordFor(patientId: string | null, r: AccessRecord) {
     const eventType = r.eventType ?? 'phi';
-    const key = eventType + '\u0000' + patientId + '\u0000' + r.resourceType + '\u0000' + r.resourceId + '\u0000' + r.action + '\u0000' + r.outcome + '\u0000' + (r.purposeOfUse ?? '');
-    let e = this.entries.get(key);
+    // the fields of one object resolve one after another: most records belong to the previous record's entry
+    const l = this.last;
+    let e =
+      l &&
+      l.patientId === patientId &&
+      l.resourceId === r.resourceId &&
+      l.resourceType === r.resourceType &&
+      l.action === r.action &&
+      l.outcome === r.outcome &&
+      l.purpose === r.purposeOfUse &&
+      l.eventType === eventType
+        ? l
+        : undefined;
     if (!e) {
-      e = {
-        eventType,
-        patientId,
-        resourceType: r.resourceType,
-        resourceId: r.resourceId,
-        action: r.action,
-        outcome: r.outcome,
-        purpose: r.purposeOfUse,
-        fields: new Set(),
-        categories: new Set(),
-        detail: {},
-      };
-      this.entries.set(key, e);
+      const key = eventType + '\u0000' + patientId + '\u0000' + r.resourceType + '\u0000' + r.resourceId + '\u0000' + r.action + '\u0000' + r.outcome + '\u0000' + (r.purposeOfUse ?? '');
+      e = this.entries.get(key);
+      if (!e) {
+        e = {
+          eventType,
+          patientId,
+          resourceType: r.resourceType,
+          resourceId: r.resourceId,
+          action: r.action,
+          outcome: r.outcome,
+          purpose: r.purposeOfUse,
+          fields: new Set(),
+          categories: new Set(),
+          detail: {},
+        };
+        this.entries.set(key, e);
+      }
     }
+    this.last = e;
     for (let i = 0; i < r.fields.length; i++) e.fields.add(r.fields[i]!);
     const categories = r.categories;
     if (categories) for (let i = 0; i < categories.length; i++) e.categories.add(categories[i]!);
