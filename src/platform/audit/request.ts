@@ -191,12 +191,25 @@ export class AuditRequest {
     const inTx: AuditEventInput[] = [];
     const grouped: AuditEventInput[] = [];
     const requestPurpose = this.purposeOfUse ?? (p ? defaultPurposeOfUse(p.roles, p.kind) : null);
+    // reads alike of several patients: one event naming them all (acrossPatientsKey)
+    const alike = new Map<string, { ev: AuditEventInput; patients: Set<string> }>();
     if (p) {
       for (const e of this.entries.values()) {
         const bg = e.patientId !== null && this.breakGlass.has(e.patientId);
         const detail: AuditDetail = { ...e.detail };
         if (bg) detail.breakGlassGrantId = this.breakGlass.get(e.patientId!) ?? null;
         const outcome: AuditOutcome = !commitWithRequest && e.outcome === 'allowed' && WRITE_ACTIONS.has(e.action) ? 'failed' : e.outcome;
+        const purposeOfUse = bg ? 'ETREAT' : (e.purpose ?? requestPurpose);
+        const fields = [...e.fields].sort();
+        const categories = [...e.categories].sort();
+        const patientId = patientUuid(e.patientId);
+        const target = commitWithRequest && e.outcome !== 'denied' ? inTx : grouped;
+        const key = acrossPatientsKey(e, target === inTx, outcome, purposeOfUse, fields, categories, detail);
+        const same = key === undefined ? undefined : alike.get(key);
+        if (same) {
+          same.patients.add(patientId!);
+          continue;
+        }
         const ev: AuditEventInput = {
           id: randomUUID(),
           tenantId: p.tenantId,
@@ -206,21 +219,28 @@ export class AuditRequest {
           actorId: p.id,
           actorRoles: [...p.roles],
           sessionId: p.sessionId ?? null,
-          patientId: patientUuid(e.patientId),
+          patientId,
           resourceType: e.resourceType,
           resourceId: e.resourceId,
-          fields: [...e.fields].sort(),
-          categories: [...e.categories].sort(),
+          fields,
+          categories,
           action: e.action,
           outcome,
-          purposeOfUse: bg ? 'ETREAT' : (e.purpose ?? requestPurpose),
+          purposeOfUse,
           requestId: this.ctx.requestId,
           ip: this.ctx.ip ?? null,
           userAgent: truncate(this.ctx.userAgent, 512),
           operationName: this.operationName,
           detail,
         };
-        (commitWithRequest && e.outcome !== 'denied' ? inTx : grouped).push(ev);
+        target.push(ev);
+        if (key !== undefined) alike.set(key, { ev, patients: new Set([patientId!]) });
+      }
+      for (const { ev, patients } of alike.values()) {
+        if (patients.size < 2) continue;
+        ev.patientIds = [...patients].sort();
+        ev.patientId = null;
+        ev.resourceId = null;
       }
     }
     // (anonymous callers have no tenant to file events under; they can reach no PHI field: scope-auth denies first)
@@ -229,49 +249,37 @@ export class AuditRequest {
       ev.operationName = this.operationName;
       (commitWithRequest && p && ev.tenantId === p.tenantId && ev.outcome !== 'denied' ? inTx : grouped).push(ev);
     }
-    return { inTx: mergeAcrossPatients(inTx), grouped: mergeAcrossPatients(grouped) };
+    return { inTx, grouped };
   }
 }
 
 /**
- * One event for what a request read alike of several patients: read events
+ * One event for what a request read alike of several patients: read entries
  * that differ only in the patient (a search page or a list: the same fields of
  * each patient's own record, same outcome, purpose and detail) become one
  * event naming every patient in `patientIds` (patientId and resourceId null),
  * in the place of the first. Nothing is lost: each patient, field and category
  * is still recorded (and reports by patient find the event), and the row costs
- * one insert instead of one per patient. Writes, reveals and exports, events
+ * one insert instead of one per patient. Writes, reveals and exports, entries
  * about another record of a patient (resourceId not the patient's id),
  * break-glass accesses (their grant differs) and single-patient events are
- * left as they are.
+ * left as they are. Returns the entry's group key, or undefined when it stays
+ * an event of its own.
  */
-function mergeAcrossPatients(events: AuditEventInput[]): AuditEventInput[] {
-  if (events.length < 2) return events;
-  const groups = new Map<string, AuditEventInput[]>();
-  const out: (AuditEventInput | AuditEventInput[])[] = [];
-  for (const e of events) {
-    if (e.action !== 'read' || e.patientId === null || (e.resourceId !== null && e.resourceId !== e.patientId)) {
-      out.push(e);
-      continue;
-    }
-    const keys = Object.keys(e.detail);
-    const detail = keys.length === 0 ? '' : JSON.stringify(keys.sort().map((k) => [k, e.detail[k]]));
-    // (String(): null stays apart from '')
-    const key = [e.tenantId, e.eventType, String(e.resourceType), e.action, e.outcome, String(e.purposeOfUse), e.fields.join('\u0001'), e.categories.join('\u0001'), detail].join('\u0000');
-    const group = groups.get(key);
-    if (group) group.push(e);
-    else {
-      const g = [e];
-      groups.set(key, g);
-      out.push(g);
-    }
-  }
-  return out.map((g) => {
-    if (!Array.isArray(g)) return g;
-    if (g.length === 1) return g[0]!;
-    const patientIds = [...new Set(g.map((e) => e.patientId!))].sort();
-    return { ...g[0]!, patientId: null, patientIds, resourceId: null };
-  });
+function acrossPatientsKey(
+  e: Entry,
+  inTx: boolean,
+  outcome: AuditOutcome,
+  purposeOfUse: string | null,
+  fields: string[],
+  categories: string[],
+  detail: AuditDetail,
+): string | undefined {
+  if (e.action !== 'read' || e.patientId === null || (e.resourceId !== null && e.resourceId !== e.patientId)) return undefined;
+  const keys = Object.keys(detail);
+  const d = keys.length === 0 ? '' : JSON.stringify(keys.sort().map((k) => [k, detail[k]]));
+  // (String(): null stays apart from '')
+  return [inTx, e.eventType, String(e.resourceType), outcome, String(purposeOfUse), fields.join('\u0001'), categories.join('\u0001'), d].join('\u0000');
 }
 
 /** Patient ids are UUIDs; anything else is a marking bug, and the request fails closed (AUDIT_UNAVAILABLE). */

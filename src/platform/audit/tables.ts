@@ -7,7 +7,7 @@ import type { AuditDetail } from './types.js';
  * The audit log: one row per (request, patient, resource, action, outcome),
  * never a PHI value; the rows of one request that differ only in the patient
  * (a search page: the same fields of each patient's record) are one row naming
- * every patient in `patient_ids` (request.ts mergeAcrossPatients). Declaratively partitioned by month on `at` (the
+ * every patient in `patient_ids` (request.ts acrossPatientsKey). Declaratively partitioned by month on `at` (the
  * PARTITION BY clause and the partition functions are hand-written in the
  * audit migration; partitions live in schema audit_partitions, where the app
  * role has no access, so RLS on this parent is the only way in).
