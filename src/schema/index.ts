@@ -11,6 +11,7 @@ export type { RequestContext, Principal } from './context.js';
 export type { ModuleManifest, ModuleDeps, JobHandler, SocketHandler } from './module.js';
 export { permissionCatalog } from './module.js';
 export { resolveModules } from './features.js';
+export { selectedFields } from './selection.js';
 
 /** Builds the GraphQL schema from the platform fields plus the enabled modules. */
 export function buildSchema(modules: readonly ModuleManifest[]): GraphQLSchema {

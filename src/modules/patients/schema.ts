@@ -1,4 +1,4 @@
-import type { Builder, RequestContext } from '../../schema/index.js';
+import { selectedFields, type Builder, type RequestContext } from '../../schema/index.js';
 import { badInput } from '../../platform/errors.js';
 import { MASK_FIELDS, maskEmail, maskPhone, maskPostalCode, maskSsn, type MaskField, type MaskLevel } from './policy.js';
 import { encodeCursor, searchPatients, type PatientSearchInput } from './search.js';
@@ -342,10 +342,11 @@ export function registerPatientsSchema(builder: Builder, runtime: Runtime) {
         // every search is logged with the names (not values) of its filters, e.g. Patient.ssn
         audit: { action: 'read', resourceType: 'Patient', logSuccess: true, fields: (args) => keysOf(args.filter as object).filter((k) => !k.startsWith('include')) },
         args: { filter: t.arg({ type: SearchInput, required: false }) },
-        resolve: async (_r, args, ctx) => {
+        resolve: async (_r, args, ctx, info) => {
           if (args.last !== undefined && args.last !== null) throw badInput('only forward pagination (first/after) is supported', 'last');
           if (args.before) throw badInput('only forward pagination (first/after) is supported', 'before');
-          const page = await searchPatients(runtime(ctx), ctx, (args.filter ?? {}) as PatientSearchInput, { first: args.first, after: args.after });
+          const fields = selectedFields(info, ['edges', 'node']);
+          const page = await searchPatients(runtime(ctx), ctx, (args.filter ?? {}) as PatientSearchInput, { first: args.first, after: args.after }, fields);
           return {
             edges: page.nodes.map((node) => ({ cursor: encodeCursor(page.order, node.row.id), node })),
             pageInfo: { hasNextPage: page.hasNextPage, hasPreviousPage: !!args.after, startCursor: page.nodes[0] ? encodeCursor(page.order, page.nodes[0].row.id) : null, endCursor: page.endCursor },

@@ -71,7 +71,40 @@ function prefix(column: typeof patients.familyNorm, raw: string, field: string):
   return sql`(${column} >= ${key} and ${column} < ${rangeEnd(key)})`;
 }
 
-export async function searchPatients(rt: PatientsRuntime, ctx: RequestContext, input: PatientSearchInput, page: { first?: number | null; after?: string | null }): Promise<PatientPage> {
+/**
+ * Patient fields that read a column few pages show (JSON documents, the SSN envelope): a page whose selection has
+ * none of a column's fields does not fetch that column (nor the search keys, which no field reads). A 20-result search
+ * of names and dates of birth then leaves the JSON and the envelope in the table: less for PostgreSQL to send and
+ * for Node to parse.
+ */
+const COLUMNS_OF_FIELD: Record<string, readonly (keyof typeof patientReadColumns)[]> = {
+  email: ['email'],
+  phones: ['phones'],
+  address: ['address'],
+  emergencyContact: ['emergencyContact'],
+  insurance: ['insurance'],
+  ssnLast4: ['ssnLast4'],
+  ssnMasked: ['ssnLast4'],
+};
+const NEVER_READ: readonly (keyof typeof patientReadColumns)[] = ['givenNorm', 'familyNorm', 'phoneDigits'];
+
+/** The columns a page needs for the selected Patient fields (every read column when the selection is unknown). */
+export function searchColumns(fields?: ReadonlySet<string>): Partial<typeof patientReadColumns> {
+  if (!fields) return patientReadColumns;
+  const columns: Partial<typeof patientReadColumns> = { ...patientReadColumns };
+  const needed = new Set([...fields].flatMap((f) => COLUMNS_OF_FIELD[f] ?? []));
+  for (const key of [...new Set(Object.values(COLUMNS_OF_FIELD).flat()), ...NEVER_READ]) if (!needed.has(key)) delete columns[key];
+  return columns;
+}
+
+export async function searchPatients(
+  rt: PatientsRuntime,
+  ctx: RequestContext,
+  input: PatientSearchInput,
+  page: { first?: number | null; after?: string | null },
+  /** the Patient fields the request selects (searchColumns); unknown: every column */
+  fields?: ReadonlySet<string>,
+): Promise<PatientPage> {
   const p = requirePrincipal(ctx);
   const first = page.first ?? 20;
   if (!Number.isInteger(first) || first < 1 || first > MAX_PAGE) throw badInput(`first must be between 1 and ${MAX_PAGE}`, 'first');
@@ -107,7 +140,7 @@ export async function searchPatients(rt: PatientsRuntime, ctx: RequestContext, i
   }
   const db = await ctx.db();
   const rows = await db
-    .select(patientReadColumns)
+    .select(searchColumns(fields) as typeof patientReadColumns)
     .from(patients)
     .where(and(...where))
     .orderBy(...keys.map((k) => asc(k)))

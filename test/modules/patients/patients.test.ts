@@ -323,6 +323,19 @@ describe('search', () => {
     expect(logged.length).toBeGreaterThan(0);
   });
 
+  it('a page fetches the columns its selection reads: contact and SSN fields through aliases and fragments still answer', async () => {
+    type Node = { id: string; givenName: string; e?: string | null; phones?: { number: string }[]; ssnMasked?: string | null; address?: unknown };
+    type Page = { patients: { edges: { node: Node }[] } };
+    const q = `query Q($f: PatientSearchInput) { patients(filter: $f, first: 1) { edges { node { id givenName ...Contact ... on Patient { ssnMasked } } } } }
+      fragment Contact on Patient { e: email phones { number } }`;
+    const [withContact] = ok(await as('frontDesk')<Page>(q, { f: { familyName: family, givenName: 'Ana' } })).patients.edges.map((e) => e.node);
+    expect(withContact!.phones).toEqual([{ number: expect.stringContaining('555') }]);
+    expect(withContact!.ssnMasked).toMatch(/^\*\*\*-\*\*-\d{4}$/);
+    // names only: the same patient, the same names
+    const [names] = (await search('frontDesk', { familyName: family, givenName: 'Ana' })).edges.map((e) => e.node);
+    expect(names).toMatchObject({ id: withContact!.id, givenName: withContact!.givenName, familyName: family, dateOfBirth: '1990-01-01' });
+  });
+
   it('providers find only their care team; other clinics find nothing', async () => {
     expect((await search('provider2', { familyName: family })).edges).toEqual([]);
     await ok(await as('frontDesk')(ASSIGN, { patientId: made[6]!.id, userId: s.provider2!.user.id, role: 'PROVIDER' }));
