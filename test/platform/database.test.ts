@@ -117,6 +117,26 @@ describe('row level security', () => {
     expect(rows[0]!.t).toBeNull();
   });
 
+  it('after a connection failure the circuit fails requests fast but lets one probe through per interval; the probe closes it once the database answers', async () => {
+    const tenant = randomUUID();
+    RequestTransaction.failed(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
+    try {
+      const probe = new RequestTransaction(db.sql, tenant);
+      const probing = probe.db().then((d) => d.execute(sql`select 1 as one`));
+      // while the probe is out, the others are answered at once (DATABASE_UNAVAILABLE), not queued on the database
+      const other = new RequestTransaction(db.sql, tenant);
+      await expect(other.db()).rejects.toMatchObject({ code: 'DATABASE_UNAVAILABLE' });
+      expect(await probing).toEqual([{ one: 1 }]);
+      await probe.commit();
+      // the database answered: the circuit is closed for everyone
+      const after = new RequestTransaction(db.sql, tenant);
+      expect(await (await after.db()).execute(sql`select 2 as two`)).toEqual([{ two: 2 }]);
+      await after.commit();
+    } finally {
+      RequestTransaction.answered();
+    }
+  });
+
   it('per statement (a GraphQL query): each statement is a transaction of its own under the tenant settings; raw access makes the rest one transaction', async () => {
     const tenant = randomUUID();
     const state = sql`select txid_current()::text as tx, current_setting('app.tenant_id') as tenant, current_setting('statement_timeout') as timeout`;

@@ -11,6 +11,12 @@ export interface Deadlines {
 const DEFAULT_DEADLINES: Deadlines = { statementTimeoutMs: 10_000, lockTimeoutMs: 3_000 };
 /** After a connection failure, fail fast for this long instead of queueing on a dead server. */
 const OPEN_CIRCUIT_MS = 500;
+/**
+ * While the circuit is open, one request per interval still goes to the database (half-open): the first that
+ * gets BEGIN answered closes the circuit, so requests flow again as soon as the database is back, not up to
+ * OPEN_CIRCUIT_MS later (each late failure of a connection attempt made during the outage reopened it).
+ */
+const PROBE_INTERVAL_MS = 100;
 
 /** A drizzle client bound to one connection inside one transaction. */
 export type Db = ReturnType<typeof bind>;
@@ -46,6 +52,8 @@ export class RequestTransaction {
   static waiting = 0;
   /** while in the future, the database is presumed down and db() fails fast */
   static unavailableUntil = 0;
+  /** while the circuit is open, when the next request may probe the database */
+  static nextProbeAt = 0;
   static deadlines: Deadlines = DEFAULT_DEADLINES;
 
   constructor(
@@ -98,6 +106,7 @@ export class RequestTransaction {
   private around(conn: postgres.ReservedSql, q: postgres.PendingQuery<postgres.Row[]>): postgres.PendingQuery<postgres.Row[]> {
     if (!this.autocommit) return q;
     const begun = this.begin(conn);
+    begun[0]!.then(RequestTransaction.answered, () => undefined);
     q.execute();
     // a statement that failed makes this COMMIT a ROLLBACK: the connection is clean for the next one
     const commit = conn`commit`.execute();
@@ -108,7 +117,11 @@ export class RequestTransaction {
   db(): Promise<Db> {
     if (this.done) return Promise.reject(new Error('request transaction already finished'));
     this.opening ??= (async () => {
-      if (Date.now() < RequestTransaction.unavailableUntil) throw dbAppError({ code: 'ECONNREFUSED' })!;
+      const now = Date.now();
+      if (now < RequestTransaction.unavailableUntil) {
+        if (now < RequestTransaction.nextProbeAt) throw dbAppError({ code: 'ECONNREFUSED' })!;
+        RequestTransaction.nextProbeAt = now + PROBE_INTERVAL_MS; // this request probes
+      }
       let conn: postgres.ReservedSql;
       RequestTransaction.waiting++;
       try {
@@ -136,8 +149,14 @@ export class RequestTransaction {
   private started(conn: postgres.ReservedSql): Promise<unknown> {
     return Promise.allSettled(this.begin(conn)).then((settled) => {
       const failed = settled.find((r) => r.status === 'rejected');
+      if (!failed) RequestTransaction.answered();
       return failed ? RequestTransaction.failed((failed as PromiseRejectedResult).reason) : undefined;
     });
+  }
+
+  /** The database answered: close the circuit. */
+  static answered(): void {
+    RequestTransaction.unavailableUntil = 0;
   }
 
   /** Maps a connection failure to DATABASE_UNAVAILABLE and opens the circuit briefly. */
