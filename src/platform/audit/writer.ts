@@ -232,13 +232,15 @@ export class AuditWriter {
     const attempt = async () => {
       const conn = await this.pool.reserve();
       try {
-        const steps: Promise<unknown>[] = [
-          conn`begin`.execute(),
-          conn`select set_config('lock_timeout', '5s', true), set_config('statement_timeout', '15s', true)`.execute(),
-        ];
+        const steps: Promise<unknown>[] = [conn`begin`.execute()];
         try {
-          for (const tenant of tenants) {
-            steps.push(conn`select set_config('app.tenant_id', ${tenant}, true)`.execute());
+          for (const [i, tenant] of tenants.entries()) {
+            // the batch's deadlines go with the first tenant's setting: one statement fewer per batch
+            steps.push(
+              i === 0
+                ? conn`select set_config('lock_timeout', '5s', true), set_config('statement_timeout', '15s', true), set_config('app.tenant_id', ${tenant}, true)`.execute()
+                : conn`select set_config('app.tenant_id', ${tenant}, true)`.execute(),
+            );
             const events = byTenant.get(tenant)!;
             if (events.length) steps.push(appendChained(conn, tenant, events));
             if (chain.has(tenant)) steps.push(conn`select carebase_audit_chain_staged(${tenant})`.execute());
