@@ -71,30 +71,50 @@ function prefix(column: typeof patients.familyNorm, raw: string, field: string):
   return sql`(${column} >= ${key} and ${column} < ${rangeEnd(key)})`;
 }
 
+type Column = keyof typeof patientReadColumns;
+
 /**
- * Patient fields that read a column few pages show (JSON documents, the SSN envelope): a page whose selection has
- * none of a column's fields does not fetch that column (nor the search keys, which no field reads). A 20-result search
- * of names and dates of birth then leaves the JSON and the envelope in the table: less for PostgreSQL to send and
- * for Node to parse.
+ * The columns each Patient field reads (besides `id` and `tenant_id`, which every page fetches). A page fetches only
+ * the columns of the fields its selection names: a 20-result search of names and dates of birth leaves the JSON
+ * documents, the SSN envelope, the timestamps and the rest in the table (less for PostgreSQL to send, for Node to parse
+ * and collect). A field missing here (one another module adds to Patient) makes the page fetch every column.
  */
-const COLUMNS_OF_FIELD: Record<string, readonly (keyof typeof patientReadColumns)[]> = {
+const COLUMNS_OF_FIELD: Record<string, readonly Column[]> = {
+  __typename: [],
+  id: [],
+  mrn: ['mrn'],
+  givenName: ['givenName'],
+  familyName: ['familyName'],
+  preferredName: ['preferredName'],
+  dateOfBirth: ['dateOfBirth'],
+  birthYear: ['dateOfBirth'],
+  sexAtBirth: ['sexAtBirth'],
+  genderIdentity: ['genderIdentity'],
   email: ['email'],
   phones: ['phones'],
   address: ['address'],
+  language: ['language'],
   emergencyContact: ['emergencyContact'],
   insurance: ['insurance'],
+  hasSsn: ['hasSsn'],
   ssnLast4: ['ssnLast4'],
   ssnMasked: ['ssnLast4'],
+  status: ['status'],
+  deceasedDate: ['deceasedDate'],
+  mergedInto: ['mergedInto'],
+  linkedUserId: ['userId'],
+  careTeam: [],
+  version: ['version'],
+  createdAt: ['createdAt'],
+  updatedAt: ['updatedAt'],
+  masking: [],
 };
-const NEVER_READ: readonly (keyof typeof patientReadColumns)[] = ['givenNorm', 'familyNorm', 'phoneDigits'];
 
 /** The columns a page needs for the selected Patient fields (every read column when the selection is unknown). */
 export function searchColumns(fields?: ReadonlySet<string>): Partial<typeof patientReadColumns> {
-  if (!fields) return patientReadColumns;
-  const columns: Partial<typeof patientReadColumns> = { ...patientReadColumns };
-  const needed = new Set([...fields].flatMap((f) => COLUMNS_OF_FIELD[f] ?? []));
-  for (const key of [...new Set(Object.values(COLUMNS_OF_FIELD).flat()), ...NEVER_READ]) if (!needed.has(key)) delete columns[key];
-  return columns;
+  if (!fields || [...fields].some((f) => !Object.hasOwn(COLUMNS_OF_FIELD, f))) return patientReadColumns;
+  const keep = new Set<string>(['id', 'tenantId', ...[...fields].flatMap((f) => COLUMNS_OF_FIELD[f]!)]);
+  return Object.fromEntries(Object.entries(patientReadColumns).filter(([k]) => keep.has(k))) as Partial<typeof patientReadColumns>;
 }
 
 export async function searchPatients(

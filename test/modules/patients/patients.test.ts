@@ -334,6 +334,10 @@ describe('search', () => {
     // names only: the same patient, the same names
     const [names] = (await search('frontDesk', { familyName: family, givenName: 'Ana' })).edges.map((e) => e.node);
     expect(names).toMatchObject({ id: withContact!.id, givenName: withContact!.givenName, familyName: family, dateOfBirth: '1990-01-01' });
+    // every other column a field reads
+    const meta = `query Q($f: PatientSearchInput) { patients(filter: $f, first: 1) { edges { node { __typename status version createdAt updatedAt hasSsn birthYear masking { field level } } } } }`;
+    const [m] = ok(await as('frontDesk')<{ patients: { edges: { node: Record<string, unknown> }[] } }>(meta, { f: { familyName: family, givenName: 'Ana' } })).patients.edges.map((e) => e.node);
+    expect(m).toMatchObject({ __typename: 'Patient', status: 'ACTIVE', version: 1, createdAt: expect.any(String), updatedAt: expect.any(String), hasSsn: true, birthYear: 1990 });
   });
 
   it('providers find only their care team; other clinics find nothing', async () => {
