@@ -324,7 +324,7 @@ export function registerPatientsSchema(builder: Builder, runtime: Runtime) {
       authScopes: { permission: 'patient:read' },
       audit: { action: 'read', resourceType: 'Patient', patientId: (args) => args.id, resourceId: (args) => args.id, fields: () => [] },
       args: { id: t.arg({ type: 'UUID', required: true }) },
-      resolve: (_r, args, ctx) => getPatient(ctx, args.id),
+      resolve: (_r, args, ctx, info) => getPatient(ctx, args.id, selectedFields(info, [])),
     }),
     myPatientRecord: t.field({
       type: Patient,

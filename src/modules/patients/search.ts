@@ -3,7 +3,7 @@ import { badInput } from '../../platform/errors.js';
 import type { RequestContext } from '../../schema/index.js';
 import { readScopeCondition, requirePrincipal } from './access.js';
 import { parseMrn } from './mrn.js';
-import { patientReadColumns, ssnBlindIndex, viewOf, type PatientRecord, type PatientsRuntime, type PatientView } from './service.js';
+import { patientReadColumns, readColumnsFor, ssnBlindIndex, viewOf, type PatientRecord, type PatientsRuntime, type PatientView } from './service.js';
 import { patients } from './tables.js';
 import { parseDate, parsePhone, parseSsn, phoneDigits } from './validation.js';
 
@@ -71,58 +71,12 @@ function prefix(column: typeof patients.familyNorm, raw: string, field: string):
   return sql`(${column} >= ${key} and ${column} < ${rangeEnd(key)})`;
 }
 
-type Column = keyof typeof patientReadColumns;
-
-/**
- * The columns each Patient field reads (besides `id` and `tenant_id`, which every page fetches). A page fetches only
- * the columns of the fields its selection names: a 20-result search of names and dates of birth leaves the JSON
- * documents, the SSN envelope, the timestamps and the rest in the table (less for PostgreSQL to send, for Node to parse
- * and collect). A field missing here (one another module adds to Patient) makes the page fetch every column.
- */
-const COLUMNS_OF_FIELD: Record<string, readonly Column[]> = {
-  __typename: [],
-  id: [],
-  mrn: ['mrn'],
-  givenName: ['givenName'],
-  familyName: ['familyName'],
-  preferredName: ['preferredName'],
-  dateOfBirth: ['dateOfBirth'],
-  birthYear: ['dateOfBirth'],
-  sexAtBirth: ['sexAtBirth'],
-  genderIdentity: ['genderIdentity'],
-  email: ['email'],
-  phones: ['phones'],
-  address: ['address'],
-  language: ['language'],
-  emergencyContact: ['emergencyContact'],
-  insurance: ['insurance'],
-  hasSsn: ['hasSsn'],
-  ssnLast4: ['ssnLast4'],
-  ssnMasked: ['ssnLast4'],
-  status: ['status'],
-  deceasedDate: ['deceasedDate'],
-  mergedInto: ['mergedInto'],
-  linkedUserId: ['userId'],
-  careTeam: [],
-  version: ['version'],
-  createdAt: ['createdAt'],
-  updatedAt: ['updatedAt'],
-  masking: [],
-};
-
-/** The columns a page needs for the selected Patient fields (every read column when the selection is unknown). */
-export function searchColumns(fields?: ReadonlySet<string>): Partial<typeof patientReadColumns> {
-  if (!fields || [...fields].some((f) => !Object.hasOwn(COLUMNS_OF_FIELD, f))) return patientReadColumns;
-  const keep = new Set<string>(['id', 'tenantId', ...[...fields].flatMap((f) => COLUMNS_OF_FIELD[f]!)]);
-  return Object.fromEntries(Object.entries(patientReadColumns).filter(([k]) => keep.has(k))) as Partial<typeof patientReadColumns>;
-}
-
 export async function searchPatients(
   rt: PatientsRuntime,
   ctx: RequestContext,
   input: PatientSearchInput,
   page: { first?: number | null; after?: string | null },
-  /** the Patient fields the request selects (searchColumns); unknown: every column */
+  /** the Patient fields the request selects (readColumnsFor); unknown: every column */
   fields?: ReadonlySet<string>,
 ): Promise<PatientPage> {
   const p = requirePrincipal(ctx);
@@ -160,7 +114,7 @@ export async function searchPatients(
   }
   const db = await ctx.db();
   const rows = await db
-    .select(searchColumns(fields) as typeof patientReadColumns)
+    .select(readColumnsFor(fields) as typeof patientReadColumns)
     .from(patients)
     .where(and(...where))
     .orderBy(...keys.map((k) => asc(k)))

@@ -23,6 +23,52 @@ export interface PatientsRuntime {
 const { ssn: _ssn, ssnIndex: _ssnIndex, ...readColumns } = getColumns(patients);
 /** The columns every read selects: everything but the full SSN envelope and its blind index. */
 export const patientReadColumns = { ...readColumns, hasSsn: sql<boolean>`(${patients.ssnIndex} is not null)` };
+type Column = keyof typeof patientReadColumns;
+
+/**
+ * The columns each Patient field reads (besides `id` and `tenant_id`, which every read fetches). A read (one patient,
+ * a search page) fetches only the columns of the fields its selection names: a 20-result search of names and dates of birth leaves the JSON
+ * documents, the SSN envelope, the timestamps and the rest in the table (less for PostgreSQL to send, for Node to parse
+ * and collect). A field missing here (one another module adds to Patient) makes the read fetch every column.
+ */
+const COLUMNS_OF_FIELD: Record<string, readonly Column[]> = {
+  __typename: [],
+  id: [],
+  mrn: ['mrn'],
+  givenName: ['givenName'],
+  familyName: ['familyName'],
+  preferredName: ['preferredName'],
+  dateOfBirth: ['dateOfBirth'],
+  birthYear: ['dateOfBirth'],
+  sexAtBirth: ['sexAtBirth'],
+  genderIdentity: ['genderIdentity'],
+  email: ['email'],
+  phones: ['phones'],
+  address: ['address'],
+  language: ['language'],
+  emergencyContact: ['emergencyContact'],
+  insurance: ['insurance'],
+  hasSsn: ['hasSsn'],
+  ssnLast4: ['ssnLast4'],
+  ssnMasked: ['ssnLast4'],
+  status: ['status'],
+  deceasedDate: ['deceasedDate'],
+  mergedInto: ['mergedInto'],
+  linkedUserId: ['userId'],
+  careTeam: [],
+  version: ['version'],
+  createdAt: ['createdAt'],
+  updatedAt: ['updatedAt'],
+  masking: [],
+};
+
+/** The columns a read needs for the selected Patient fields (every read column when the selection is unknown). */
+export function readColumnsFor(fields?: ReadonlySet<string>): Partial<typeof patientReadColumns> {
+  if (!fields || [...fields].some((f) => !Object.hasOwn(COLUMNS_OF_FIELD, f))) return patientReadColumns;
+  const keep = new Set<string>(['id', 'tenantId', ...[...fields].flatMap((f) => COLUMNS_OF_FIELD[f]!)]);
+  return Object.fromEntries(Object.entries(patientReadColumns).filter(([k]) => keep.has(k))) as Partial<typeof patientReadColumns>;
+}
+
 export type PatientRecord = {
   [K in keyof typeof readColumns]: (typeof patients.$inferSelect)[K];
 } & { hasSsn: boolean };
@@ -203,14 +249,14 @@ export async function createPatient(rt: PatientsRuntime, ctx: RequestContext, in
 
 // ------------------------------------------------------------------ read
 
-export async function getPatient(ctx: RequestContext, id: string): Promise<PatientView> {
+export async function getPatient(ctx: RequestContext, id: string, fields?: ReadonlySet<string>): Promise<PatientView> {
   const p = requirePrincipal(ctx);
   const db = await ctx.db();
   // the access check and the read are pipelined on the request's connection
   const [, rows] = await Promise.all([
     authorize(ctx, id, 'read'),
     db
-      .select(patientReadColumns)
+      .select(readColumnsFor(fields) as typeof patientReadColumns)
       .from(patients)
       .where(and(eq(patients.tenantId, p.tenantId), eq(patients.id, id))),
   ]);
