@@ -137,6 +137,23 @@ describe('row level security', () => {
     }
   });
 
+  it('per statement, a connection lost under a statement opens the circuit as it does for a request transaction', async () => {
+    const pool = db.appPool(1); // its own: the lost connection must not reach the other tests
+    const t = new RequestTransaction(pool, randomUUID());
+    t.perStatement();
+    const d = await t.db();
+    const [backend] = await d.execute<{ pid: number }>(sql`select pg_backend_pid() as pid`);
+    await db.owner`select pg_terminate_backend(${backend!.pid})`;
+    try {
+      await expect(d.execute(sql`select 1`)).rejects.toBeTruthy();
+      await t.rollback();
+      expect(RequestTransaction.unavailableUntil).toBeGreaterThan(Date.now());
+    } finally {
+      RequestTransaction.answered();
+      await pool.end({ timeout: 1 });
+    }
+  });
+
   it('per statement (a GraphQL query): each statement is a transaction of its own under the tenant settings; raw access makes the rest one transaction', async () => {
     const tenant = randomUUID();
     const state = sql`select txid_current()::text as tx, current_setting('app.tenant_id') as tenant, current_setting('statement_timeout') as timeout`;

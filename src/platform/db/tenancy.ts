@@ -105,12 +105,12 @@ export class RequestTransaction {
   /** A statement of the Db: in per-statement mode wrapped in its own BEGIN, settings and COMMIT (one write). */
   private around(conn: postgres.ReservedSql, q: postgres.PendingQuery<postgres.Row[]>): postgres.PendingQuery<postgres.Row[]> {
     if (!this.autocommit) return q;
-    const begun = this.begin(conn);
-    begun[0]!.then(RequestTransaction.answered, () => undefined);
+    const [begin, settings] = this.begin(conn);
     q.execute();
     // a statement that failed makes this COMMIT a ROLLBACK: the connection is clean for the next one
     const commit = conn`commit`.execute();
-    for (const p of [...begun, commit]) this.inflight.push(p.catch(() => undefined));
+    // BEGIN answered closes the circuit; a connection failure opens it, as for a request transaction (started)
+    this.inflight.push(begin!.then(RequestTransaction.answered, RequestTransaction.failed), settings!.catch(() => undefined), commit.catch(() => undefined));
     return q;
   }
 
