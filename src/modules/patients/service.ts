@@ -21,7 +21,7 @@ export interface PatientsRuntime {
 }
 
 const { ssn: _ssn, ssnIndex: _ssnIndex, ...readColumns } = getColumns(patients);
-/** The columns every read selects: everything but the full SSN envelope and its blind index. */
+/** The columns a read may select: everything but the full SSN envelope and its blind index (readColumnsFor picks from them). */
 export const patientReadColumns = { ...readColumns, hasSsn: sql<boolean>`(${patients.ssnIndex} is not null)` };
 type Column = keyof typeof patientReadColumns;
 

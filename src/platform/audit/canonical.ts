@@ -13,7 +13,8 @@ export const CANONICAL_VERSION = 'carebase-audit-v1';
  */
 export const CANONICAL_VERSION_MANY = 'carebase-audit-v2';
 
-function canonicalDetail(detail: AuditDetail): [string, string | number | boolean | null][] {
+/** detail as sorted key/value pairs, without undefined values (as jsonb stores it) */
+export function canonicalDetail(detail: AuditDetail): [string, string | number | boolean | null][] {
   return Object.keys(detail)
     .filter((k) => detail[k] !== undefined) // as JSON (jsonb) drops them
     .sort()

@@ -31,7 +31,7 @@ import SchemaBuilder, {
   type TypeParam,
 } from '@pothos/core';
 import type { GraphQLFieldResolver, GraphQLResolveInfo } from 'graphql';
-import { auditRequestOf } from './request.js';
+import { auditRequestOf, type AuditRequest } from './request.js';
 import { PHI_ACTIONS, type AuditDetail, type PhiAction, type PhiCategory, type PurposeOfUse } from './types.js';
 
 type Ids = string | readonly string[] | null | undefined;
@@ -259,8 +259,7 @@ export class PhiAuditPlugin<Types extends SchemaTypes> extends BasePlugin<Types>
     const fields = [coordinate];
 
     // per resolution (a list of 100 patients resolves each PHI field 100 times): no closure is made per call
-    const recordAccess = (ctx: object, parentValue: unknown, info: GraphQLResolveInfo, outcome: 'allowed' | 'denied', detail?: AuditDetail) => {
-      const audit = auditRequestOf(ctx);
+    const recordAccess = (audit: AuditRequest, parentValue: unknown, info: GraphQLResolveInfo, outcome: 'allowed' | 'denied', detail?: AuditDetail) => {
       const marker = audit.rootActions.get(rootKey(info));
       audit.record({
         patientIds: toIds(patientIdOf(parentValue)),
@@ -274,30 +273,30 @@ export class PhiAuditPlugin<Types extends SchemaTypes> extends BasePlugin<Types>
         detail,
       });
     };
-    const onError = (ctx: object, parentValue: unknown, info: GraphQLResolveInfo, e: unknown) => {
+    const onError = (audit: AuditRequest, parentValue: unknown, info: GraphQLResolveInfo, e: unknown) => {
       const code = denialCode(e);
-      if (code) recordAccess(ctx, parentValue, info, 'denied', { reason: code });
+      if (code) recordAccess(audit, parentValue, info, 'denied', { reason: code });
       throw e;
     };
 
     return (parentValue, args, ctx, info) => {
-      auditRequestOf(ctx); // no trail: fail closed before resolving PHI
+      const audit = auditRequestOf(ctx); // no trail: fail closed before resolving PHI
       let result: unknown;
       try {
         result = resolver(parentValue, args, ctx, info);
       } catch (e) {
-        return onError(ctx, parentValue, info, e);
+        return onError(audit, parentValue, info, e);
       }
       if (isThenable(result)) {
         return Promise.resolve(result).then(
           (v) => {
-            recordAccess(ctx, parentValue, info, 'allowed');
+            recordAccess(audit, parentValue, info, 'allowed');
             return v;
           },
-          (e) => onError(ctx, parentValue, info, e),
+          (e) => onError(audit, parentValue, info, e),
         );
       }
-      recordAccess(ctx, parentValue, info, 'allowed');
+      recordAccess(audit, parentValue, info, 'allowed');
       return result;
     };
   }

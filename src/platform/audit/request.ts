@@ -3,6 +3,7 @@ import type postgres from 'postgres';
 import { dbAppError } from '../db/errors.js';
 import type { RequestTransaction } from '../db/tenancy.js';
 import { AppError, ErrorCode } from '../errors.js';
+import { canonicalDetail } from './canonical.js';
 import { stageChained } from './chain.js';
 import {
   defaultPurposeOfUse,
@@ -276,10 +277,8 @@ function acrossPatientsKey(
   detail: AuditDetail,
 ): string | undefined {
   if (e.action !== 'read' || e.patientId === null || (e.resourceId !== null && e.resourceId !== e.patientId)) return undefined;
-  const keys = Object.keys(detail);
-  const d = keys.length === 0 ? '' : JSON.stringify(keys.sort().map((k) => [k, detail[k]]));
   // (String(): null stays apart from '')
-  return [inTx, e.eventType, String(e.resourceType), outcome, String(purposeOfUse), fields.join('\u0001'), categories.join('\u0001'), d].join('\u0000');
+  return [inTx, e.eventType, String(e.resourceType), outcome, String(purposeOfUse), fields.join('\u0001'), categories.join('\u0001'), JSON.stringify(canonicalDetail(detail))].join('\u0000');
 }
 
 /** Patient ids are UUIDs; anything else is a marking bug, and the request fails closed (AUDIT_UNAVAILABLE). */
