@@ -137,6 +137,31 @@ describe('row level security', () => {
     }
   });
 
+  it('when the circuit closes, every pool of the app connects one connection at once, not when a request first needs it', async () => {
+    const pool = db.appPool(1); // a pool that has never connected (as the side pool and the audit writer's after an outage)
+    const since = (await db.owner<{ now: string }[]>`select now()::text as now`)[0]!.now;
+    const backends = async () =>
+      Number((await db.owner<{ n: string }[]>`select count(*)::text as n from pg_stat_activity where datname = current_database() and usename = 'carebase_app' and backend_start > ${since}::timestamptz`)[0]!.n);
+    const before = await backends();
+    try {
+      RequestTransaction.failed(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
+      RequestTransaction.answered();
+      let after = before;
+      for (let i = 0; i < 250 && after <= before; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        after = await backends();
+      }
+      expect(after).toBeGreaterThan(before);
+      // a closed circuit stays quiet: answering again connects nothing more
+      RequestTransaction.answered();
+    } finally {
+      RequestTransaction.answered();
+      await pool.end({ timeout: 1 });
+    }
+    // an ended pool is no longer warmed
+    expect(RequestTransaction.pools.has(pool)).toBe(false);
+  });
+
   it('per statement, a connection lost under a statement opens the circuit as it does for a request transaction', async () => {
     const pool = db.appPool(1); // its own: the lost connection must not reach the other tests
     const t = new RequestTransaction(pool, randomUUID());

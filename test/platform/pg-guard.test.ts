@@ -134,6 +134,49 @@ describe('a connection given back with a statement in flight', () => {
   });
 });
 
+describe('a reservation answered "the database system is starting up" (57P03)', () => {
+  it('is tried once more: nothing was sent for it, and the database may be up by then', async () => {
+    // PostgreSQL in front: the first session is refused at startup as a starting server refuses it, the others pass
+    const target = new URL(db.appUrl);
+    let sessions = 0;
+    const sockets = new Set<net.Socket>();
+    const server = net.createServer((client) => {
+      sockets.add(client);
+      if (sessions++ === 0) {
+        client.once('data', () => {
+          const fields = Buffer.from('SFATAL\0VFATAL\0C57P03\0Mthe database system is starting up\0\0');
+          const head = Buffer.alloc(5);
+          head.write('E', 0);
+          head.writeInt32BE(fields.length + 4, 1);
+          client.end(Buffer.concat([head, fields]));
+        });
+        return;
+      }
+      const upstream = net.connect(Number(target.port || 5432), target.hostname);
+      sockets.add(upstream);
+      const drop = () => (client.destroy(), upstream.destroy());
+      client.on('error', drop).on('close', drop);
+      upstream.on('error', drop).on('close', drop);
+      client.pipe(upstream).pipe(client);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = new URL(db.appUrl);
+    url.hostname = '127.0.0.1';
+    url.port = String((server.address() as net.AddressInfo).port);
+    const pool = createPool(url.toString(), 1, 2);
+    try {
+      const conn = await pool.reserve();
+      expect((await conn`select 1 as one`)[0]!.one).toBe(1);
+      conn.release();
+      expect(sessions).toBe(2);
+    } finally {
+      await pool.end({ timeout: 1 });
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    }
+  });
+});
+
 describe('outage errors are typed', () => {
   it('a refused connection, as drizzle wraps it ("Failed query: ..."), is DATABASE_UNAVAILABLE without SQL', async () => {
     const port = await new Promise<number>((resolve) => {

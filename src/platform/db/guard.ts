@@ -72,8 +72,12 @@ export function guardPool(pool: postgres.Sql): postgres.Sql {
   return Object.assign(pool, { reserve: guardedReserve, begin: begin as postgres.Sql['begin'] });
 }
 
-/** The server terminated the session (admin shutdown: a restart, pg_terminate_backend; crash shutdown). */
-const STALE = new Set(['57P01', '57P02']);
+/**
+ * The server terminated the session (admin shutdown: a restart, pg_terminate_backend; crash shutdown), or refused it
+ * at startup while shutting down or starting up (57P03: seen after a restart by reservations that waited through it).
+ * Nothing was sent for a reservation that gets one of these, so it is tried once more.
+ */
+const STALE = new Set(['57P01', '57P02', '57P03']);
 /** A reservation the pool handed to a reconnecting connection, given back to be queued again (see absorbStaleReport). */
 const REQUEUE = 'CAREBASE_RESERVATION_REQUEUED';
 /** true while reserve() runs synchronously (a connection it connects is for that reservation, which stays queued) */

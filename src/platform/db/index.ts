@@ -8,6 +8,7 @@ import type { Logger } from '../logger.js';
 import { startEmbeddedPostgres } from './embedded.js';
 import { connectionClosed, guardPool } from './guard.js';
 import { ensureDatabase, expectedMigrationCount, runMigrations } from './migrate.js';
+import { RequestTransaction } from './tenancy.js';
 
 export { runMigrations, ensureDatabase, expectedMigrationCount, MIGRATIONS_FOLDER } from './migrate.js';
 export { RequestTransaction, withTenant, type Db, type TenantTransactionOptions } from './tenancy.js';
@@ -45,14 +46,14 @@ export function appUrlFor(ownerUrl: string, password?: string): string {
 }
 
 /** seconds before a pool reconnects after a failed attempt (postgres-js's default grows to 20 s over an outage) */
-const RECONNECT_BACKOFF_S = 0.25;
+const RECONNECT_BACKOFF_S = 0.05;
 
 /**
  * `socketDir`: connect through the server's Unix socket in that directory (port and credentials from the URL).
  * Guarded (./guard.ts): a connection that died is never written to again.
  */
 export function createPool(url: string, max: number, connectTimeoutS = 5, socketDir?: string | null): postgres.Sql {
-  return guardPool(
+  const pool = guardPool(
     postgres(url, {
       ...(socketDir ? { host: socketDir } : {}),
       max,
@@ -66,6 +67,15 @@ export function createPool(url: string, max: number, connectTimeoutS = 5, socket
       connection: { application_name: 'carebase' },
     }),
   );
+  // warmed when the database is back after an outage (RequestTransaction.answered), until it ends
+  RequestTransaction.pools.add(pool);
+  const end = pool.end;
+  return Object.assign(pool, {
+    end: (options?: Parameters<postgres.Sql['end']>[0]) => {
+      RequestTransaction.pools.delete(pool);
+      return end(options);
+    },
+  });
 }
 
 /**

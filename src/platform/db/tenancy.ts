@@ -16,7 +16,7 @@ const OPEN_CIRCUIT_MS = 500;
  * gets BEGIN answered closes the circuit, so requests flow again as soon as the database is back, not up to
  * OPEN_CIRCUIT_MS later (each late failure of a connection attempt made during the outage reopened it).
  */
-const PROBE_INTERVAL_MS = 100;
+const PROBE_INTERVAL_MS = 50;
 
 /** A drizzle client bound to one connection inside one transaction. */
 export type Db = ReturnType<typeof bind>;
@@ -154,9 +154,18 @@ export class RequestTransaction {
     });
   }
 
-  /** The database answered: close the circuit. */
+  /** the app's pools (createPool registers each until it ends): warmed when the circuit closes */
+  static readonly pools = new Set<postgres.Sql>();
+
+  /**
+   * The database answered: close the circuit. If it was open, every pool connects one connection now, beside the
+   * request that closed it: a request after an outage otherwise connects the request pool, the side pool (MRN) and
+   * the audit writer's pool one after the other, each waiting out its reconnect delay.
+   */
   static answered(): void {
+    if (!RequestTransaction.unavailableUntil) return;
     RequestTransaction.unavailableUntil = 0;
+    for (const pool of RequestTransaction.pools) pool`select 1`.execute().catch(() => undefined);
   }
 
   /** Maps a connection failure to DATABASE_UNAVAILABLE and opens the circuit briefly. */
