@@ -206,7 +206,7 @@ describe('row level security', () => {
     for (const r of one) expect(r).toMatchObject({ tenant, timeout: '10s' });
     expect(new Set(one.map((r) => r.tx)).size).toBe(1);
     // nothing is left open on the connection, and the pool's next user sees no tenant
-    const [idle] = await db.owner<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where state like 'idle in transaction%' and usename = 'carebase_app'`;
+    const [idle] = await db.owner<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where datname = current_database() and state like 'idle in transaction%' and usename = 'carebase_app'`;
     expect(idle!.n).toBe(0);
     const rows = await db.sql<{ t: string | null }[]>`select nullif(current_setting('app.tenant_id', true), '') as t`;
     expect(rows[0]!.t).toBeNull();
