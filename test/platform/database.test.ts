@@ -179,6 +179,34 @@ describe('row level security', () => {
     }
   });
 
+  it('per statement, after-commit work still runs once the request commits, and a beforeCommit hook is never skipped', async () => {
+    const tenant = randomUUID();
+    // after-commit work of a per-statement request runs when it commits (not when it rolls back)
+    for (const how of ['commit', 'rollback'] as const) {
+      const t = new RequestTransaction(db.sql, tenant);
+      t.perStatement();
+      await (await t.db()).execute(sql`select 1`);
+      let ran = false;
+      t.afterCommit(async () => void (ran = true));
+      await (how === 'commit' ? t.commit() : t.rollback());
+      expect(ran).toBe(how === 'commit');
+    }
+    // a hook needs the transaction: refused per statement, and a hook already waiting keeps the request one transaction
+    const each = new RequestTransaction(db.sql, tenant);
+    each.perStatement();
+    expect(() => each.beforeCommit(async () => [])).toThrow(/connection\(\) first/);
+    await each.rollback();
+    const hooked = new RequestTransaction(db.sql, tenant);
+    let hookRan = false;
+    hooked.beforeCommit(async () => ((hookRan = true), []));
+    hooked.perStatement();
+    const d = await hooked.db();
+    const [[a], [b]] = await Promise.all([d.execute<{ tx: string }>(sql`select txid_current()::text as tx`), d.execute<{ tx: string }>(sql`select txid_current()::text as tx`)]);
+    expect(a!.tx).toBe(b!.tx);
+    await hooked.commit();
+    expect(hookRan).toBe(true);
+  });
+
   it('per statement (a GraphQL query): each statement is a transaction of its own under the tenant settings; raw access makes the rest one transaction', async () => {
     const tenant = randomUUID();
     const state = sql`select txid_current()::text as tx, current_setting('app.tenant_id') as tenant, current_setting('statement_timeout') as timeout`;

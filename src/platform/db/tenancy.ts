@@ -86,10 +86,10 @@ export class RequestTransaction {
    * then COMMIT at the end). RLS is as strict (every statement runs under its own settings) and the answers are
    * the same: under READ COMMITTED each statement of a transaction sees its own snapshot anyway. Raw access
    * (`connection()`: cursors, SET TRANSACTION, the audit trail's staging) opens one transaction for the rest of
-   * the request, as without this. Does nothing once the transaction is open.
+   * the request, as without this. Does nothing once the transaction is open, or when a beforeCommit hook waits for it.
    */
   perStatement(): void {
-    if (!this.opening) this.autocommit = true;
+    if (!this.opening && !this.hooks.length) this.autocommit = true;
   }
 
   /** BEGIN and the tenant settings, started (not awaited). */
@@ -201,6 +201,8 @@ export class RequestTransaction {
    */
   beforeCommit(hook: (conn: postgres.ReservedSql) => Promise<Promise<unknown>[]>): void {
     if (this.done) throw new Error('request transaction already finished');
+    // per statement there is no transaction to end with the hook: it would be skipped (connection() opens one first)
+    if (this.autocommit) throw new Error('beforeCommit needs the request transaction: call connection() first');
     this.hooks.push(hook);
   }
   private hooks: ((conn: postgres.ReservedSql) => Promise<Promise<unknown>[]>)[] = [];
@@ -259,17 +261,18 @@ export class RequestTransaction {
       if (this.autocommit) {
         // every statement ended its own transaction: wait for their last COMMIT, bounded like a commit
         await withTimeout(Promise.all(this.inflight), this.deadlines.lockTimeoutMs + 2_000).catch(() => undefined);
-        return;
+      } else {
+        // BEGIN or the settings failed: there is no transaction to end (a commit fails with their error)
+        const failed = await opened.ready;
+        if (failed) {
+          if (how === 'commit') throw failed;
+          return;
+        }
+        if (how === 'commit' && this.hooks.length) await this.commitWithHooks(conn);
+        // a connection cut mid-transaction must not hang the request: bound the wait
+        else await withTimeout(how === 'commit' ? conn`commit` : conn`rollback`, this.deadlines.lockTimeoutMs + 2_000);
       }
-      // BEGIN or the settings failed: there is no transaction to end (a commit fails with their error)
-      const failed = await opened.ready;
-      if (failed) {
-        if (how === 'commit') throw failed;
-        return;
-      }
-      if (how === 'commit' && this.hooks.length) await this.commitWithHooks(conn);
-      // a connection cut mid-transaction must not hang the request: bound the wait
-      else await withTimeout(how === 'commit' ? conn`commit` : conn`rollback`, this.deadlines.lockTimeoutMs + 2_000);
+      // per statement: the request's statements are committed, so its after-commit work runs too
       committed = how === 'commit';
     } catch (e) {
       if (e instanceof HookFailed) {
